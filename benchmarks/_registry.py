@@ -1,0 +1,128 @@
+"""The registry of benchmark cases.
+
+A case names two measuring functions as ``"module:function"`` strings, relative to
+``benchmarks.cases``. Each function takes the problem size ``n`` and returns one number in
+the case's unit; it runs in a fresh child process (see ``benchmarks._child``), so it may call
+``trio.run`` itself and may leave the process in any state. Strings keep the runner from
+importing trouper, pykka or trio itself.
+
+To add a case: write both functions in a module under ``benchmarks/cases/`` and append a
+``Case`` to ``CASES`` below (or call ``register`` from anywhere imported by this module).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Better = Literal["higher", "lower"]
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    name: str
+    trouper: str  # "module:function" under benchmarks.cases, returns the value for trouper
+    baseline: str  # "module:function" under benchmarks.cases, returns the baseline's value
+    baseline_name: str  # a human name for the baseline, printed as "baseline"
+    unit: str
+    better: Better
+    target: float  # ratio threshold: ratio >= target if better == "higher", else <=
+    size: int
+    quick_size: int
+
+    @property
+    def target_text(self) -> str:
+        return f"{'>=' if self.better == 'higher' else '<='} {self.target}"
+
+    def meets(self, ratio: float) -> bool:
+        return ratio >= self.target if self.better == "higher" else ratio <= self.target
+
+
+CASES: list[Case] = []
+
+
+def register(case: Case) -> Case:
+    if any(c.name == case.name for c in CASES):
+        raise ValueError(f"duplicate benchmark case {case.name!r}")
+    CASES.append(case)
+    return case
+
+
+register(
+    Case(
+        name="local_tell",
+        trouper="local:trouper_tell",
+        baseline="local:trio_channel_tell",
+        baseline_name="trio memory channel (max_buffer_size=1024)",
+        unit="msgs/s",
+        better="higher",
+        target=3.0,
+        size=200_000,
+        quick_size=10_000,
+    )
+)
+register(
+    Case(
+        name="local_ask",
+        trouper="local:trouper_ask",
+        baseline="local:trio_channel_ask",
+        baseline_name="trio ping-pong over two memory channels",
+        unit="msgs/s",
+        better="higher",
+        target=1.0,
+        size=20_000,
+        quick_size=2_000,
+    )
+)
+register(
+    Case(
+        name="local_tell_vs_pykka",
+        trouper="local:trouper_tell",
+        baseline="pykka_peer:pykka_tell",
+        baseline_name="pykka ThreadingActor tell",
+        unit="msgs/s",
+        better="higher",
+        target=2.0,
+        size=200_000,
+        quick_size=10_000,
+    )
+)
+register(
+    Case(
+        name="local_ask_vs_pykka",
+        trouper="local:trouper_ask",
+        baseline="pykka_peer:pykka_ask",
+        baseline_name="pykka ThreadingActor ask",
+        unit="msgs/s",
+        better="higher",
+        target=5.0,
+        size=20_000,
+        quick_size=2_000,
+    )
+)
+register(
+    Case(
+        name="spawn_rate",
+        trouper="spawn:trouper_spawn_rate",
+        baseline="spawn:trio_task_start_rate",
+        baseline_name="trio nursery.start_soon of tasks awaiting an Event",
+        unit="actors/s",
+        better="higher",
+        target=2.0,
+        size=100_000,
+        quick_size=5_000,
+    )
+)
+register(
+    Case(
+        name="idle_actor_memory",
+        trouper="spawn:trouper_idle_memory",
+        baseline="spawn:trio_idle_task_memory",
+        baseline_name="trio task awaiting an Event",
+        unit="bytes/actor",
+        better="lower",
+        target=0.5,
+        size=100_000,
+        quick_size=5_000,
+    )
+)

@@ -1,0 +1,188 @@
+"""``Actor``, ``@handler`` and the per-class dispatch table.
+
+The dispatch table is built once per class, lazily (on the first message), so
+that handlers may name message types that are defined after the actor class.
+Lookups are cached per concrete message type: the first message of a type
+walks its MRO to find the most specific handler (a handler for a base Struct
+catches its subclasses unless a more specific handler exists), and every later
+message of that type is one dict lookup.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Union
+
+from .._errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from ..runtime._cell import Cell as ActorContext
+    from ..supervisors._strategy import Strategy
+
+_HANDLER_MARK = "__trouper_handler__"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handler(fn: F) -> F:
+    """Mark an ``async def`` method as the handler for its annotated message type.
+
+    The second parameter's annotation picks the messages it handles; a union
+    registers each member. An async-generator handler is a stream: the caller
+    iterates what it yields through ``ActorRef.stream``.
+    """
+    if not (inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)):
+        raise ConfigurationError(f"@handler needs an async def or async generator, got {fn!r}")
+    setattr(fn, _HANDLER_MARK, True)
+    return fn
+
+
+class Actor:
+    """Base class of every actor.
+
+    Subclasses define ``@handler`` methods (dispatch by the annotated message
+    type), an optional ``receive`` fallback, and the lifecycle hooks below.
+    ``self.ctx`` (the ``ActorContext``) is set before ``__init__`` runs.
+    """
+
+    ctx: ActorContext
+    #: How this actor supervises its children: a ``OneForOne``, ``OneForAll``
+    #: or ``RestForOne``, per class or set per instance in ``__init__``. None
+    #: means the node's default (``open_node(supervision=...)``, by default
+    #: ``OneForOne()``).
+    supervision: Strategy | None = None
+
+    _trouper_info: ClassVar[ClassInfo]
+
+    async def on_start(self) -> None:
+        """Runs in the actor before its first message (and after every restart)."""
+
+    async def on_stop(self) -> None:
+        """Runs when the actor stops, after its children have stopped."""
+
+    async def on_restart(self, exc: BaseException) -> None:
+        """Runs on the fresh instance after ``on_start``, when a supervisor restarted it."""
+
+
+class Entry:
+    """One row of a dispatch table: the function and whether it is a stream."""
+
+    __slots__ = ("fn", "is_stream", "name")
+
+    def __init__(self, fn: Callable[..., Any], is_stream: bool, name: str) -> None:
+        self.fn = fn
+        self.is_stream = is_stream
+        self.name = name
+
+
+class ClassInfo:
+    """What the runtime needs to know about an actor class, computed once."""
+
+    __slots__ = (
+        "cache",
+        "declared",
+        "fallback",
+        "has_on_restart",
+        "has_on_start",
+        "has_on_stop",
+        "message_types",
+    )
+
+    def __init__(self, cls: type[Actor]) -> None:
+        self.declared: dict[type, Entry] = _collect_handlers(cls)
+        self.cache: dict[type, Entry | None] = dict(self.declared)
+        receive = getattr(cls, "receive", None)
+        self.fallback: Entry | None = None
+        if receive is not None:
+            self.fallback = Entry(receive, inspect.isasyncgenfunction(receive), "receive")
+        self.has_on_start = cls.on_start is not Actor.on_start
+        self.has_on_stop = cls.on_stop is not Actor.on_stop
+        self.has_on_restart = cls.on_restart is not Actor.on_restart
+        self.message_types = tuple(t for t in self.declared if t is not object)
+
+    def lookup(self, tp: type) -> Entry | None:
+        """The handler for messages of type ``tp`` (MRO-aware, cached)."""
+        try:
+            return self.cache[tp]
+        except KeyError:
+            pass
+        entry = self.fallback
+        for base in tp.__mro__[1:]:
+            found = self.declared.get(base)
+            if found is not None:
+                entry = found
+                break
+        self.cache[tp] = entry
+        return entry
+
+
+def class_info(cls: type[Actor]) -> ClassInfo:
+    """The (lazily built, per-class) dispatch information of ``cls``."""
+    info = cls.__dict__.get("_trouper_info")
+    if info is None:
+        info = ClassInfo(cls)
+        # Stored on the class itself, not inherited: a subclass builds its own.
+        type.__setattr__(cls, "_trouper_info", info)
+    return typing.cast(ClassInfo, info)
+
+
+def _collect_handlers(cls: type) -> dict[type, Entry]:
+    table: dict[type, Entry] = {}
+    seen: set[str] = set()
+    for klass in cls.__mro__:
+        for name, value in vars(klass).items():
+            if name in seen:
+                continue
+            seen.add(name)  # only the most derived definition of a name counts
+            if not getattr(value, _HANDLER_MARK, False):
+                continue
+            for tp in _message_types(cls, value):
+                if tp in table:
+                    raise ConfigurationError(
+                        f"{cls.__qualname__}: {tp!r} is handled by both {table[tp].name} and {name}"
+                    )
+                table[tp] = Entry(value, inspect.isasyncgenfunction(value), name)
+    return table
+
+
+def _message_types(cls: type, fn: Callable[..., Any]) -> list[type]:
+    params = list(inspect.signature(fn).parameters.values())
+    if len(params) != 2:
+        raise ConfigurationError(
+            f"{cls.__qualname__}.{fn.__name__}: a handler takes (self, msg), got {len(params)}"
+        )
+    module = inspect.getmodule(cls)
+    try:
+        hints = typing.get_type_hints(fn, globalns=vars(module) if module else None)
+    except Exception as exc:  # NameError/TypeError from an unresolvable annotation
+        raise ConfigurationError(
+            f"{cls.__qualname__}.{fn.__name__}: cannot resolve the message annotation: {exc}"
+        ) from exc
+    ann = hints.get(params[1].name)
+    if ann is None:
+        raise ConfigurationError(
+            f"{cls.__qualname__}.{fn.__name__}: annotate the message parameter with its type"
+        )
+    return _flatten(ann, f"{cls.__qualname__}.{fn.__name__}")
+
+
+def _flatten(ann: Any, where: str) -> list[type]:
+    if ann is Any:
+        return [object]
+    origin = typing.get_origin(ann)
+    if origin is Union or isinstance(ann, types.UnionType):
+        out: list[type] = []
+        for arg in typing.get_args(ann):
+            out.extend(_flatten(arg, where))
+        return out
+    if origin is not None:
+        # list[int] and friends dispatch on the runtime class (list).
+        return [typing.cast(type, origin)]
+    if ann is None or ann is type(None):
+        return [type(None)]
+    if isinstance(ann, type):
+        return [ann]
+    raise ConfigurationError(f"{where}: {ann!r} is not a type a handler can dispatch on")

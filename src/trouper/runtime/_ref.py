@@ -1,0 +1,274 @@
+"""``ActorRef`` and the reply slots that asks and streams wait on.
+
+A ref is an immutable address (node id, path, uid). A local ref caches its
+cell, so the hot path (``tell`` → mailbox) is a few attribute reads, a tuple
+and a deque append: no codec, no lock, no scheduler checkpoint unless the
+caller has been cancelled or the mailbox is full.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+import outcome
+import trio
+
+from .._errors import ActorDead, AskTimeout, ConfigurationError, MailboxFull
+from ._states import DEAD
+
+if TYPE_CHECKING:
+    from ._cell import Cell
+
+#: The cell whose task (or background task) is running, if any: the implicit
+#: sender of every tell and ask, as in Akka.
+current_cell: ContextVar[Cell | None] = ContextVar("trouper_current_cell", default=None)
+
+
+def current_sender() -> ActorRef | None:
+    cell = current_cell.get()
+    return None if cell is None else cell.ref
+
+
+#: The reply slot of a watch notice: ``Terminated`` is delivered through the
+#: mailbox (after everything the dead actor sent before dying) but bypasses
+#: its bound, and is dropped if the watcher unwatched in the meantime.
+WATCH_NOTICE: Any = object()
+
+PENDING: Any = object()
+_ABANDONED: Any = object()
+
+
+class Reply:
+    """Where a handler's result goes for an ``ask``.
+
+    The asker may not be parked yet when the result arrives (it can still be
+    waking up from waiting for mailbox space, which the cell hands over while
+    the asker sleeps), so the outcome is stored and the task is rescheduled
+    only if it is actually parked.
+    """
+
+    __slots__ = ("outcome", "parked", "task")
+
+    def __init__(self, task: trio.lowlevel.Task) -> None:
+        self.task = task
+        self.outcome: Any = PENDING
+        self.parked = False
+
+    def set(self, value: Any) -> None:
+        self._finish(outcome.Value(value))
+
+    def fail(self, exc: BaseException) -> None:
+        self._finish(outcome.Error(exc))
+
+    def _finish(self, result: outcome.Outcome[Any]) -> None:
+        if self.outcome is not PENDING:
+            return
+        self.outcome = result
+        if self.parked:
+            self.parked = False
+            trio.lowlevel.reschedule(self.task, result)
+
+    async def wait(self) -> Any:
+        if self.outcome is PENDING:
+            self.parked = True
+            return await trio.lowlevel.wait_task_rescheduled(self._abort)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return self.outcome.unwrap()
+
+    def _abort(self, raise_cancel: Any) -> trio.lowlevel.Abort:
+        self.parked = False
+        self.outcome = _ABANDONED
+        return trio.lowlevel.Abort.SUCCEEDED
+
+
+class StreamEnd:
+    """Marks the normal end of a stream (an end without it is an abort)."""
+
+    __slots__ = ()
+
+
+STREAM_END = StreamEnd()
+
+
+class StreamFailed:
+    """Carries the exception that ended a stream to its consumer."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+class StreamRequest:
+    """The reply slot of a ``stream()``: a bounded channel whose buffer is the
+    consumer's credit. The producer can never run ahead of it."""
+
+    __slots__ = ("send",)
+
+    def __init__(self, send: trio.MemorySendChannel[Any]) -> None:
+        self.send = send
+
+    def set(self, value: Any) -> None:
+        # A plain handler reached through stream(): one item, then the end.
+        try:
+            self.send.send_nowait(value)
+            self.send.send_nowait(STREAM_END)
+        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        self.send.close()
+
+    def fail(self, exc: BaseException) -> None:
+        try:
+            self.send.send_nowait(StreamFailed(exc))
+        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        self.send.close()
+
+
+class StreamReader:
+    """Async iterator over what a stream handler yields."""
+
+    __slots__ = ("_done", "_recv", "_ref")
+
+    def __init__(self, recv: trio.MemoryReceiveChannel[Any], ref: ActorRef) -> None:
+        self._recv = recv
+        self._ref = ref
+        self._done = False
+
+    def __aiter__(self) -> StreamReader:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            item = await self._recv.receive()
+        except trio.EndOfChannel:
+            self._done = True
+            raise ActorDead(f"{self._ref.path} stopped before its stream ended") from None
+        if type(item) is StreamEnd:
+            self._done = True
+            raise StopAsyncIteration
+        if type(item) is StreamFailed:
+            self._done = True
+            raise item.exc
+        return item
+
+
+class ActorRef:
+    """The address of an actor: hashable, comparable, and the same on every node."""
+
+    __slots__ = ("_cell", "_hash", "node_id", "path", "uid")
+
+    def __init__(self, node_id: str, path: str, uid: int, cell: Cell | None = None) -> None:
+        self.node_id = node_id
+        self.path = path
+        self.uid = uid
+        self._cell = cell
+        self._hash = hash((node_id, path, uid))
+
+    def __repr__(self) -> str:
+        return f"<ActorRef {self.path}#{self.uid} @{self.node_id}>"
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ActorRef):
+            return NotImplemented
+        return self.uid == other.uid and self.path == other.path and self.node_id == other.node_id
+
+    def __lt__(self, other: ActorRef) -> bool:
+        return (self.node_id, self.path, self.uid) < (other.node_id, other.path, other.uid)
+
+    def _local(self) -> Cell:
+        cell = self._cell
+        if cell is None:
+            raise ConfigurationError(f"{self!r} is not on this node (remoting is not enabled)")
+        return cell
+
+    async def tell(self, msg: Any) -> None:
+        """Deliver ``msg``; waits while the mailbox is full (backpressure)."""
+        cell = self._local()
+        await trio.lowlevel.checkpoint_if_cancelled()
+        mailbox = cell._mailbox
+        if mailbox is not None and (len(mailbox) >= cell._mailbox_size or cell._waiters):
+            await _put(cell, (msg, current_sender(), None))
+        else:
+            cell._enqueue((msg, current_sender(), None))
+
+    def tell_nowait(self, msg: Any) -> None:
+        """Deliver ``msg`` now, or raise ``MailboxFull``."""
+        cell = self._local()
+        mailbox = cell._mailbox
+        full = mailbox is not None and (len(mailbox) >= cell._mailbox_size or cell._waiters)
+        if full and cell._state != DEAD:  # a dead actor takes anything, into dead letters
+            raise MailboxFull(f"{self.path}: mailbox full ({cell._mailbox_size})")
+        cell._enqueue((msg, current_sender(), None))
+
+    async def ask(self, msg: Any, timeout: float | None = 5.0) -> Any:
+        """Send ``msg`` and return the handler's result; raises ``AskTimeout``
+        after ``timeout`` seconds, ``ActorDead`` at once for a dead actor, and
+        the handler's own exception if it failed."""
+        cell = self._local()
+        if cell._state == DEAD:
+            await trio.lowlevel.checkpoint()
+            raise ActorDead(f"{self.path} is dead")
+        reply = Reply(trio.lowlevel.current_task())
+        sender = current_cell.get()
+        item = (msg, None if sender is None else sender.ref, reply)
+        mailbox = cell._mailbox
+        if (
+            mailbox is not None
+            and (len(mailbox) >= cell._mailbox_size or cell._waiters)
+            and sender is not cell
+        ):
+            # Slow path: waiting for mailbox space counts against the timeout.
+            with trio.move_on_after(math.inf if timeout is None else timeout):
+                await cell._wait_for_space(item)
+                return await reply.wait()
+            raise AskTimeout(self._timeout_text(msg, timeout))
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if timeout is not None:
+            cell.node._timers.ask_timeout(timeout, reply, self, msg)
+        cell._enqueue(item)
+        return await reply.wait()
+
+    def _timeout_text(self, msg: Any, timeout: float | None) -> str:
+        return f"no reply from {self.path} within {timeout}s to {type(msg).__name__}"
+
+    @asynccontextmanager
+    async def stream(self, msg: Any, *, window: int = 16) -> AsyncIterator[StreamReader]:
+        """Iterate what the actor's async-generator handler yields for ``msg``.
+
+        ``window`` is the consumer's credit: the producer is suspended once that
+        many items wait unconsumed. Leaving the block cancels the producer.
+        """
+        if window < 1:
+            raise ConfigurationError("a stream window must be at least 1")
+        cell = self._local()
+        send, recv = trio.open_memory_channel[Any](window)
+        item = (msg, current_sender(), StreamRequest(send))
+        if cell._state == DEAD:
+            await trio.lowlevel.checkpoint()
+            raise ActorDead(f"{self.path} is dead")
+        await _put(cell, item)
+        try:
+            yield StreamReader(recv, self)
+        finally:
+            recv.close()
+
+
+async def _put(cell: Cell, item: tuple[Any, ActorRef | None, Any]) -> None:
+    """Enqueue, waiting for space if the mailbox is full. An actor never waits
+    on its own mailbox (it is the only one who could empty it)."""
+    mailbox = cell._mailbox
+    full = mailbox is not None and (len(mailbox) >= cell._mailbox_size or cell._waiters)
+    if full and current_cell.get() is not cell:
+        await cell._wait_for_space(item)
+    else:
+        cell._enqueue(item)

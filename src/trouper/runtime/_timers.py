@@ -1,0 +1,165 @@
+"""One timer task per node: a heap of deadlines, not a task per timer.
+
+Timers belong to one incarnation of one actor: each remembers the cell's
+generation, and the cell bumps it on restart and on stop, so a dead
+incarnation's timers go stale without any bookkeeping (they are dropped when
+they come due). The task sleeps in a cancel scope whose deadline is the
+earliest timer; adding an earlier timer moves that deadline. It runs happily
+under trio's MockClock with autojump.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .._errors import AskTimeout
+from ._ref import PENDING, ActorRef, Reply
+from ._states import DEAD
+
+if TYPE_CHECKING:
+    from ._cell import Cell
+
+
+class Timer:
+    """A handle on ``send_after``/``every``: ``cancel()`` it, or let the actor's
+    stop or restart cancel it."""
+
+    __slots__ = ("_cancelled", "cell", "deadline", "gen", "interval", "msg", "system")
+
+    def __init__(
+        self,
+        cell: Cell,
+        deadline: float,
+        msg: Any,
+        interval: float | None,
+        system: bool,
+    ) -> None:
+        self.cell = cell
+        self.gen = cell._gen
+        self.deadline = deadline
+        self.msg = msg
+        self.interval = interval
+        self.system = system
+        self._cancelled = False
+
+    def cancel(self) -> None:
+        self._cancelled = True
+
+    @property
+    def active(self) -> bool:
+        """True until it has fired for good, been cancelled, or gone stale."""
+        return not self._cancelled and (self.system or self.gen == self.cell._gen)
+
+    def _fire(self, service: TimerService, now: float) -> None:
+        if self._cancelled:
+            return
+        cell = self.cell
+        if cell._state == DEAD:
+            return
+        if self.system:
+            cell._system(self.msg)
+            return
+        if self.gen != cell._gen:
+            return
+        cell._enqueue((self.msg, None, None))
+        if self.interval is not None:
+            # Fixed rate, but never a burst to catch up after a stall.
+            self.deadline = max(self.deadline + self.interval, now)
+            service._push(self.deadline, self)
+
+
+class _AskDeadlines:
+    """The pending asks that share one timeout value, in deadline order.
+
+    Asks are the hot path, and a trio cancel scope with a deadline costs more
+    than the rest of a local round trip. Asks with the same timeout expire in
+    the order they were made, so a FIFO per timeout value is already sorted:
+    answered asks are dropped from its front as new ones arrive, and a single
+    timer entry watches the oldest pending one.
+    """
+
+    __slots__ = ("armed", "items", "service")
+
+    def __init__(self, service: TimerService) -> None:
+        self.service = service
+        self.items: deque[tuple[float, Reply, ActorRef, Any, float]] = deque()
+        self.armed = False
+
+    def add(self, deadline: float, reply: Reply, ref: ActorRef, msg: Any, timeout: float) -> None:
+        items = self.items
+        while items and items[0][1].outcome is not PENDING:
+            items.popleft()
+        items.append((deadline, reply, ref, msg, timeout))
+        if not self.armed:
+            self.armed = True
+            self.service._push(deadline, self)
+
+    def _fire(self, service: TimerService, now: float) -> None:
+        self.armed = False
+        items = self.items
+        while items:
+            deadline, reply, ref, msg, timeout = items[0]
+            if reply.outcome is PENDING:
+                if deadline > now:
+                    self.armed = True
+                    service._push(deadline, self)
+                    return
+                reply.fail(AskTimeout(ref._timeout_text(msg, timeout)))
+            items.popleft()
+
+
+class TimerService:
+    __slots__ = ("_asks", "_heap", "_scope", "_seq")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Timer | _AskDeadlines]] = []
+        self._scope: trio.CancelScope | None = None
+        self._seq = itertools.count()
+        self._asks: dict[float, _AskDeadlines] = {}
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def start(self, cell: Cell, delay: float, msg: Any, interval: float | None) -> Timer:
+        timer = Timer(cell, trio.current_time() + max(0.0, delay), msg, interval, False)
+        self._push(timer.deadline, timer)
+        return timer
+
+    def call_later(self, delay: float, cell: Cell, system_msg: Any) -> Timer:
+        """Deliver a *system* message to ``cell`` after ``delay`` (backoff)."""
+        timer = Timer(cell, trio.current_time() + max(0.0, delay), system_msg, None, True)
+        self._push(timer.deadline, timer)
+        return timer
+
+    def ask_timeout(self, timeout: float, reply: Reply, ref: ActorRef, msg: Any) -> None:
+        """Fail ``reply`` with ``AskTimeout`` unless it is answered in time."""
+        queue = self._asks.get(timeout)
+        if queue is None:
+            queue = self._asks[timeout] = _AskDeadlines(self)
+        queue.add(trio.current_time() + timeout, reply, ref, msg, timeout)
+
+    def _push(self, deadline: float, entry: Timer | _AskDeadlines) -> None:
+        heapq.heappush(self._heap, (deadline, next(self._seq), entry))
+        scope = self._scope
+        if scope is not None and deadline < scope.deadline:
+            scope.deadline = deadline
+
+    def _fire_due(self, now: float) -> None:
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            heapq.heappop(heap)[2]._fire(self, now)
+
+    async def run(self) -> None:
+        while True:
+            self._fire_due(trio.current_time())
+            deadline = self._heap[0][0] if self._heap else math.inf
+            with trio.CancelScope(deadline=deadline) as scope:
+                self._scope = scope
+                await trio.sleep_forever()
+            self._scope = None
