@@ -87,7 +87,6 @@ class Node:
 
     def __init__(
         self,
-        nursery: trio.Nursery,
         *,
         name: str | None,
         mailbox_size: int,
@@ -101,7 +100,8 @@ class Node:
             raise ConfigurationError("mailbox_size and throughput must be >= 1, linger >= 0")
         self.id = name or f"node-{secrets.token_hex(4)}"
         self.addresses: tuple[str, ...] = ()
-        self._nursery = nursery
+        self._nursery: trio.Nursery = None  # type: ignore[assignment]  # set by _host_actors
+        self._host_scope = trio.CancelScope(shield=True)
         self._mailbox_size = mailbox_size
         self._throughput = throughput
         self._linger = linger
@@ -268,23 +268,40 @@ class Node:
             self._failure = exc or SupervisionError(f"{cell.ref.path} exited")
             self._failed.set()
 
+    async def _host_actors(self, task_status: trio.TaskStatus[None]) -> None:
+        """Host the nursery every cell task runs in.
+
+        It is shielded from the caller's cancellation, so that leaving
+        ``open_node`` because of a cancellation still stops the actors
+        gracefully (their tasks must run for that); ``_shutdown`` cancels it.
+        """
+        with self._host_scope:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._timers.run, name=f"trouper {self.id} timers")
+                task_status.started()
+                await trio.sleep_forever()
+
     async def _watch_failure(self) -> None:
+        # Raising here cancels the body of ``open_node``; its ``finally`` then
+        # stops the remaining actors gracefully before the group comes out.
         await self._failed.wait()
-        await self._shutdown()
         assert self._failure is not None
         raise self._failure
 
     async def _shutdown(self) -> None:
         """Stop /user then /system, children first; cancel what outlives the timeout."""
-        with trio.move_on_after(self._shutdown_timeout) as scope:
+        with trio.move_on_after(self._shutdown_timeout, shield=True) as scope:
             for guardian in (self._user, self._system_root):
                 if guardian._state != DEAD:
                     if guardian._state < STOPPING:
                         guardian._system(life.Stop("shutdown"))
                     await guardian._terminated_event().wait()
         if scope.cancelled_caught:
-            log.warning("node %s: shutdown took over %ss; cancelling", self.id, scope.deadline)
-            self._nursery.cancel_scope.cancel()
+            log.warning(
+                "node %s: shutdown took over %ss; cancelling", self.id, self._shutdown_timeout
+            )
+        self._host_scope.cancel()
 
 
 @asynccontextmanager
@@ -306,19 +323,18 @@ async def open_node(
     """
     body_exc: BaseException | None = None
     unwrap: BaseException | None = None
+    node = Node(
+        name=name,
+        mailbox_size=mailbox_size,
+        throughput=throughput,
+        linger=linger,
+        shutdown_timeout=shutdown_timeout,
+        supervision=supervision,
+        seed=seed,
+    )
     try:
         async with trio.open_nursery() as nursery:
-            node = Node(
-                nursery,
-                name=name,
-                mailbox_size=mailbox_size,
-                throughput=throughput,
-                linger=linger,
-                shutdown_timeout=shutdown_timeout,
-                supervision=supervision,
-                seed=seed,
-            )
-            nursery.start_soon(node._timers.run, name=f"trouper {node.id} timers")
+            await nursery.start(node._host_actors)
             nursery.start_soon(node._watch_failure, name=f"trouper {node.id} root")
             try:
                 yield node
@@ -326,8 +342,7 @@ async def open_node(
                 body_exc = exc
                 raise
             finally:
-                with trio.CancelScope(shield=True):
-                    await node._shutdown()
+                await node._shutdown()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         if body_exc is None or len(group.exceptions) != 1 or group.exceptions[0] is not body_exc:

@@ -1,0 +1,308 @@
+"""The envelopes: every message two nodes exchange, as one tagged union.
+
+Each envelope is a frozen msgspec Struct encoded as a msgpack *array* whose
+first element is a small integer tag (``array_like=True``), so a ``Tell``
+costs a few bytes of overhead instead of a map with field names. Fields are
+only ever appended, with defaults, so an older peer decoding a newer envelope
+ignores the trailing extras (msgspec skips unknown trailing array items).
+
+User payloads travel as ``type_name`` + ``payload: msgspec.Raw``: the frame
+decoder never looks inside them, and the payload codec later decodes them only
+into types registered under that name (two-stage decoding).
+
+Correlation ids are chosen by the side that starts an exchange and are
+unambiguous per direction: ``Ask.id`` and ``Spawn.id`` share one namespace (a
+``Failure`` may answer either), and a stream's frames are routed by who sends
+them (``StreamItem``/``StreamEnd`` flow from the producer, ``StreamCredit``/
+``StreamCancel`` from the consumer that sent ``StreamOpen``), so both nodes may
+open streams with the same id on one connection without clashing.
+
+Structs are declared ``gc=False``: they hold only immutable scalars, strings,
+bytes, Raw and other such structs (plus lists/dicts built by the decoder), so
+they cannot form reference cycles and the garbage collector need not track
+the many envelopes a busy link allocates.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, TypeAlias
+
+import msgspec
+
+__all__ = [
+    "ENVELOPE_TYPES",
+    "Ask",
+    "Challenge",
+    "Envelope",
+    "ErrorDetail",
+    "Failure",
+    "Goodbye",
+    "Gossip",
+    "Heartbeat",
+    "Hello",
+    "Member",
+    "RegistryUpdate",
+    "Reply",
+    "Spawn",
+    "SpawnResult",
+    "StreamCancel",
+    "StreamCredit",
+    "StreamEnd",
+    "StreamItem",
+    "StreamOpen",
+    "Tell",
+    "Terminated",
+    "Unwatch",
+    "Watch",
+    "Welcome",
+    "WireRef",
+]
+
+#: Ids, sequence numbers and incarnations: unsigned 64-bit integers (msgpack
+#: itself caps integers at 2**64 - 1; msgspec cannot express that bound).
+U64 = Annotated[int, msgspec.Meta(ge=0)]
+#: Credits granted at once; bounded so a peer cannot overflow a window.
+Credits = Annotated[int, msgspec.Meta(ge=1, le=2**32 - 1)]
+NodeId = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+#: Handshake nonces: at least 128 bits of the caller's randomness.
+Nonce = Annotated[bytes, msgspec.Meta(min_length=16, max_length=64)]
+#: An HMAC-SHA256 digest.
+Proof = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+
+
+class WireRef(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """An actor address as it travels: node id, actor path and uid."""
+
+    node: str
+    path: str
+    uid: U64
+
+
+class Member(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """One node as gossip describes it."""
+
+    node: NodeId
+    incarnation: U64
+    addresses: list[str]
+    status: str
+    version: U64
+
+
+class ErrorDetail(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """Why a stream ended abnormally (the fields of ``Failure`` without an id)."""
+
+    type_name: str
+    message: str
+    traceback: str = ""
+    node: str = ""
+    path: str = ""
+    error_code: str = "remote"
+    retryable: bool = False
+
+
+class _Envelope(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """Shared configuration of the envelope structs (not itself on the wire)."""
+
+
+# -- handshake ---------------------------------------------------------------
+
+
+class Hello(_Envelope, tag=1, frozen=True, array_like=True, gc=False):
+    """Initiator → acceptor: who I am and my nonce."""
+
+    version: U64
+    node: NodeId
+    incarnation: U64
+    nonce: Nonce
+
+
+class Challenge(_Envelope, tag=2, frozen=True, array_like=True, gc=False):
+    """Acceptor → initiator: who I am and my nonce (the challenge)."""
+
+    version: U64
+    node: NodeId
+    incarnation: U64
+    nonce: Nonce
+
+
+class Welcome(_Envelope, tag=3, frozen=True, array_like=True, gc=False):
+    """Either way: the sender's HMAC proof that it knows the shared cookie."""
+
+    proof: Proof
+
+
+# -- messaging ---------------------------------------------------------------
+
+
+class Tell(_Envelope, tag=10, frozen=True, array_like=True, gc=False):
+    target: WireRef
+    type_name: str
+    payload: msgspec.Raw
+    sender: WireRef | None = None
+
+
+class Ask(_Envelope, tag=11, frozen=True, array_like=True, gc=False):
+    """A request; ``timeout`` (seconds, relative) lets the target drop it once
+    nobody waits for the answer any more."""
+
+    id: U64
+    target: WireRef
+    type_name: str
+    payload: msgspec.Raw
+    sender: WireRef | None = None
+    timeout: float | None = None
+
+
+class Reply(_Envelope, tag=12, frozen=True, array_like=True, gc=False):
+    id: U64
+    type_name: str
+    payload: msgspec.Raw
+
+
+class Failure(_Envelope, tag=13, frozen=True, array_like=True, gc=False):
+    """The boxed exception answering an ``Ask`` or a ``Spawn``."""
+
+    id: U64
+    type_name: str
+    message: str
+    traceback: str = ""
+    node: str = ""
+    path: str = ""
+    error_code: str = "remote"
+    retryable: bool = False
+
+
+class Watch(_Envelope, tag=14, frozen=True, array_like=True, gc=False):
+    watcher: WireRef
+    target: WireRef
+
+
+class Unwatch(_Envelope, tag=15, frozen=True, array_like=True, gc=False):
+    watcher: WireRef
+    target: WireRef
+
+
+class Terminated(_Envelope, tag=16, frozen=True, array_like=True, gc=False):
+    """``target`` stopped; the receiving node notifies its own watchers."""
+
+    target: WireRef
+    reason: str
+
+
+# -- streams -----------------------------------------------------------------
+
+
+class StreamOpen(_Envelope, tag=20, frozen=True, array_like=True, gc=False):
+    """Start a stream, granting the producer ``credit`` items up front."""
+
+    id: U64
+    target: WireRef
+    type_name: str
+    payload: msgspec.Raw
+    credit: Credits
+    sender: WireRef | None = None
+
+
+class StreamItem(_Envelope, tag=21, frozen=True, array_like=True, gc=False):
+    id: U64
+    type_name: str
+    payload: msgspec.Raw
+
+
+class StreamCredit(_Envelope, tag=22, frozen=True, array_like=True, gc=False):
+    id: U64
+    n: Credits
+
+
+class StreamEnd(_Envelope, tag=23, frozen=True, array_like=True, gc=False):
+    """The producer is done; ``error`` is set when it failed."""
+
+    id: U64
+    error: ErrorDetail | None = None
+
+
+class StreamCancel(_Envelope, tag=24, frozen=True, array_like=True, gc=False):
+    id: U64
+    reason: str = ""
+
+
+# -- remote spawn ------------------------------------------------------------
+
+
+class Spawn(_Envelope, tag=30, frozen=True, array_like=True, gc=False):
+    """Start ``class_path`` ("module:Class") on the receiving node.
+
+    ``args`` is the runtime's encoding of the constructor arguments; a refusal
+    comes back as a ``Failure`` with the same ``id``.
+    """
+
+    id: U64
+    class_path: str
+    args: msgspec.Raw
+    name: str | None = None
+    mailbox_size: U64 | None = None
+
+
+class SpawnResult(_Envelope, tag=31, frozen=True, array_like=True, gc=False):
+    id: U64
+    ref: WireRef
+
+
+# -- cluster -----------------------------------------------------------------
+
+
+class Heartbeat(_Envelope, tag=40, frozen=True, array_like=True, gc=False):
+    """``sent_at`` is the sender's clock, as given by its caller."""
+
+    seq: U64
+    sent_at: float
+
+
+class Gossip(_Envelope, tag=41, frozen=True, array_like=True, gc=False):
+    members: list[Member]
+
+
+class RegistryUpdate(_Envelope, tag=42, frozen=True, array_like=True, gc=False):
+    """Name bindings owned by ``node``; with ``snapshot`` the entries replace
+    everything previously known from that node instead of patching it."""
+
+    node: NodeId
+    added: dict[str, WireRef]
+    removed: dict[str, WireRef]
+    snapshot: bool = False
+
+
+class Goodbye(_Envelope, tag=99, frozen=True, array_like=True, gc=False):
+    """The sender is closing the connection; ``code`` is an ``error_code``
+    when it closes because of an error."""
+
+    reason: str
+    code: str = ""
+
+
+Envelope: TypeAlias = (
+    Hello
+    | Challenge
+    | Welcome
+    | Tell
+    | Ask
+    | Reply
+    | Failure
+    | Watch
+    | Unwatch
+    | Terminated
+    | StreamOpen
+    | StreamItem
+    | StreamCredit
+    | StreamEnd
+    | StreamCancel
+    | Spawn
+    | SpawnResult
+    | Heartbeat
+    | Gossip
+    | RegistryUpdate
+    | Goodbye
+)
+
+#: Every concrete envelope class, for cheap ``type(x) in ENVELOPE_TYPES`` checks.
+ENVELOPE_TYPES: frozenset[type] = frozenset(_Envelope.__subclasses__())

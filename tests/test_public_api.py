@@ -1,0 +1,100 @@
+"""Pins the public names: adding one is a decision, removing one breaks users."""
+
+import trouper
+
+PUBLIC = {
+    "Actor",
+    "ActorContext",
+    "ActorDead",
+    "ActorError",
+    "ActorNotFound",
+    "ActorRef",
+    "AskTimeout",
+    "Backoff",
+    "ChildSpec",
+    "ConfigurationError",
+    "ConnectionLost",
+    "DeadLetter",
+    "DeadLetters",
+    "FrameTooLarge",
+    "HandshakeFailed",
+    "MailboxFull",
+    "NameTaken",
+    "Node",
+    "NodeDown",
+    "NodeStats",
+    "OneForAll",
+    "OneForOne",
+    "ProtocolError",
+    "Registry",
+    "RemoteError",
+    "RestForOne",
+    "RestartIntensity",
+    "SpawnRefused",
+    "Strategy",
+    "StreamReader",
+    "SupervisionError",
+    "Supervisor",
+    "Terminated",
+    "Timer",
+    "TransportError",
+    "TrouperError",
+    "UnhandledMessage",
+    "child",
+    "handler",
+    "open_node",
+    "run",
+}
+
+
+def test_public_names_are_pinned() -> None:
+    assert set(trouper.__all__) == PUBLIC
+    for name in PUBLIC:
+        assert getattr(trouper, name) is not None
+
+
+def test_error_hierarchy_matches_the_design() -> None:
+    actor_errors = [
+        trouper.ActorDead,
+        trouper.ActorNotFound,
+        trouper.UnhandledMessage,
+        trouper.MailboxFull,
+        trouper.AskTimeout,
+        trouper.NameTaken,
+        trouper.SpawnRefused,
+    ]
+    transport_errors = [
+        trouper.NodeDown,
+        trouper.ConnectionLost,
+        trouper.HandshakeFailed,
+        trouper.ProtocolError,
+        trouper.FrameTooLarge,
+    ]
+    for cls in actor_errors:
+        assert issubclass(cls, trouper.ActorError)
+    for cls in transport_errors:
+        assert issubclass(cls, trouper.TransportError)
+    for cls in [
+        trouper.ActorError,
+        trouper.RemoteError,
+        trouper.TransportError,
+        trouper.SupervisionError,
+        trouper.ConfigurationError,
+    ]:
+        assert issubclass(cls, trouper.TrouperError)
+    assert issubclass(trouper.AskTimeout, TimeoutError)
+    codes = set()
+    for cls in [*actor_errors, *transport_errors, trouper.RemoteError, trouper.SupervisionError]:
+        assert isinstance(cls.error_code, str) and cls.error_code
+        assert isinstance(cls.is_retryable, bool)
+        codes.add(cls.error_code)
+    assert len(codes) == len(actor_errors) + len(transport_errors) + 2
+    assert trouper.NodeDown.is_retryable and not trouper.HandshakeFailed.is_retryable
+    assert trouper.NodeDown("x").retry_delay is not None
+
+
+def test_remote_error_carries_its_origin() -> None:
+    err = trouper.RemoteError("ValueError", "bad", "Traceback...", "n1", "/user/a")
+    assert (err.type_name, err.message) == ("ValueError", "bad")
+    assert (err.node, err.path) == ("n1", "/user/a")
+    assert "ValueError" in str(err) and "/user/a" in str(err)
