@@ -126,3 +126,55 @@ register(
         quick_size=5_000,
     )
 )
+register(
+    Case(
+        name="remote_ask",
+        trouper="remote:trouper_remote_ask",
+        baseline="remote:trio_tcp_ask",
+        baseline_name="raw trio TCP ping-pong of length-prefixed msgspec frames, 2 processes",
+        unit="msgs/s",
+        better="higher",
+        target=0.7,
+        size=20_000,
+        quick_size=2_000,
+    )
+)
+register(
+    Case(
+        name="remote_tell",
+        trouper="remote:trouper_remote_tell",
+        baseline="remote:trio_tcp_tell",
+        baseline_name="raw trio TCP msgspec frames, 64 per send_all, until acknowledged",
+        unit="msgs/s",
+        better="higher",
+        target=2.0,
+        size=200_000,
+        quick_size=10_000,
+    )
+)
+register(
+    Case(
+        name="remote_ask_vs_grpc",
+        trouper="remote:trouper_remote_ask",
+        baseline="remote:grpc_ask",
+        baseline_name="grpcio sync unary call on loopback (raw msgspec bytes)",
+        unit="msgs/s",
+        better="higher",
+        target=5.0,
+        size=20_000,
+        quick_size=2_000,
+    )
+)
+register(
+    Case(
+        name="cluster_tell_scaling",
+        trouper="remote_cluster:two_node_tell",
+        baseline="remote_cluster:single_node_tell",
+        baseline_name="the same tell load (4 sender->actor pairs) in 1 node process",
+        unit="msgs/s",
+        better="higher",
+        target=1.6,
+        size=1_000_000,
+        quick_size=40_000,
+    )
+)

@@ -21,9 +21,11 @@ from .runtime import DeadLetters as DeadLetters
 from .runtime import FrameTooLarge as FrameTooLarge
 from .runtime import HandshakeFailed as HandshakeFailed
 from .runtime import MailboxFull as MailboxFull
+from .runtime import MemberInfo as MemberInfo
 from .runtime import NameTaken as NameTaken
 from .runtime import Node as Node
 from .runtime import NodeDown as NodeDown
+from .runtime import NodeHandle as NodeHandle
 from .runtime import NodeStats as NodeStats
 from .runtime import ProtocolError as ProtocolError
 from .runtime import Registry as Registry
@@ -35,6 +37,7 @@ from .runtime import Timer as Timer
 from .runtime import TransportError as TransportError
 from .runtime import TrouperError as TrouperError
 from .runtime import UnhandledMessage as UnhandledMessage
+from .runtime import message as message
 from .runtime import open_node as open_node
 from .runtime import run as run
 from .supervisors import Backoff as Backoff
@@ -46,6 +49,7 @@ from .supervisors import RestForOne as RestForOne
 from .supervisors import Strategy as Strategy
 from .supervisors import Supervisor as Supervisor
 from .supervisors import child as child
+from .transports import TLSConfig as TLSConfig
 
 __version__ = "0.1.0"
 
@@ -66,9 +70,11 @@ __all__ = [
     "FrameTooLarge",
     "HandshakeFailed",
     "MailboxFull",
+    "MemberInfo",
     "NameTaken",
     "Node",
     "NodeDown",
+    "NodeHandle",
     "NodeStats",
     "OneForAll",
     "OneForOne",
@@ -82,6 +88,7 @@ __all__ = [
     "StreamReader",
     "SupervisionError",
     "Supervisor",
+    "TLSConfig",
     "Terminated",
     "Timer",
     "TransportError",
@@ -89,6 +96,7 @@ __all__ = [
     "UnhandledMessage",
     "child",
     "handler",
+    "message",
     "open_node",
     "run",
 ]

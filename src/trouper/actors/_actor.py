@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Union
 
 from .._errors import ConfigurationError
+from ..protocols._codec import default_registry
 
 if TYPE_CHECKING:
     from ..runtime._cell import Cell as ActorContext
@@ -56,6 +57,16 @@ class Actor:
     supervision: Strategy | None = None
 
     _trouper_info: ClassVar[ClassInfo]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Register the message types now, so that a node can decode them
+        # before any actor of this class has run. Annotations naming classes
+        # defined later resolve on first use instead (class_info is lazy).
+        try:
+            class_info(cls)
+        except ConfigurationError:
+            pass
 
     async def on_start(self) -> None:
         """Runs in the actor before its first message (and after every restart)."""
@@ -166,7 +177,35 @@ def _message_types(cls: type, fn: Callable[..., Any]) -> list[type]:
         raise ConfigurationError(
             f"{cls.__qualname__}.{fn.__name__}: annotate the message parameter with its type"
         )
-    return _flatten(ann, f"{cls.__qualname__}.{fn.__name__}")
+    types_ = _flatten(ann, f"{cls.__qualname__}.{fn.__name__}")
+    for tp in types_:
+        register_message_type(tp)
+    _register_nested(hints.get("return"))
+    return types_
+
+
+def register_message_type(tp: Any) -> None:
+    """Register a user class found in a handler annotation so it can cross the
+    wire; builtins are always sendable and trouper's own types register
+    themselves."""
+    if not isinstance(tp, type) or tp is object or tp in default_registry:
+        return
+    if tp.__module__ == "builtins" or tp.__module__.startswith("trouper."):
+        return
+    try:
+        default_registry.register(tp)
+    except ConfigurationError:
+        pass  # another class owns that name already: explicit registration decides
+
+
+def _register_nested(ann: Any) -> None:
+    """Register the classes inside a return annotation: ``-> Reply``,
+    ``-> list[Item]``, ``-> AsyncIterator[Item]``, ``-> A | None``..."""
+    if ann is None:
+        return
+    for arg in typing.get_args(ann):
+        _register_nested(arg)
+    register_message_type(ann)
 
 
 def _flatten(ann: Any, where: str) -> list[type]:

@@ -27,7 +27,10 @@ from ._node import open_node as open_node
 from ._node import run as run
 from ._ref import ActorRef as ActorRef
 from ._ref import StreamReader as StreamReader
+from ._remote import MemberInfo as MemberInfo
+from ._spawn_node import NodeHandle as NodeHandle
 from ._timers import Timer as Timer
+from ._wire import message as message
 
 __all__ = [
     "ActorContext",
@@ -42,9 +45,11 @@ __all__ = [
     "FrameTooLarge",
     "HandshakeFailed",
     "MailboxFull",
+    "MemberInfo",
     "NameTaken",
     "Node",
     "NodeDown",
+    "NodeHandle",
     "NodeStats",
     "ProtocolError",
     "Registry",
@@ -56,6 +61,7 @@ __all__ = [
     "TransportError",
     "TrouperError",
     "UnhandledMessage",
+    "message",
     "open_node",
     "run",
 ]

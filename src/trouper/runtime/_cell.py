@@ -114,7 +114,7 @@ class Cell:
         self._scope: trio.CancelScope | None = None
         self._gen = 0
         self._children: dict[Cell, None] | None = None
-        self._watchers: set[Cell] | None = None
+        self._watchers: set[Any] | None = None  # Cells and RemoteWatchers
         self._watching: set[ActorRef] | None = None
         self._bg: life.BackgroundTasks | None = None
         self._sender: ActorRef | None = None
@@ -292,7 +292,8 @@ class Cell:
 
     async def _pump(self, entry: Entry, msg: Any, request: StreamRequest) -> None:
         send = request.send
-        agen = entry.fn(self._actor, msg)
+        actor = self._actor
+        agen = entry.fn(actor, msg)
         async with send:
             try:
                 async for value in agen:
@@ -300,14 +301,21 @@ class Cell:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return  # the consumer left: the generator is closed, nothing failed
             except Exception as exc:
-                # The consumer gets the error (it is reading, so this is quick);
-                # then the actor fails like any other handler.
-                with trio.move_on_after(self._shutdown):
-                    try:
-                        await send.send(StreamFailed(exc))
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
-                        pass
-                raise
+                # The actor fails at once, like any other handler (so nothing
+                # it receives after this is handled by the failed instance),
+                # then the consumer gets the error.
+                life.dead_letter(self, msg, None, f"failed: {exc!r}")
+                if self._state == RUNNING and self._actor is actor:
+                    life.crash(self, exc)
+                failed = StreamFailed(exc)
+                try:
+                    send.send_nowait(failed)
+                except trio.WouldBlock:
+                    with trio.move_on_after(self._shutdown):
+                        await send.send(failed)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass
+                return
             finally:
                 await agen.aclose()
             try:
@@ -340,6 +348,7 @@ class Cell:
         mailbox_size: int | None = None,
         restart: RestartType = "transient",
         shutdown: float = 5.0,
+        _segment: str | None = None,
         **kwargs: Any,
     ) -> ActorRef:
         """Start a child under this actor's supervision and return its ref.
@@ -359,7 +368,7 @@ class Cell:
         node = self.node
         uid = node._next_uid()
         if name is None:
-            segment = f"${uid:x}"
+            segment = _segment or f"${uid - node._uid_base:x}"
         else:
             if not name or "/" in name or name.startswith("$"):
                 raise ConfigurationError(f"invalid actor name {name!r}")
@@ -391,6 +400,7 @@ class Cell:
         self._children[cell] = None
         if name is not None:
             node._register(name, cell)
+        node._paths[cell.ref.path] = cell
         node._live += 1
         if cell._info.has_on_start:
             done = life.Done()
@@ -413,13 +423,17 @@ class Cell:
         return actor
 
     def watch(self, ref: ActorRef) -> None:
-        """Receive ``Terminated(ref, reason)`` when ``ref`` stops (at once if it has)."""
-        target = ref._local()
+        """Receive ``Terminated(ref, reason)`` when ``ref`` stops (at once if it
+        has); for an actor on another node, also when that node goes down."""
+        target = ref._cell
         if target is self:
             return
         if self._watching is None:
             self._watching = set()
         self._watching.add(ref)
+        if target is None:
+            ref._remote().watch(self, ref)
+            return
         if target._state == DEAD:
             self._enqueue((Terminated(ref, target._reason), None, WATCH_NOTICE))
             return
@@ -432,7 +446,10 @@ class Cell:
         if self._watching is not None:
             self._watching.discard(ref)
         target = ref._cell
-        if target is not None and target._watchers is not None:
+        if target is None:
+            if ref._via is not None:
+                ref._via.unwatch(self, ref)
+        elif target._watchers is not None:
             target._watchers.discard(self)
 
     def send_after(self, delay: float, msg: Any) -> Timer:
@@ -469,9 +486,16 @@ class Cell:
         target = ref._local()
         if target.parent is not self:
             raise ConfigurationError(f"{self.ref.path} can only stop itself or its children")
-        target._system(life.Stop("normal"))
+        # Run by this actor's own task, like a supervision decision, so the
+        # child's shutdown timeout (then a kill) applies as it does elsewhere.
+        self._system(life.StopChild(target))
 
     # -------------------------------------------------------------- helpers
+
+    def _watched_stopped(self, ref: ActorRef, reason: str) -> None:
+        """An actor this cell watches stopped: queue its ``Terminated``."""
+        if self._state != DEAD:
+            self._enqueue((Terminated(ref, reason), None, WATCH_NOTICE))
 
     def _terminated_event(self) -> trio.Event:
         if self._terminated is None:

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .._errors import ActorDead, SupervisionError
-from ..actors._messages import Terminated
 from ..supervisors._strategy import Strategy
 from ._ref import STREAM_END as STREAM_END
 from ._ref import WATCH_NOTICE
@@ -58,6 +57,15 @@ class Stop:
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
+
+
+class StopChild:
+    """``ctx.stop(child)``: stop it from the parent's own task."""
+
+    __slots__ = ("child",)
+
+    def __init__(self, child: Cell) -> None:
+        self.child = child
 
 
 class Teardown:
@@ -111,12 +119,27 @@ async def handle_system(cell: Cell, msg: Any) -> None:
     if kind is ChildExited:
         await on_child_exited(cell, msg.child, msg.gen, msg.exc)
     elif kind is Start:
-        await start(cell, msg)
+        try:
+            await start(cell, msg)
+        finally:
+            # Killed (cancelled) mid-start: release whoever waits (a spawn or
+            # a restart), or the parent waits for ever in its own task.
+            if not msg.done.event.is_set():
+                msg.done.error = ActorDead(f"{cell.ref.path} was killed while starting")
+                msg.done.event.set()
     elif kind is Stop:
         await stop(cell, msg.reason)
     elif kind is Teardown:
-        await teardown(cell)
-        msg.done.event.set()
+        try:
+            await teardown(cell)
+        finally:
+            # Also when the teardown is killed past the shutdown time: the
+            # parent waits on this in teardown_child (after_kill finishes the
+            # bookkeeping before the parent can run again).
+            msg.done.event.set()
+    elif kind is StopChild:
+        if msg.child.parent is cell:
+            await stop_child(cell, msg.child, "normal")
     elif kind is RestartChildren:
         await restart_children(cell, msg.children, msg.gens, msg.cause)
     elif kind is SelfStop:
@@ -207,7 +230,12 @@ async def on_child_exited(parent: Cell, child: Cell, gen: int, exc: BaseExceptio
     siblings = [c for c in (parent._children or ()) if c._state != DEAD]
     affected = strategy.affected(siblings, child)
     for cell in reversed(affected):
-        await teardown_child(parent, cell)
+        if cell._restart == "temporary":
+            # OTP: a temporary sibling is terminated, never restarted.
+            await stop_child(parent, cell, "shutdown")
+        else:
+            await teardown_child(parent, cell)
+    affected = [c for c in affected if c._restart != "temporary"]
     gens = [c._gen for c in affected]
     delay = strategy.backoff.delay(intensity.recent - 1, node._rng)
     if delay > 0:
@@ -325,7 +353,8 @@ async def stop_child(parent: Cell, child: Cell, reason: str) -> None:
     child._system(Stop(reason))
     with trio.move_on_after(child._shutdown) as scope:
         await done.wait()
-    if scope.cancelled_caught:
+    # (the deadline may expire just as the child finishes: then no kill)
+    if scope.cancelled_caught and not done.is_set():
         log.warning("actor %s did not stop within %ss: killed", child.ref.path, child._shutdown)
         kill(child)
         await done.wait()
@@ -338,7 +367,10 @@ async def teardown_child(parent: Cell, child: Cell) -> None:
     child._system(Teardown(done))
     with trio.move_on_after(child._shutdown) as scope:
         await done.wait()
-    if scope.cancelled_caught:
+    # Not if the teardown finished as the deadline expired: a late kill would
+    # clear the instance again (a new generation) after the restart's
+    # generations were taken, and the restart would be dropped as stale.
+    if scope.cancelled_caught and not done.event.is_set():
         log.warning("actor %s did not stop within %ss: killed", child.ref.path, child._shutdown)
         kill(child, mode="teardown")
         await done.wait()
@@ -362,12 +394,28 @@ def kill(cell: Cell, mode: str = "kill") -> None:
 def after_kill(cell: Cell) -> None:
     """Runs once a killed cell's task has unwound (or at once if it had none)."""
     mode, cell._kill_mode = cell._kill_mode, ""
+    if mode == "teardown" and (
+        cell._state >= STOPPING or any(type(m) is Stop for m in cell._sysq or ())
+    ):
+        # A stop is under way or queued (``node.stop`` raced the restart), or
+        # the cell is already gone: it must not come back for a restart.
+        mode = "kill"
     if mode == "teardown":
-        if cell._bg is not None:
-            cell._bg.cancel()
-        clear_instance(cell)
+        if cell._current_reply is not None:
+            # Killed in the middle of a handler: its asker would wait for ever.
+            cell._current_reply.fail(ActorDead(f"{cell.ref.path} was killed (restarting)"))
+            cell._current_reply = None
+        if cell._actor is not None or cell._bg is not None:
+            if cell._bg is not None:
+                cell._bg.cancel()
+            clear_instance(cell)
+        # else the teardown completed before the cancel landed (at the next
+        # checkpoint): clearing again would make the parent's restart stale.
         cell._state = SUSPENDED
-        flush_system(cell)
+        if cell._sysq:
+            # The cell lives on: what is queued (a Teardown, the parent's
+            # Start) still runs, in a new task, rather than being dropped.
+            cell._schedule()
     elif cell._state != DEAD:
         finalize(cell, "killed")
 
@@ -416,15 +464,19 @@ def finalize(cell: Cell, reason: str) -> None:
         reject(cell, waiter.item, reason)
         trio.lowlevel.reschedule(waiter.task)
     flush_system(cell)
-    for watcher in cell._watchers or ():
-        if watcher._state != DEAD:
-            watcher._enqueue((Terminated(cell.ref, reason), None, WATCH_NOTICE))
+    for watcher in list(cell._watchers or ()):
+        watcher._watched_stopped(cell.ref, reason)
     cell._watchers = None
     for ref in cell._watching or ():
         target = ref._cell
-        if target is not None and target._watchers is not None:
+        if target is None:
+            if ref._via is not None:
+                ref._via.unwatch(cell, ref)
+        elif target._watchers is not None:
             target._watchers.discard(cell)
     cell._watching = None
+    if node._paths.get(cell.ref.path) is cell:
+        del node._paths[cell.ref.path]
     if cell._terminated is not None:
         cell._terminated.set()
 

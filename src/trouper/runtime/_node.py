@@ -13,22 +13,27 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import random
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import attrs
 import trio
 
+from .. import _errors as errors
 from .._errors import ActorNotFound, ConfigurationError, SupervisionError
 from ..actors._actor import Actor
 from ..supervisors._strategy import ChildSpec, OneForOne, RestartType, Strategy
+from ..transports import TLSConfig
 from . import _lifecycle as life
 from ._cell import Cell
 from ._events import DeadLetters, EventStream
 from ._ref import ActorRef
+from ._remote import MemberInfo, RemoteConfig, Remoting
+from ._spawn_node import NodeHandle, start_node_process
 from ._states import DEAD, RUNNING, STOPPING
 from ._timers import TimerService
 
@@ -53,6 +58,10 @@ class NodeStats:
 class _Guardian(Actor):
     def __init__(self, supervision: Strategy) -> None:
         self.supervision = supervision
+
+
+class _Plain(Actor):
+    """A parent for system actors (``/system/remote``)."""
 
 
 class _DeadLetterActor(Actor):
@@ -95,6 +104,7 @@ class Node:
         shutdown_timeout: float,
         supervision: Strategy | None,
         seed: int | None,
+        remote: RemoteConfig | None = None,
     ) -> None:
         if mailbox_size < 1 or throughput < 1 or linger < 0 or shutdown_timeout < 0:
             raise ConfigurationError("mailbox_size and throughput must be >= 1, linger >= 0")
@@ -108,8 +118,13 @@ class Node:
         self._shutdown_timeout = shutdown_timeout
         self._supervision = supervision or OneForOne()
         self._rng = random.Random(seed)
-        self._uids = itertools.count(1)
+        # A uid tells incarnations of a path apart, also across restarts of a
+        # node process: they start at a random base, so a ref to an actor of a
+        # previous run never reaches its successor at the same path.
+        self._uid_base = secrets.randbits(40) << 20
+        self._uids = itertools.count(self._uid_base + 1)
         self._names: dict[str, Cell] = {}
+        self._paths: dict[str, Cell] = {}
         self._name_waiters: dict[str, trio.Event] = {}
         self._live = 0
         self._tasks = 0
@@ -120,9 +135,13 @@ class Node:
         self._failure: BaseException | None = None
         self._failed = trio.Event()
         self.registry = Registry(self)
+        self._remote_config = remote
+        self._children_nodes: list[NodeHandle] = []
+        self._remote: Remoting | None = None
         self._user = self._guardian("/user")
         self._system_root = self._guardian("/system")
         self._deadletter_cell = self._system_cell(_DeadLetterActor, "deadletters")
+        self._remote_root = self._system_cell(_Plain, "remote")
 
     def __repr__(self) -> str:
         return f"<Node {self.id} actors={self._live}>"
@@ -150,9 +169,17 @@ class Node:
         on: str | None = None,
         **kwargs: Any,
     ) -> ActorRef:
-        """Start a top-level actor under ``/user`` and return its ref."""
+        """Start a top-level actor under ``/user`` and return its ref.
+
+        ``on=node_id`` starts it on another node of the cluster, which must
+        allow its class (``allow_spawn``); its arguments travel as msgpack.
+        """
         if on is not None and on != self.id:
-            raise ConfigurationError(f"node {on!r} is not reachable from {self.id}")
+            if self._remote is None:
+                raise ConfigurationError(f"node {self.id} has no remoting: cannot spawn on {on!r}")
+            if isinstance(cls, ChildSpec):
+                raise ConfigurationError("spawn(on=...) takes an Actor class, not a child spec")
+            return await self._remote.spawn(on, cls, args, kwargs, name, mailbox_size, 10.0)
         return await self._user.spawn(
             cls,
             *args,
@@ -171,22 +198,71 @@ class Node:
         await life.stop_child(cell.parent, cell, "normal")
 
     async def lookup(self, name: str, timeout: float | None = None) -> ActorRef:
-        """The ref registered under ``name``; waits up to ``timeout`` for it to appear."""
-        cell = self._names.get(name)
-        if cell is not None:
+        """The ref registered under ``name`` on this node or, with remoting,
+        anywhere in the cluster; waits up to ``timeout`` for it to appear."""
+        ref = self._find(name)
+        if ref is not None:
             await trio.lowlevel.checkpoint()
-            return cell.ref
+            return ref
         if timeout:
             with trio.move_on_after(timeout):
                 while True:
                     event = self._name_waiters.setdefault(name, trio.Event())
                     await event.wait()
-                    cell = self._names.get(name)
-                    if cell is not None:
-                        return cell.ref
+                    ref = self._find(name)
+                    if ref is not None:
+                        return ref
         else:
             await trio.lowlevel.checkpoint()
-        raise ActorNotFound(f"no actor named {name!r} on node {self.id}")
+        where = "in the cluster" if self._remote is not None else f"on node {self.id}"
+        raise ActorNotFound(f"no actor named {name!r} {where}")
+
+    def members(self) -> list[MemberInfo]:
+        """This node and every node it knows, with their status."""
+        if self._remote is None:
+            return [MemberInfo(self.id, 0, (), "up")]
+        return self._remote.members()
+
+    async def wait_for_members(self, n: int, timeout: float | None = 10.0) -> list[MemberInfo]:
+        """Wait until ``n`` nodes (this one included) are up."""
+        with trio.move_on_after(math.inf if timeout is None else timeout):
+            while True:
+                up = [m for m in self.members() if m.status == "up"]
+                if len(up) >= n:
+                    return up
+                if self._remote is None:
+                    break
+                await self._remote.changed.wait()
+        raise errors.NodeDown(f"only {len(up)} of {n} nodes are up after {timeout}s")
+
+    async def connect(self, url: str, timeout: float | None = 10.0) -> str:
+        """Connect to the node at ``url`` now; returns its id. Raises
+        ``HandshakeFailed`` (wrong cookie, TLS refused) or ``ConnectionLost``."""
+        if self._remote is None:
+            raise ConfigurationError("open_node(cookie=...) is needed to connect to other nodes")
+        with trio.move_on_after(math.inf if timeout is None else timeout):
+            return await self._remote.connect(url)
+        raise errors.ConnectionLost(f"no connection to {url} within {timeout}s")
+
+    async def spawn_node(
+        self,
+        *,
+        name: str | None = None,
+        allow_spawn: Sequence[str] = (),
+        listen: str = "tcp://127.0.0.1:0",
+        timeout: float = 30.0,
+    ) -> NodeHandle:
+        """Start a node process that joins this cluster; returns its handle.
+
+        The process is reaped when this node closes.
+        """
+        if self._remote is None or not self.addresses:
+            raise ConfigurationError("spawn_node needs a node that listens (open_node(listen=...))")
+        handle = await start_node_process(
+            self, name=name, allow_spawn=allow_spawn, listen=listen, timeout=timeout
+        )
+        self._children_nodes.append(handle)
+        return handle
 
     def publish(self, topic: Hashable, msg: Any) -> int:
         """Offer ``msg`` to the subscribers of ``topic``; returns how many took it."""
@@ -214,13 +290,26 @@ class Node:
 
     def _register(self, name: str, cell: Cell) -> None:
         self._names[name] = cell
-        event = self._name_waiters.pop(name, None)
-        if event is not None:
-            event.set()
+        self._wake_name(name)
+        if self._remote is not None:
+            self._remote.name_changed(name, cell.ref, added=True)
 
     def _unregister(self, name: str, cell: Cell) -> None:
         if self._names.get(name) is cell:
             del self._names[name]
+            if self._remote is not None:
+                self._remote.name_changed(name, cell.ref, added=False)
+
+    def _wake_name(self, name: str) -> None:
+        event = self._name_waiters.pop(name, None)
+        if event is not None:
+            event.set()
+
+    def _find(self, name: str) -> ActorRef | None:
+        cell = self._names.get(name)
+        if cell is not None:
+            return cell.ref
+        return None if self._remote is None else self._remote.lookup(name)
 
     def _guardian(self, path: str) -> Cell:
         cell = Cell(
@@ -238,6 +327,7 @@ class Node:
         )
         cell._actor = cell._instantiate()
         cell._state = RUNNING
+        self._paths[path] = cell
         self._live += 1
         return cell
 
@@ -258,9 +348,19 @@ class Node:
         )
         cell._actor = cell._instantiate()
         cell._state = RUNNING
-        parent._children = {cell: None}
+        if parent._children is None:
+            parent._children = {}
+        parent._children[cell] = None
+        self._paths[cell.ref.path] = cell
         self._live += 1
         return cell
+
+    async def _system_spawn(self, cls: type[Actor], segment: str | None, *args: Any) -> ActorRef:
+        """Start a system actor (under /system, or /system/remote for links)."""
+        parent = self._system_root
+        if segment is None:
+            parent = self._remote_root
+        return await parent.spawn(cls, *args, restart="transient", _segment=segment)
 
     def _fatal(self, cell: Cell, exc: BaseException | None) -> None:
         """A guardian failed: the node fails (after stopping what it can)."""
@@ -291,17 +391,28 @@ class Node:
 
     async def _shutdown(self) -> None:
         """Stop /user then /system, children first; cancel what outlives the timeout."""
-        with trio.move_on_after(self._shutdown_timeout, shield=True) as scope:
-            for guardian in (self._user, self._system_root):
-                if guardian._state != DEAD:
-                    if guardian._state < STOPPING:
-                        guardian._system(life.Stop("shutdown"))
-                    await guardian._terminated_event().wait()
-        if scope.cancelled_caught:
-            log.warning(
-                "node %s: shutdown took over %ss; cancelling", self.id, self._shutdown_timeout
-            )
-        self._host_scope.cancel()
+        try:
+            with trio.move_on_after(self._shutdown_timeout, shield=True) as scope:
+                for guardian in (self._user, self._system_root):
+                    if guardian is self._system_root:
+                        for handle in self._children_nodes:
+                            await handle.stop()
+                        if self._remote is not None:
+                            await self._remote.close()
+                    if guardian._state != DEAD:
+                        if guardian._state < STOPPING:
+                            guardian._system(life.Stop("shutdown"))
+                        await guardian._terminated_event().wait()
+            if scope.cancelled_caught:
+                log.warning(
+                    "node %s: shutdown took over %ss; cancelling", self.id, self._shutdown_timeout
+                )
+        finally:
+            # Whatever happened above, the actors' nursery must close, or
+            # open_node would never exit.
+            for handle in self._children_nodes:
+                handle.kill()
+            self._host_scope.cancel()
 
 
 @asynccontextmanager
@@ -314,13 +425,26 @@ async def open_node(
     shutdown_timeout: float = 10.0,
     supervision: Strategy | None = None,
     seed: int | None = None,
+    listen: str | Sequence[str] = (),
+    seeds: Sequence[str] = (),
+    cookie: str | bytes | None = None,
+    tls: TLSConfig | None = None,
+    allow_spawn: Sequence[str] = (),
+    **remote_options: Any,
 ) -> AsyncIterator[Node]:
     """Run a node for the duration of the block.
 
     Leaving the block stops every actor, children first and each level in
     reverse start order, running ``on_stop``; whatever has not stopped after
     ``shutdown_timeout`` seconds is cancelled.
+
+    With ``cookie`` (and usually ``listen`` or ``seeds``) the node joins a
+    cluster: ``listen`` URLs (``tcp://127.0.0.1:0``...), ``seeds`` to dial,
+    ``tls`` for ``tls://`` links, ``allow_spawn`` ("module:Class" globs) for
+    remote spawns. ``remote_options`` tune the links (``heartbeat_interval``,
+    ``max_frame_size``, ``max_pending_asks``, ``rate_limit``, ``down_after``...).
     """
+    remote = _remote_config(listen, seeds, cookie, tls, allow_spawn, remote_options)
     body_exc: BaseException | None = None
     unwrap: BaseException | None = None
     node = Node(
@@ -331,12 +455,16 @@ async def open_node(
         shutdown_timeout=shutdown_timeout,
         supervision=supervision,
         seed=seed,
+        remote=remote,
     )
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(node._host_actors)
             nursery.start_soon(node._watch_failure, name=f"trouper {node.id} root")
             try:
+                if remote is not None:
+                    node._remote = Remoting(node, remote)
+                    await node._remote.start()
                 yield node
             except BaseException as exc:
                 body_exc = exc
@@ -353,6 +481,34 @@ async def open_node(
             raise unwrap
         finally:
             unwrap = body_exc = None
+
+
+def _remote_config(
+    listen: str | Sequence[str],
+    seeds: Sequence[str],
+    cookie: str | bytes | None,
+    tls: TLSConfig | None,
+    allow_spawn: Sequence[str],
+    options: dict[str, Any],
+) -> RemoteConfig | None:
+    listen = (listen,) if isinstance(listen, str) else tuple(listen)
+    if cookie is None:
+        if listen or seeds or options:
+            raise ConfigurationError("a node that joins a cluster needs cookie=...")
+        return None
+    if isinstance(cookie, str):
+        cookie = cookie.encode()
+    try:
+        return RemoteConfig(
+            cookie=cookie,
+            listen=listen,
+            seeds=tuple(seeds),
+            tls=tls,
+            allow_spawn=tuple(allow_spawn),
+            **options,
+        )
+    except TypeError as exc:
+        raise ConfigurationError(f"unknown node option: {exc}") from None
 
 
 def run(main: Callable[[Node], Awaitable[T]], **options: Any) -> T:

@@ -22,6 +22,7 @@ from ._states import DEAD
 
 if TYPE_CHECKING:
     from ._cell import Cell
+    from ._remote import Remoting
 
 #: The cell whose task (or background task) is running, if any: the implicit
 #: sender of every tell and ask, as in Akka.
@@ -162,13 +163,21 @@ class StreamReader:
 class ActorRef:
     """The address of an actor: hashable, comparable, and the same on every node."""
 
-    __slots__ = ("_cell", "_hash", "node_id", "path", "uid")
+    __slots__ = ("_cell", "_hash", "_via", "node_id", "path", "uid")
 
-    def __init__(self, node_id: str, path: str, uid: int, cell: Cell | None = None) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        path: str,
+        uid: int,
+        cell: Cell | None = None,
+        via: Remoting | None = None,
+    ) -> None:
         self.node_id = node_id
         self.path = path
         self.uid = uid
-        self._cell = cell
+        self._cell = cell  # set for a local actor: the hot path goes straight to it
+        self._via = via  # set for a remote actor: the node whose links reach it
         self._hash = hash((node_id, path, uid))
 
     def __repr__(self) -> str:
@@ -188,12 +197,24 @@ class ActorRef:
     def _local(self) -> Cell:
         cell = self._cell
         if cell is None:
-            raise ConfigurationError(f"{self!r} is not on this node (remoting is not enabled)")
+            raise ConfigurationError(f"{self!r} is not an actor of this node")
         return cell
+
+    def _remote(self) -> Remoting:
+        via = self._via
+        if via is None:
+            raise ConfigurationError(
+                f"{self!r} cannot be reached: refs to other nodes come from a node "
+                "with remoting (lookup, spawn(on=...), or a message)"
+            )
+        return via
 
     async def tell(self, msg: Any) -> None:
         """Deliver ``msg``; waits while the mailbox is full (backpressure)."""
-        cell = self._local()
+        cell = self._cell
+        if cell is None:
+            await self._remote().tell(self, msg)
+            return
         await trio.lowlevel.checkpoint_if_cancelled()
         mailbox = cell._mailbox
         if mailbox is not None and (len(mailbox) >= cell._mailbox_size or cell._waiters):
@@ -203,7 +224,10 @@ class ActorRef:
 
     def tell_nowait(self, msg: Any) -> None:
         """Deliver ``msg`` now, or raise ``MailboxFull``."""
-        cell = self._local()
+        cell = self._cell
+        if cell is None:
+            self._remote().post(self, msg, wait=False)
+            return
         mailbox = cell._mailbox
         full = mailbox is not None and (len(mailbox) >= cell._mailbox_size or cell._waiters)
         if full and cell._state != DEAD:  # a dead actor takes anything, into dead letters
@@ -214,19 +238,19 @@ class ActorRef:
         """Send ``msg`` and return the handler's result; raises ``AskTimeout``
         after ``timeout`` seconds, ``ActorDead`` at once for a dead actor, and
         the handler's own exception if it failed."""
-        cell = self._local()
+        cell = self._cell
+        if cell is None:
+            return await self._remote().ask(self, msg, timeout)
         if cell._state == DEAD:
             await trio.lowlevel.checkpoint()
             raise ActorDead(f"{self.path} is dead")
-        reply = Reply(trio.lowlevel.current_task())
         sender = current_cell.get()
+        if sender is cell:
+            raise ConfigurationError(f"{self.path} asked itself: that would wait forever")
+        reply = Reply(trio.lowlevel.current_task())
         item = (msg, None if sender is None else sender.ref, reply)
         mailbox = cell._mailbox
-        if (
-            mailbox is not None
-            and (len(mailbox) >= cell._mailbox_size or cell._waiters)
-            and sender is not cell
-        ):
+        if mailbox is not None and (len(mailbox) >= cell._mailbox_size or cell._waiters):
             # Slow path: waiting for mailbox space counts against the timeout.
             with trio.move_on_after(math.inf if timeout is None else timeout):
                 await cell._wait_for_space(item)
@@ -250,7 +274,14 @@ class ActorRef:
         """
         if window < 1:
             raise ConfigurationError("a stream window must be at least 1")
-        cell = self._local()
+        if self._cell is None:
+            from ._streams import open_remote_stream
+
+            peer = self._remote().peer_of(self.node_id)
+            async with open_remote_stream(peer, self, msg, window) as reader:
+                yield reader
+            return
+        cell = self._cell
         send, recv = trio.open_memory_channel[Any](window)
         item = (msg, current_sender(), StreamRequest(send))
         if cell._state == DEAD:

@@ -1,0 +1,1 @@
+"""Runnable examples of trouper (``python -m examples.<name>``)."""

@@ -1,0 +1,5 @@
+"""``python -m trouper``: the command line."""
+
+from .cli import main
+
+main()

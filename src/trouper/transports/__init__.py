@@ -1,0 +1,37 @@
+"""The Trio glue: byte streams to other nodes, chosen by URL scheme.
+
+``parse_address(url)`` gives an ``Address``; ``get_transport(address.scheme)``
+gives the ``Transport`` that can ``connect`` to it or ``serve`` on it. ``tcp``
+and ``tls`` are registered on import; other schemes plug in through
+``register_transport``. Errors leave this package as ``TransportError``
+subclasses (see ``map_exceptions``) or ``ConfigurationError``.
+"""
+
+from ._address import Address as Address
+from ._address import parse_address as parse_address
+from ._mapping import map_exceptions as map_exceptions
+from ._registry import Handler as Handler
+from ._registry import Transport as Transport
+from ._registry import get_transport as get_transport
+from ._registry import register_transport as register_transport
+from ._tcp import TcpTransport as TcpTransport
+from ._tls import ALPN_PROTOCOL as ALPN_PROTOCOL
+from ._tls import TLSConfig as TLSConfig
+from ._tls_transport import TlsTransport as TlsTransport
+
+__all__ = [
+    "ALPN_PROTOCOL",
+    "Address",
+    "Handler",
+    "TLSConfig",
+    "TcpTransport",
+    "TlsTransport",
+    "Transport",
+    "get_transport",
+    "map_exceptions",
+    "parse_address",
+    "register_transport",
+]
+
+register_transport(TcpTransport())
+register_transport(TlsTransport())

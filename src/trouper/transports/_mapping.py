@@ -1,0 +1,107 @@
+"""The one edge where trio, socket and ssl errors become trouper errors.
+
+Above the transports, code only ever sees ``TransportError`` subclasses, so a
+caller decides what to do from ``error_code`` / ``is_retryable`` instead of
+knowing which library raised what. The original exception stays reachable as
+``__cause__`` for logs and debugging.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import trio
+
+from trouper._errors import ConnectionLost, HandshakeFailed, TransportError, TrouperError
+
+from ._address import Address
+
+__all__ = ["map_exceptions"]
+
+# SSL errors that mean "the connection went away", not "the peer is not who
+# we trust": a ragged EOF or a reset in the middle of a TLS session is a lost
+# connection (retryable), not a failed handshake (not retryable).
+_SSL_TRANSPORT_ERRORS = (ssl.SSLEOFError, ssl.SSLSyscallError, ssl.SSLZeroReturnError)
+
+
+def _find(exc: BaseException | None, kind: type[BaseException]) -> BaseException | None:
+    """Search ``exc``, its cause/context chain and exception groups for ``kind``.
+
+    trio reports a failed connect as ``OSError`` *from* an ExceptionGroup of
+    the per-address errors, and SSLStream reports TLS failures as
+    ``BrokenResourceError`` *from* the ``ssl.SSLError``: the interesting
+    error is always one or two links down.
+    """
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        cur = todo.pop()
+        if cur is None or id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if isinstance(cur, kind):
+            return cur
+        if isinstance(cur, BaseExceptionGroup):
+            todo.extend(cur.exceptions)
+        todo.append(cur.__cause__)  # not __context__: that may be unrelated
+    return None
+
+
+def _ssl_reason(err: ssl.SSLError) -> str:
+    # ``reason``/``verify_message`` are only set on errors raised by OpenSSL
+    # itself, so read them defensively.
+    verify: str | None = getattr(err, "verify_message", None)
+    if isinstance(err, ssl.SSLCertVerificationError) and verify:
+        return f"certificate verify failed: {verify}"
+    reason: str | None = getattr(err, "reason", None)
+    if reason:
+        return reason.lower().replace("_", " ")
+    return err.strerror or str(err) or type(err).__name__
+
+
+def _translate(exc: Exception, peer: str, handshake: bool) -> TransportError | None:
+    tls = _find(exc, ssl.SSLError)
+    if isinstance(tls, ssl.SSLError) and not isinstance(tls, _SSL_TRANSPORT_ERRORS):
+        phase = "handshake" if handshake else "session"
+        return HandshakeFailed(f"TLS {phase} with {peer}: {_ssl_reason(tls)}")
+    if _find(exc, ConnectionRefusedError) is not None:
+        return ConnectionLost(f"connection to {peer} refused (is the node listening there?)")
+    if isinstance(exc, trio.ClosedResourceError):
+        return ConnectionLost(f"connection to {peer} is closed")
+    if isinstance(exc, trio.BrokenResourceError):
+        what = "during the TLS handshake" if handshake else "while in use"
+        return ConnectionLost(f"connection to {peer} broke {what}")
+    if isinstance(exc, OSError):  # includes socket.gaierror and ConnectionResetError
+        detail = exc.strerror or str(exc) or type(exc).__name__
+        return ConnectionLost(f"connection to {peer} failed: {detail}")
+    return None
+
+
+@contextmanager
+def map_exceptions(peer: Address | str | None = None, *, handshake: bool = False) -> Iterator[None]:
+    """Translate transport-level exceptions raised in the block into trouper's.
+
+    * ``ssl.SSLError`` / ``ssl.CertificateError`` (also when wrapped in
+      ``trio.BrokenResourceError``) → ``HandshakeFailed`` ("TLS handshake with
+      tls://…: certificate verify failed: …");
+    * a refused connection → ``ConnectionLost`` saying so;
+    * ``OSError``, ``trio.BrokenResourceError``, ``trio.ClosedResourceError``
+      → ``ConnectionLost``.
+
+    ``peer`` names the other end in messages; ``handshake`` says the block is
+    a handshake (it only changes the wording). trouper errors pass through
+    untouched, and anything that is not an ``Exception`` (``trio.Cancelled``,
+    ``KeyboardInterrupt``) is never converted.
+    """
+    name = peer.url if isinstance(peer, Address) else (peer or "peer")
+    try:
+        yield
+    except TrouperError:
+        raise
+    except Exception as exc:
+        mapped = _translate(exc, name, handshake)
+        if mapped is None:
+            raise
+        raise mapped from exc

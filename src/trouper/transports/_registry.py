@@ -1,0 +1,89 @@
+"""What a transport is, and the registry the runtime asks by URL scheme.
+
+The runtime never imports a transport module: it parses a URL and asks
+``get_transport(address.scheme)``. That keeps optional transports (QUIC via
+aioquic, WebSocket) optional, and lets tests swap in a fake network by
+registering a transport under an existing scheme.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol, runtime_checkable
+
+import trio
+
+from trouper._errors import ConfigurationError
+
+from ._address import Address
+from ._tls import TLSConfig
+
+__all__ = ["Handler", "Transport", "get_transport", "register_transport"]
+
+Handler = Callable[[trio.abc.Stream], Awaitable[None]]
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Opens and accepts byte streams for one URL scheme.
+
+    A transport only moves bytes: framing, the trouper handshake and
+    everything above live in ``trouper.protocols`` and the runtime.
+    """
+
+    scheme: str
+
+    async def connect(self, address: Address, *, tls: TLSConfig | None) -> trio.abc.Stream:
+        """Open a stream to ``address``; any secure-channel handshake is done.
+
+        Raises only ``TransportError`` subclasses (``ConnectionLost``,
+        ``HandshakeFailed``) or ``ConfigurationError``.
+        """
+        ...
+
+    async def serve(
+        self,
+        address: Address,
+        handler: Handler,
+        *,
+        tls: TLSConfig | None,
+        task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen on ``address`` until cancelled, running ``handler`` per stream.
+
+        Calls ``task_status.started(url)`` with the URL actually bound (port 0
+        resolved). The stream is closed when its handler returns; a failing
+        handler or peer is logged and never stops the listener.
+        """
+        ...
+
+
+_TRANSPORTS: dict[str, Transport] = {}
+
+
+def register_transport(transport: Transport) -> Transport | None:
+    """Make ``transport`` the one used for its scheme; returns the one it replaces.
+
+    Replacing is allowed on purpose (a test's fake network registers over
+    ``tcp``); keep the returned transport to put it back.
+    """
+    scheme = getattr(transport, "scheme", None)
+    if not isinstance(transport, Transport) or not isinstance(scheme, str) or not scheme:
+        raise ConfigurationError(f"{transport!r} is not a transport (needs scheme/connect/serve)")
+    previous = _TRANSPORTS.get(scheme.lower())
+    _TRANSPORTS[scheme.lower()] = transport
+    return previous
+
+
+def get_transport(scheme: str) -> Transport:
+    """The transport registered for ``scheme`` (``"tcp"``, ``"tls"``, ...)."""
+    try:
+        return _TRANSPORTS[scheme.lower()]
+    except KeyError:
+        known = ", ".join(sorted(_TRANSPORTS)) or "none"
+        hint = ""
+        if scheme.lower() in ("quic", "ws", "wss"):
+            hint = f" ({scheme}:// is not available yet in this installation)"
+        raise ConfigurationError(
+            f"no transport registered for {scheme!r}{hint}; known schemes: {known}"
+        ) from None

@@ -1,0 +1,126 @@
+"""TLS settings shared by every TLS-speaking transport (tls://, wss://, quic://).
+
+One frozen value describes both sides of a node, because a cluster node is
+both a server (peers dial it) and a client (it dials peers) and mutual TLS
+wants the same certificate in both roles.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from trouper._errors import ConfigurationError
+
+__all__ = ["ALPN_PROTOCOL", "TLSConfig"]
+
+# Negotiated on every connection: a TLS server that is not a trouper node (or
+# a trouper node speaking another wire version) fails the handshake cleanly
+# instead of receiving frames it cannot parse.
+ALPN_PROTOCOL = "trouper/1"
+
+StrPath = str | os.PathLike[str]
+
+
+@dataclass(frozen=True, slots=True)
+class TLSConfig:
+    """Certificates and policy for TLS connections.
+
+    ``certfile``/``keyfile``: this node's certificate chain and key (required
+    to serve; optional to connect, but required to pass mutual TLS).
+    ``cafile``: the CA that peers' certificates must chain to. A server with a
+    CA asks clients for a certificate, and with ``require_client_cert`` (the
+    default) refuses clients without one: mutual TLS by default. A client
+    without a CA trusts the system store.
+    ``check_hostname``: the server certificate must name the host dialled;
+    turn it off for clusters whose certificates carry node names, not hosts.
+    """
+
+    certfile: StrPath | None = None
+    keyfile: StrPath | None = None
+    cafile: StrPath | None = None
+    require_client_cert: bool = True
+    check_hostname: bool = True
+    minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
+
+    @classmethod
+    def from_dir(
+        cls,
+        path: StrPath,
+        name: str = "node",
+        *,
+        require_client_cert: bool = True,
+        check_hostname: bool = True,
+    ) -> TLSConfig:
+        """The config for ``name`` in a directory written by ``trouper certs``.
+
+        That layout is ``ca.pem`` plus ``NAME.pem`` / ``NAME-key.pem``;
+        ``check_hostname`` stays on: ``trouper certs`` puts the hosts in the
+        certificates.
+        """
+        directory = Path(path)
+        files = (directory / "ca.pem", directory / f"{name}.pem", directory / f"{name}-key.pem")
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise ConfigurationError(
+                f"TLS files missing: {', '.join(missing)} (create them with `trouper certs {path}`)"
+            )
+        ca, cert, key = files
+        return cls(
+            certfile=cert,
+            keyfile=key,
+            cafile=ca,
+            require_client_cert=require_client_cert,
+            check_hostname=check_hostname,
+        )
+
+    def server_context(self) -> ssl.SSLContext:
+        """An ``SSLContext`` for accepting connections."""
+        if self.certfile is None:
+            raise ConfigurationError("a TLS server needs a certificate: set TLSConfig.certfile")
+        ctx = self._base(ssl.PROTOCOL_TLS_SERVER)
+        if self.cafile is not None:
+            self._load_ca(ctx)
+            ctx.verify_mode = ssl.CERT_REQUIRED if self.require_client_cert else ssl.CERT_OPTIONAL
+        # No session resumption between nodes, so no tickets: in TLS 1.3 the
+        # server writes them *after* the handshake, and a client that hangs up
+        # right away would turn that write into a spurious broken-pipe error.
+        ctx.num_tickets = 0
+        return ctx
+
+    def client_context(self) -> ssl.SSLContext:
+        """An ``SSLContext`` for dialling a peer."""
+        ctx = self._base(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED + check_hostname
+        ctx.check_hostname = self.check_hostname
+        if self.cafile is not None:
+            self._load_ca(ctx)
+        else:
+            ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+        return ctx
+
+    def _base(self, protocol: int) -> ssl.SSLContext:
+        if self.minimum_version < ssl.TLSVersion.TLSv1_2:
+            raise ConfigurationError("TLS versions below 1.2 are not supported")
+        ctx = ssl.SSLContext(protocol)
+        ctx.minimum_version = self.minimum_version
+        # Renegotiation is an old attack surface and nothing here needs it.
+        ctx.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION
+        ctx.set_alpn_protocols([ALPN_PROTOCOL])
+        if self.certfile is not None:
+            try:
+                ctx.load_cert_chain(self.certfile, self.keyfile)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigurationError(
+                    f"cannot load TLS certificate {self.certfile} / key {self.keyfile}: {exc}"
+                ) from exc
+        elif self.keyfile is not None:
+            raise ConfigurationError("TLSConfig.keyfile is set but certfile is not")
+        return ctx
+
+    def _load_ca(self, ctx: ssl.SSLContext) -> None:
+        try:
+            ctx.load_verify_locations(cafile=self.cafile)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigurationError(f"cannot load TLS CA file {self.cafile}: {exc}") from exc
