@@ -222,11 +222,30 @@ async def test_shutdown_timeout_cancels_what_is_left(
         async def on_stop(self) -> None:
             await trio.sleep(1000)
 
+        @trouper.handler
+        async def hang(self, msg: str) -> None:
+            await trio.sleep_forever()
+
+    failures: list[BaseException] = []
+
+    async def ask_forever(ref: trouper.ActorRef) -> None:
+        try:
+            await ref.ask("hang", timeout=None)
+        except trouper.ActorDead as exc:
+            failures.append(exc)
+
     with trio.fail_after(2000):
         start = trio.current_time()
-        async with trouper.open_node(shutdown_timeout=3) as node:
-            await node.spawn(Stubborn, shutdown=100)  # would be killed at 100s
+        async with trio.open_nursery() as outside:
+            async with trouper.open_node(shutdown_timeout=3) as node:
+                await node.spawn(Stubborn, shutdown=100)  # would be killed at 100s
+                hung = await node.spawn(Stubborn)
+                outside.start_soon(ask_forever, hung)
+                await trio.testing.wait_all_tasks_blocked()
         assert trio.current_time() - start == pytest.approx(3)
+        # what was left was killed, not abandoned: finalized, its asker told
+        assert node.stats().actors == 0
+        assert len(failures) == 1
 
 
 async def test_publish_subscribe() -> None:

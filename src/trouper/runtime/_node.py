@@ -405,8 +405,17 @@ class Node:
                         await guardian._terminated_event().wait()
             if scope.cancelled_caught:
                 log.warning(
-                    "node %s: shutdown took over %ss; cancelling", self.id, self._shutdown_timeout
+                    "node %s: shutdown took over %ss; killing what is left",
+                    self.id,
+                    self._shutdown_timeout,
                 )
+                # Kill, not just cancel: killed cells are finalized, so their
+                # watchers hear of it and pending asks fail with ActorDead.
+                for guardian in (self._user, self._system_root):
+                    life.kill(guardian)
+                with trio.move_on_after(1.0, shield=True):
+                    for guardian in (self._user, self._system_root):
+                        await guardian._terminated_event().wait()
         finally:
             # Whatever happened above, the actors' nursery must close, or
             # open_node would never exit.

@@ -102,7 +102,7 @@ class RemoteWatcher:
 class Conn:
     """One live transport stream to a peer."""
 
-    __slots__ = ("decoder", "encoder", "initiator", "peer", "proto", "scope", "stream")
+    __slots__ = ("buffer", "decoder", "encoder", "initiator", "peer", "proto", "scope", "stream")
 
     def __init__(
         self,
@@ -115,6 +115,7 @@ class Conn:
         self.stream = stream
         self.proto = proto
         self.decoder = decoder
+        self.buffer = bytearray()
         self.initiator = initiator
         self.encoder = FrameEncoder(max_frame)
         self.scope = trio.CancelScope()
@@ -144,6 +145,7 @@ class Peer:
         self.conn: Conn | None = None
         self.outbox: list[Envelope] = []
         self.wakeup = trio.Event()
+        self.writing = False
         self.drained = trio.Event()  # set while the outbox is empty
         self.drained.set()
         self.asks: dict[int, Any] = {}
@@ -170,12 +172,17 @@ class Peer:
 
     # ------------------------------------------------------------- sending
 
-    def send(self, env: Envelope) -> None:
-        """Queue ``env`` for the writer; ``NodeDown`` if the peer is down."""
+    def send(self, env: Envelope, wake: bool = True) -> None:
+        """Queue ``env`` for the writer; ``NodeDown`` if the peer is down.
+
+        ``wake=False`` is for a caller that writes the outbox itself next
+        (``write_now``), so the writer task is not woken for nothing.
+        """
         if self.status == "down":
             raise errors.NodeDown(f"node {self.node_id} is down")
         if not self.outbox:
-            self.wakeup.set()
+            if wake or self.writing:
+                self.wakeup.set()
             self.drained = trio.Event()
         self.outbox.append(env)
 
@@ -273,23 +280,46 @@ class Peer:
                 await trio.aclose_forcefully(conn.stream)
 
     async def _writer(self, conn: Conn) -> None:
-        stream = conn.stream
-        encoder = conn.encoder
-        buffer = bytearray()
         while True:
-            if not self.outbox:
-                self.drained.set()
+            if not self.outbox or self.writing:
+                if not self.outbox:
+                    self.drained.set()
                 self.wakeup = trio.Event()
                 await self.wakeup.wait()
                 continue
-            batch, self.outbox = self.outbox, []
-            buffer.clear()
-            for start in range(0, len(batch), 512):
-                encoder.encode_into(batch[start : start + 512], buffer)
-            try:
-                await stream.send_all(buffer)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                raise errors.ConnectionLost(f"writing to {self.node_id}: {exc}") from exc
+            await self._write_all(conn)
+
+    async def write_now(self) -> None:
+        """Write the outbox from the calling task, if no write is under way.
+
+        An asker is about to sleep anyway; writing its ``Ask`` itself saves the
+        switch to the writer task, a good part of a loopback round trip.
+        """
+        conn = self.conn
+        if conn is None or self.writing or not self.outbox:
+            return
+        try:
+            await self._write_all(conn)
+        except errors.ConnectionLost:
+            conn.scope.cancel()  # the connection's own tasks notice and detach
+
+    async def _write_all(self, conn: Conn) -> None:
+        """Send until the outbox is empty: one frame per 512 envelopes, one
+        ``send_all`` per batch. Only one task writes at a time."""
+        self.writing = True
+        try:
+            buffer = conn.buffer
+            while self.outbox:
+                batch, self.outbox = self.outbox, []
+                buffer.clear()
+                for start in range(0, len(batch), 512):
+                    conn.encoder.encode_into(batch[start : start + 512], buffer)
+                try:
+                    await conn.stream.send_all(buffer)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                    raise errors.ConnectionLost(f"writing to {self.node_id}: {exc}") from exc
+        finally:
+            self.writing = False
 
     async def _reader(self, conn: Conn) -> None:
         config = self.remoting.config

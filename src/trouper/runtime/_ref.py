@@ -163,7 +163,7 @@ class StreamReader:
 class ActorRef:
     """The address of an actor: hashable, comparable, and the same on every node."""
 
-    __slots__ = ("_cell", "_hash", "_via", "node_id", "path", "uid")
+    __slots__ = ("_cell", "_hash", "_via", "_wire", "node_id", "path", "uid")
 
     def __init__(
         self,
@@ -178,6 +178,7 @@ class ActorRef:
         self.uid = uid
         self._cell = cell  # set for a local actor: the hot path goes straight to it
         self._via = via  # set for a remote actor: the node whose links reach it
+        self._wire: Any = None  # its WireRef, made once when it first crosses the wire
         self._hash = hash((node_id, path, uid))
 
     def __repr__(self) -> str:

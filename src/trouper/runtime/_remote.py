@@ -342,8 +342,12 @@ class Remoting:
                             payload,
                             None if sender is None else wire_ref(sender),
                             timeout,
-                        )
+                        ),
+                        wake=False,
                     )
+                    await peer.write_now()
+                    if peer.outbox and not peer.writing:
+                        peer.wakeup.set()  # not connected yet: the writer sends it
                     return await reply.wait()
                 finally:
                     peer.asks.pop(ask_id, None)

@@ -67,7 +67,10 @@ def make_codec(remoting: Remoting) -> PayloadCodec:
 
 
 def wire_ref(ref: ActorRef) -> WireRef:
-    return WireRef(ref.node_id, ref.path, ref.uid)
+    wire: WireRef | None = ref._wire
+    if wire is None:
+        wire = ref._wire = WireRef(ref.node_id, ref.path, ref.uid)
+    return wire
 
 
 # -------------------------------------------------------------- errors
