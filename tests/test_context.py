@@ -236,12 +236,14 @@ async def test_shutdown_timeout_cancels_what_is_left(
 
     with trio.fail_after(2000):
         start = trio.current_time()
-        async with trio.open_nursery() as outside:
-            async with trouper.open_node(shutdown_timeout=3) as node:
-                await node.spawn(Stubborn, shutdown=100)  # would be killed at 100s
-                hung = await node.spawn(Stubborn)
-                outside.start_soon(ask_forever, hung)
-                await trio.testing.wait_all_tasks_blocked()
+        async with (
+            trio.open_nursery() as outside,
+            trouper.open_node(shutdown_timeout=3) as node,
+        ):
+            await node.spawn(Stubborn, shutdown=100)  # would be killed at 100s
+            hung = await node.spawn(Stubborn)
+            outside.start_soon(ask_forever, hung)
+            await trio.testing.wait_all_tasks_blocked()
         assert trio.current_time() - start == pytest.approx(3)
         # what was left was killed, not abandoned: finalized, its asker told
         assert node.stats().actors == 0
