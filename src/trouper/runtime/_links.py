@@ -86,6 +86,35 @@ class Link(Actor):
         await remoting.serve(stream, proto, decoder, leftover, initiator=remoting.node.id)
 
 
+class Inbound(Actor):
+    """Serves one connection a peer dialled in, as a supervised actor.
+
+    The listener's handler waits on ``done``: the transport closes the stream
+    when its handler returns, so the stream lives exactly as long as this
+    actor serves it. Only the dialling side redials; this one just ends.
+    """
+
+    def __init__(self, remoting: Remoting, established: Established, done: trio.Event) -> None:
+        self.remoting = remoting
+        self.established = established
+        self.done = done
+
+    async def on_start(self) -> None:
+        self.ctx.start_soon(self._serve)
+
+    async def on_stop(self) -> None:
+        self.done.set()
+
+    async def _serve(self) -> None:
+        stream, proto, decoder, leftover = self.established
+        assert proto.peer_id is not None
+        try:
+            await self.remoting.serve(stream, proto, decoder, leftover, initiator=proto.peer_id)
+        finally:
+            self.done.set()
+            self.ctx.stop()
+
+
 class Tick:
     """The cluster actor's timer message."""
 

@@ -146,6 +146,7 @@ class Peer:
         self.outbox: list[Envelope] = []
         self.wakeup = trio.Event()
         self.writing = False
+        self.throttled = False
         self.drained = trio.Event()  # set while the outbox is empty
         self.drained.set()
         self.asks: dict[int, Any] = {}
@@ -324,7 +325,8 @@ class Peer:
     async def _reader(self, conn: Conn) -> None:
         config = self.remoting.config
         decoder = conn.decoder
-        bucket = TokenBucket(config.rate_limit, config.rate_limit) if config.rate_limit else None
+        rate = config.rate_limit
+        bucket = TokenBucket(rate, max(1.0, rate)) if rate else None
         stream = conn.stream
         proto = conn.proto
         while True:
@@ -341,15 +343,29 @@ class Peer:
                 continue
             now = trio.current_time()
             self.last_heard = now
-            if bucket is not None and not bucket.try_take(now, len(envelopes)):
-                # Over the rate: stop reading for a while, so TCP slows the peer.
-                await trio.sleep(bucket.delay_until_available(now, len(envelopes)))
-                bucket.try_take(trio.current_time(), len(envelopes))
+            if bucket is not None:
+                await self._throttle(bucket, len(envelopes))
             for env in envelopes:
                 proto.receive(env)
                 await self.dispatch(env)
                 if type(env) is Goodbye:
                     return
+
+    async def _throttle(self, bucket: TokenBucket, count: int) -> None:
+        """Hold the reader until ``count`` envelopes fit the rate limit, so TCP
+        slows the peer down. The peer is not silent meanwhile (we are not
+        listening), so the failure detector does not count this pause."""
+        while count > 0:
+            chunk = min(count, int(bucket.burst))
+            delay = bucket.delay_until_available(trio.current_time(), chunk)
+            if delay > 0:
+                self.throttled = True
+                try:
+                    await trio.sleep(delay)
+                finally:
+                    self.throttled = False
+            bucket.try_take(trio.current_time(), chunk)
+            count -= chunk
 
     # ------------------------------------------------------------ inbound
 

@@ -161,8 +161,11 @@ class Remoting:
         except errors.TransportError as exc:
             log.warning("node %s refused a connection: %s", self.node.id, exc)
             return
-        assert proto.peer_id is not None
-        await self.serve(stream, proto, decoder, leftover, initiator=proto.peer_id)
+        from ._links import Inbound
+
+        done = trio.Event()
+        await self.node._system_spawn(Inbound, None, self, (stream, proto, decoder, leftover), done)
+        await done.wait()
 
     async def handshake(
         self, stream: trio.abc.Stream, *, initiator: bool, expected: str | None = None
@@ -483,6 +486,9 @@ class Remoting:
         for peer in list(self.peers.values()):
             if peer.status == "down":
                 continue
+            if peer.throttled:
+                peer.last_heard = now
+                peer.detector.heartbeat(now)
             silent = now - peer.last_heard
             if peer.detector.phi(now) > self.config.phi_threshold and silent > 0:
                 peer.down(f"no heartbeat for {silent:.1f}s (phi)")
