@@ -347,6 +347,8 @@ class Peer:
                 await self._throttle(bucket, len(envelopes))
             for env in envelopes:
                 proto.receive(env)
+                if type(env) is Tell and self._tell_now(env):
+                    continue  # the hot path: no coroutine per message
                 await self.dispatch(env)
                 if type(env) is Goodbye:
                     return
@@ -385,6 +387,19 @@ class Peer:
         if sender is None:
             return None
         return self.remoting.resolve(sender.node, sender.path, sender.uid)
+
+    def _tell_now(self, env: Tell) -> bool:
+        """Deliver a Tell without waiting, if its target has mailbox space."""
+        cell = self._target(env.target)
+        if cell is None:
+            return False
+        mailbox = cell._mailbox
+        if mailbox is not None and (len(mailbox) >= cell._mailbox_size or cell._waiters):
+            return False
+        msg = self._decode(env.type_name, env.payload)
+        sender = env.sender
+        cell._enqueue((msg, None if sender is None else self._sender(sender), None))
+        return True
 
     async def _on_tell(self, env: Tell) -> None:
         cell = self._target(env.target)
