@@ -38,12 +38,19 @@ class TlsTransport(TcpTransport):
         if not handshake_timeout > 0:
             raise ConfigurationError(f"handshake_timeout must be > 0, got {handshake_timeout}")
         self.handshake_timeout = handshake_timeout
+        self._client_contexts: dict[TLSConfig, ssl.SSLContext] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(handshake_timeout={self.handshake_timeout})"
 
     def _client_context(self, tls: TLSConfig | None) -> ssl.SSLContext:
-        return (tls or TLSConfig()).client_context()
+        # Built once per config: it reads certificate files, which is file
+        # I/O on the Trio loop, and the same context serves every dial.
+        config = tls or TLSConfig()
+        context = self._client_contexts.get(config)
+        if context is None:
+            context = self._client_contexts[config] = config.client_context()
+        return context
 
     def _server_context(self, tls: TLSConfig | None) -> ssl.SSLContext:
         if tls is None:
