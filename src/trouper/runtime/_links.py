@@ -35,13 +35,22 @@ class Link(Actor):
     """
 
     def __init__(
-        self, remoting: Remoting, url: str, seed: bool, established: Established | None
+        self,
+        remoting: Remoting,
+        url: str,
+        seed: bool,
+        established: Established | None,
+        peer_id: str | None = None,
     ) -> None:
         self.remoting = remoting
         self.url = url
         self.seed = seed
         self.established = established
-        self.peer_id: str | None = None
+        self.peer_id = peer_id
+
+    async def on_stop(self) -> None:
+        if self.peer_id is not None:
+            self.remoting.linked.discard(self.peer_id)
 
     async def on_start(self) -> None:
         self.ctx.start_soon(self._run)

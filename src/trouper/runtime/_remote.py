@@ -98,7 +98,8 @@ class Remoting:
         self.peers: dict[str, Peer] = {}
         self.addresses: list[str] = []
         self.changed = trio.Event()
-        self.seed_links = 0
+        #: Nodes met through gossip that a Link of ours is dialling.
+        self.linked: set[str] = set()
 
     # ------------------------------------------------------------- startup
 
@@ -472,12 +473,20 @@ class Remoting:
             known = self.peers.get(member.node)
             if known is not None and known.incarnation >= member.incarnation:
                 continue
-            # A node we have not met: dial it. The one with the smaller id
-            # dials, so that a pair does not usually race (the tie-break in
-            # Conn handles it when they do).
-            if self.node.id < member.node:
+            # A node we have not met: dial it, once. The one with the smaller
+            # id dials, so that a pair does not usually race (the tie-break
+            # in Conn handles it when they do).
+            if self.node.id < member.node and member.node not in self.linked:
+                self.linked.add(member.node)
                 self.node._nursery.start_soon(
-                    self.node._system_spawn, Link, None, self, member.addresses[0], False, None
+                    self.node._system_spawn,
+                    Link,
+                    None,
+                    self,
+                    member.addresses[0],
+                    False,
+                    None,
+                    member.node,
                 )
 
     def tick(self) -> None:
