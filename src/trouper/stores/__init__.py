@@ -1,0 +1,40 @@
+"""State stores: where actors keep what must survive their process.
+
+``open_store(url)`` picks the backend by scheme: ``memory://`` (tests),
+``sqlite:///path.db`` (the embedded default, shared safely by several
+processes). Later backends (redis, postgres) plug in with
+``register_store``. Errors leave this package as ``StoreError`` (retryable
+``StoreBusy`` when another writer held a lock too long),
+``InvalidStoreArgument`` or ``ConfigurationError``.
+"""
+
+from ._api import MAX_NAME_LENGTH as MAX_NAME_LENGTH
+from ._api import Store as Store
+from ._api import StoreStatistics as StoreStatistics
+from ._errors import InvalidStoreArgument as InvalidStoreArgument
+from ._errors import StoreBusy as StoreBusy
+from ._errors import StoreError as StoreError
+from ._memory import MemoryStore as MemoryStore
+from ._memory import open_memory_store
+from ._registry import StoreFactory as StoreFactory
+from ._registry import open_store as open_store
+from ._registry import register_store as register_store
+from ._sqlite import SqliteStore as SqliteStore
+from ._sqlite import open_sqlite_store
+
+__all__ = [
+    "MAX_NAME_LENGTH",
+    "InvalidStoreArgument",
+    "MemoryStore",
+    "SqliteStore",
+    "Store",
+    "StoreBusy",
+    "StoreError",
+    "StoreFactory",
+    "StoreStatistics",
+    "open_store",
+    "register_store",
+]
+
+register_store("memory", open_memory_store)
+register_store("sqlite", open_sqlite_store)

@@ -1,0 +1,133 @@
+"""``memory://``: a store in a dict, for tests and throwaway nodes.
+
+Operations run on the Trio thread without awaiting in the middle, so each is
+atomic with respect to other tasks. Each still starts with a checkpoint:
+callers may rely on a store call being a place where cancellation and other
+tasks get a turn, whatever the backend, and a call cancelled there has had
+no effect.
+
+``memory://name`` shares one named dataset within the process: closing the
+store and opening the same URL again sees the same data, which is how tests
+play "the process restarted" without a file.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import attrs
+import trio
+
+from trouper._errors import ConfigurationError
+
+from ._api import Store
+from ._base import BaseStore, check_name
+from ._errors import InvalidStoreArgument
+
+__all__ = ["MemoryStore", "open_memory_store"]
+
+
+@attrs.define
+class _Log:
+    last_id: int = 0  # kept after trim(): ids are never reused
+    records: list[tuple[int, bytes]] = attrs.Factory(list)  # sorted by id
+
+
+@attrs.define
+class _Data:
+    logs: dict[str, _Log] = attrs.Factory(dict)
+    kv: dict[str, bytes] = attrs.Factory(dict)
+
+
+# Named datasets live as long as the process; that is their whole point.
+_SHARED: dict[str, _Data] = {}
+
+
+class MemoryStore(BaseStore):
+    """A process-local store; ``MemoryStore("name")`` shares a named dataset."""
+
+    backend = "memory"
+
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__()
+        self.name = name
+        if name is None:
+            self._data = _Data()
+        else:
+            self._data = _SHARED.setdefault(check_name("memory store name", name), _Data())
+
+    async def _do_append(self, log: str, record: bytes) -> int:
+        await trio.lowlevel.checkpoint()
+        entry = self._data.logs.setdefault(log, _Log())
+        entry.last_id += 1
+        entry.records.append((entry.last_id, record))
+        return entry.last_id
+
+    async def _do_tail(self, log: str, n: int) -> list[tuple[int, bytes]]:
+        await trio.lowlevel.checkpoint()
+        entry = self._data.logs.get(log)
+        if entry is None or n == 0:
+            return []
+        return entry.records[-n:]
+
+    async def _do_read(self, log: str, after_id: int, limit: int) -> list[tuple[int, bytes]]:
+        await trio.lowlevel.checkpoint()
+        entry = self._data.logs.get(log)
+        if entry is None:
+            return []
+        start = bisect.bisect_right(entry.records, after_id, key=lambda r: r[0])
+        return entry.records[start : start + limit]
+
+    async def _do_trim(self, log: str, keep_last: int) -> int:
+        await trio.lowlevel.checkpoint()
+        entry = self._data.logs.get(log)
+        if entry is None:
+            return 0
+        excess = max(0, len(entry.records) - keep_last)
+        del entry.records[:excess]
+        return excess
+
+    async def _do_get(self, key: str) -> bytes | None:
+        await trio.lowlevel.checkpoint()
+        return self._data.kv.get(key)
+
+    async def _do_put(self, key: str, value: bytes) -> None:
+        await trio.lowlevel.checkpoint()
+        self._data.kv[key] = value
+
+    async def _do_delete(self, key: str) -> bool:
+        await trio.lowlevel.checkpoint()
+        return self._data.kv.pop(key, None) is not None
+
+    async def _do_compare_and_set(
+        self, key: str, expected: bytes | None, new: bytes | None
+    ) -> bool:
+        await trio.lowlevel.checkpoint()
+        if self._data.kv.get(key) != expected:
+            return False
+        if new is None:
+            self._data.kv.pop(key, None)
+        else:
+            self._data.kv[key] = new
+        return True
+
+    async def _do_close(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+
+def open_memory_store(url: str) -> AbstractAsyncContextManager[Store]:
+    """``memory://`` (a fresh private store) or ``memory://name`` (shared by name)."""
+    name = url.partition("://")[2] or None
+    try:
+        store = MemoryStore(name)  # a bad name fails here, at open_store() time
+    except (InvalidStoreArgument, TypeError) as exc:
+        raise ConfigurationError(f"bad memory store URL: {exc}") from None
+
+    @asynccontextmanager
+    async def manage() -> AsyncIterator[Store]:
+        async with store:
+            yield store
+
+    return manage()

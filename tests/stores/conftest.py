@@ -1,0 +1,16 @@
+"""Fixtures for the store tests: one URL per backend, reopenable for "restarts"."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh store URL; opening it again later sees the same data."""
+    if request.param == "memory":
+        return f"memory://test-{uuid.uuid4().hex}"  # named: survives close/reopen
+    return f"sqlite:///{tmp_path}/x.db"
