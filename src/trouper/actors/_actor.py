@@ -165,9 +165,10 @@ def _message_types(cls: type, fn: Callable[..., Any]) -> list[type]:
         raise ConfigurationError(
             f"{cls.__qualname__}.{fn.__name__}: a handler takes (self, msg), got {len(params)}"
         )
-    module = inspect.getmodule(cls)
     try:
-        hints = typing.get_type_hints(fn, globalns=vars(module) if module else None)
+        # Resolved in the module that defines the handler (fn.__globals__),
+        # which is not the subclass's module when a handler is inherited.
+        hints = typing.get_type_hints(fn)
     except Exception as exc:  # NameError/TypeError from an unresolvable annotation
         raise ConfigurationError(
             f"{cls.__qualname__}.{fn.__name__}: cannot resolve the message annotation: {exc}"

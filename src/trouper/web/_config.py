@@ -1,0 +1,74 @@
+"""``WebGateway``: the configuration of a node's web gateway."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .._errors import ConfigurationError
+from ._session import WebSocketSession
+
+
+def _check_positive(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not value > 0:
+        raise ConfigurationError(f"WebGateway.{attribute.name} must be positive, got {value!r}")
+
+
+def _check_session(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not (isinstance(value, type) and issubclass(value, WebSocketSession)):
+        raise ConfigurationError(f"WebGateway.session must subclass WebSocketSession: {value!r}")
+
+
+def _check_path(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not value.startswith("/"):
+        raise ConfigurationError(f"WebGateway.ws_path must start with '/': {value!r}")
+
+
+def _check_port(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if not 0 <= value <= 65535:
+        raise ConfigurationError(f"WebGateway.port must be in 0..65535, got {value!r}")
+
+
+def _to_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(value)
+
+
+def _to_path(value: str | Path | None) -> Path | None:
+    return None if value is None else Path(value)
+
+
+@attrs.frozen
+class WebGateway:
+    """How ``start_gateway`` serves HTTP and WebSockets.
+
+    ``port=0`` binds a free port (``GatewayHandle.url`` tells which; it is kept
+    across restarts of the gateway). Each WebSocket connection to ``ws_path``
+    is an actor of class ``session`` (created as ``session(connection,
+    *session_args)``) under ``/system/web``.
+
+    A session's outbox holds ``outbox_size`` messages; a client that leaves it
+    full for ``slow_consumer_timeout`` seconds is disconnected (code 1008,
+    reason ``consumer-too-slow``). A client frame larger than
+    ``max_message_size`` bytes closes the connection with code 1009. At most
+    ``inbox_size`` received frames wait for the session at a time (then the
+    socket stops being read: backpressure). ``close_timeout`` bounds a
+    closing handshake; ``graceful_timeout`` bounds the server's shutdown.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = attrs.field(default=0, validator=_check_port)
+    static_dir: Path | None = attrs.field(default=None, converter=_to_path)
+    ws_path: str = attrs.field(default="/ws", validator=_check_path)
+    outbox_size: int = attrs.field(default=256, validator=_check_positive)
+    slow_consumer_timeout: float = attrs.field(default=5.0, validator=_check_positive)
+    max_message_size: int = attrs.field(default=64 * 1024, validator=_check_positive)
+    session: type[WebSocketSession] = attrs.field(
+        default=WebSocketSession, validator=_check_session
+    )
+    session_args: tuple[Any, ...] = attrs.field(default=(), converter=_to_tuple)
+    inbox_size: int = attrs.field(default=16, validator=_check_positive)
+    close_timeout: float = attrs.field(default=2.0, validator=_check_positive)
+    graceful_timeout: float = attrs.field(default=2.0, validator=_check_positive)

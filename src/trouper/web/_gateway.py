@@ -1,0 +1,210 @@
+"""The gateway actor (``/system/web``), ``start_gateway`` and ``open_gateway``.
+
+The gateway serves its ASGI app with hypercorn's trio worker from its own
+background nursery, so the server lives and dies with the actor: stopping it
+stops every session (its children) first, then shuts the server down
+gracefully. Each WebSocket connection is a child session actor, spawned by
+the gateway's own task and ``temporary``: a failed session is stopped, never
+restarted, and never counts against the gateway's restart intensity.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import hypercorn
+import hypercorn.trio
+import trio
+
+from .._errors import ConfigurationError, TrouperError
+from ..actors._actor import Actor, handler
+from ..actors._messages import Terminated
+from ..runtime._ref import ActorRef
+from ._app import GatewayApp, OpenSession
+from ._config import WebGateway
+from ._connection import GatewayState, WebSocketConnection, WsOpen
+
+if TYPE_CHECKING:
+    from ..runtime._node import Node
+
+log = logging.getLogger("trouper.web")
+
+SEGMENT = "web"
+
+
+class Gateway(Actor):
+    """The actor behind ``/system/web``: owns the server and the sessions."""
+
+    def __init__(self, config: WebGateway, state: GatewayState) -> None:
+        self.config = config
+        self.state = state
+        self._sessions: dict[ActorRef, WebSocketConnection] = {}
+        self._up = trio.Event()
+        self._served = trio.Event()
+        self._shutdown = trio.Event()
+        self._error: BaseException | None = None
+
+    async def on_start(self) -> None:
+        self.state.stopping = False
+        self.state.close_deadline = None
+        self.ctx.start_soon(self._serve)
+        await self._up.wait()
+        if self._error is not None:
+            raise self._error
+
+    async def on_stop(self) -> None:
+        # The sessions (children) have stopped already.
+        self.state.stopping = True
+        for conn in self._sessions.values():
+            conn.finished.set()
+        self._shutdown.set()
+        with trio.move_on_after(self.config.graceful_timeout + 1.0):
+            await self._served.wait()
+
+    async def _serve(self) -> None:
+        app = GatewayApp(self.config, self.state, self.ctx.self_ref)
+        serve = partial(
+            hypercorn.trio.serve,
+            app,
+            self._hypercorn_config(),
+            shutdown_trigger=self._shutdown.wait,
+            mode="asgi",
+        )
+        try:
+            async with trio.open_nursery() as nursery:
+                binds: list[str] = await nursery.start(serve)
+                self._bound(binds)
+        except Exception as exc:
+            if self._up.is_set():
+                raise  # the server failed while serving: the gateway fails
+            self._error = exc
+        finally:
+            self._served.set()
+            self._up.set()
+
+    def _hypercorn_config(self) -> hypercorn.Config:
+        config = self.config
+        host = f"[{config.host}]" if ":" in config.host else config.host
+        hconfig = hypercorn.Config()
+        hconfig.bind = [f"{host}:{self.state.port}"]
+        hconfig.websocket_max_message_size = config.max_message_size
+        hconfig.graceful_timeout = config.graceful_timeout
+        hconfig.accesslog = None
+        hconfig.errorlog = logging.getLogger("trouper.web.hypercorn")
+        return hconfig
+
+    def _bound(self, binds: list[str]) -> None:
+        url = binds[0]
+        self.state.url = url
+        self.state.port = int(url.rsplit(":", 1)[1])  # a restart keeps the port
+        log.info("node %s: web gateway on %s", self.state.node_id, url)
+        self._up.set()
+
+    @handler
+    async def _open_session(self, msg: OpenSession) -> None:
+        conn = msg.connection
+        config = self.config
+        try:
+            ref = await self.ctx.spawn(
+                config.session,
+                conn,
+                *config.session_args,
+                restart="temporary",
+                shutdown=2 * config.close_timeout + 1.0,
+            )
+        except TrouperError as exc:
+            log.error("web gateway: could not start a %s: %r", config.session.__name__, exc)
+            conn.opened.set()
+            return
+        conn.session = ref
+        self._sessions[ref] = conn
+        self.ctx.watch(ref)
+        conn.opened.set()
+        await ref.tell(WsOpen())
+
+    @handler
+    async def _session_ended(self, msg: Terminated) -> None:
+        conn = self._sessions.pop(msg.ref, None)
+        if conn is not None:
+            conn.finished.set()
+
+
+class GatewayHandle:
+    """A running gateway: its URLs, its readiness switch, and ``aclose``."""
+
+    def __init__(self, node: Node, ref: ActorRef, state: GatewayState, config: WebGateway) -> None:
+        self.node = node
+        self.ref = ref
+        self.config = config
+        self._state = state
+
+    @property
+    def url(self) -> str:
+        """The bound base URL, ``http://127.0.0.1:PORT`` (port 0 resolved)."""
+        return self._state.url
+
+    @property
+    def ws_url(self) -> str:
+        """The WebSocket endpoint, ``ws://127.0.0.1:PORT/ws``."""
+        return "ws" + self._state.url[len("http") :] + self.config.ws_path
+
+    @property
+    def ready(self) -> bool:
+        return self._state.ready
+
+    def set_ready(self, ready: bool) -> None:
+        """What ``GET /readyz`` answers: 200 when ready, 503 when not."""
+        self._state.ready = ready
+
+    async def aclose(self) -> None:
+        """Stop the gateway: its sessions close (1001), then the server stops."""
+        await self.node.stop(self.ref)
+
+    def __repr__(self) -> str:
+        return f"<GatewayHandle {self.url} ready={self.ready}>"
+
+
+async def start_gateway(
+    node: Node, config: WebGateway | None = None, **options: Any
+) -> GatewayHandle:
+    """Start the web gateway of ``node`` as ``/system/web``; returns once it serves.
+
+    ``options`` override fields of ``config`` (``start_gateway(node, port=8080)``).
+    """
+    if config is None:
+        config = WebGateway(**options)
+    elif options:
+        config = attrs.evolve(config, **options)
+    existing = node._paths.get(f"/system/{SEGMENT}")
+    if existing is not None:
+        raise ConfigurationError(f"node {node.id} runs a web gateway already ({existing.ref})")
+    state = GatewayState(node.id, config.port)
+    # (node._system_spawn, with a shutdown time that covers the sessions'
+    # shared close budget and the server's graceful shutdown)
+    ref = await node._system_root.spawn(
+        Gateway,
+        config,
+        state,
+        restart="transient",
+        shutdown=config.close_timeout + config.graceful_timeout + 3.0,
+        _segment=SEGMENT,
+    )
+    return GatewayHandle(node, ref, state, config)
+
+
+@asynccontextmanager
+async def open_gateway(
+    node: Node, config: WebGateway | None = None, **options: Any
+) -> AsyncIterator[GatewayHandle]:
+    """``async with open_gateway(node, config) as gw:`` the gateway runs in the block."""
+    handle = await start_gateway(node, config, **options)
+    try:
+        yield handle
+    finally:
+        with trio.CancelScope(shield=True):
+            await handle.aclose()

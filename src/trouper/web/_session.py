@@ -1,0 +1,256 @@
+"""``WebSocketSession``: one actor per WebSocket connection.
+
+The session runs a reader task and a writer task in its own nursery
+(``ctx.start_soon``). The reader turns client frames into messages to the
+session itself, so ``on_text``/``on_bytes`` run in the actor's own task, one
+at a time, like any handler. The writer drains a bounded outbox into the
+socket; ``send_text``/``send_bytes`` never block: a full outbox drops the
+message and starts the slow-consumer timer.
+
+hypercorn writes to the socket in a shielded ``send_all``, so a client that
+stops reading can hold a write for ever. The session never waits for such a
+write longer than ``close_timeout``: the ASGI handler then returns without a
+closing handshake and hypercorn closes the TCP connection, which frees the
+writer.
+"""
+
+# No ``from __future__ import annotations`` here: the handlers' message
+# annotations must be real classes, because the dispatch table of a subclass
+# defined in another module resolves string annotations in *that* module.
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import trio
+
+from ..actors._actor import _HANDLER_MARK, Actor, handler
+from ..runtime._states import STOPPING
+from ._connection import (
+    CLOSE_ABNORMAL,
+    CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_NORMAL,
+    CLOSE_POLICY,
+    ASGIEvent,
+    WebSocketConnection,
+    WsOpen,
+    WsPeerClosed,
+    WsReceived,
+    WsSlowCheck,
+)
+
+
+def _marking_failure(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(fn)
+    async def wrapper(self: "WebSocketSession", msg: Any) -> Any:
+        try:
+            return await fn(self, msg)
+        except Exception:
+            self._failed = True
+            raise
+
+    return wrapper
+
+
+class WebSocketSession(Actor):
+    """Base class of the actor behind each WebSocket connection.
+
+    Override ``on_connect``, ``on_text``, ``on_bytes`` and ``on_disconnect``;
+    send with ``send_text``/``send_bytes``; end with ``close``. Subclasses
+    with their own ``__init__`` take the connection first and pass it on:
+    ``super().__init__(connection)``; one that overrides ``on_stop`` calls
+    ``await super().on_stop()`` (without it the socket still closes, but
+    without flushing the outbox). An exception in a hook fails this session
+    only: its socket closes with code 1011.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # A failure in any handler of a session closes its socket with 1011:
+        # wrap the subclass's own handlers (before the dispatch table is built).
+        for name, fn in list(vars(cls).items()):
+            if getattr(fn, _HANDLER_MARK, False) and inspect.iscoroutinefunction(fn):
+                setattr(cls, name, _marking_failure(fn))
+        super().__init_subclass__(**kwargs)
+
+    def __init__(self, connection: WebSocketConnection) -> None:
+        self.connection = connection
+        config = connection.config
+        self._outbox, self._outbox_out = trio.open_memory_channel[ASGIEvent](config.outbox_size)
+        self._inflight = trio.Semaphore(config.inbox_size)
+        self._accepted = trio.Event()
+        self._writer_done = trio.Event()
+        self._close_request: tuple[int, str] | None = None
+        self._failed = False
+        self._full_since: float | None = None
+        self._slow_token = 0
+        #: Messages dropped because the outbox was full.
+        self.dropped = 0
+
+    # ---------------------------------------------------------- public API
+
+    @property
+    def scope(self) -> Mapping[str, Any]:
+        """The ASGI scope of the connection (path, headers, client...)."""
+        return self.connection.scope
+
+    @property
+    def closing(self) -> bool:
+        """True once a close was asked for or the client went away."""
+        return self._close_request is not None or self.connection.disconnected.is_set()
+
+    async def on_connect(self) -> None:
+        """The WebSocket was accepted (runs in the actor's task)."""
+
+    async def on_text(self, text: str) -> None:
+        """A text frame arrived."""
+
+    async def on_bytes(self, data: bytes) -> None:
+        """A binary frame arrived."""
+
+    async def on_disconnect(self, code: int) -> None:
+        """The connection is over: ``code`` is the server's close code, or the
+        one hypercorn reports for a client's close (1006: it does not pass on
+        the client's own code)."""
+
+    def send_text(self, text: str) -> bool:
+        """Queue a text frame; False if it was dropped (closing, or outbox full)."""
+        return self._offer({"type": "websocket.send", "text": text})
+
+    def send_bytes(self, data: bytes) -> bool:
+        """Queue a binary frame; False if it was dropped (closing, or outbox full)."""
+        return self._offer({"type": "websocket.send", "bytes": bytes(data)})
+
+    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        """Close the connection after what is queued, then stop this actor.
+
+        Inside a handler the stop happens when the handler returns.
+        """
+        self._request_close(code, reason)
+        self.ctx.stop()
+        await trio.lowlevel.checkpoint()
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def on_stop(self) -> None:
+        conn = self.connection
+        parent = self.ctx.parent
+        stopping = parent is not None and parent._state >= STOPPING  # the gateway is going
+        if self._close_request is None:
+            code = CLOSE_GOING_AWAY if stopping else CLOSE_NORMAL
+            self._request_close(CLOSE_INTERNAL_ERROR if self._failed else code, "")
+        code, reason = self._close_request or (CLOSE_NORMAL, "")
+        timeout = conn.config.close_timeout
+        if stopping:
+            timeout = conn.gateway.shutdown_budget(timeout)
+        if self._accepted.is_set():
+            with trio.move_on_after(timeout):
+                await self._writer_done.wait()  # the outbox flushed, the close frame sent
+                await conn.disconnected.wait()  # the closing handshake
+        self._discard_outbox()
+        # If the writer could not send the close frame in time, give up on it
+        # (hypercorn then closes the TCP connection when the handler returns).
+        await conn.send_close(code, reason, timeout=0 if self._accepted.is_set() else timeout)
+        await self.on_disconnect(code if conn.close_sent else conn.disconnect_code)
+
+    # ------------------------------------------------------------ internals
+
+    def _offer(self, event: ASGIEvent) -> bool:
+        if self.closing:
+            return False
+        try:
+            self._outbox.send_nowait(event)
+        except trio.WouldBlock:
+            self.dropped += 1
+            if self._full_since is None:
+                self._full_since = trio.current_time()
+                timeout = self.connection.config.slow_consumer_timeout
+                self.ctx.send_after(timeout, WsSlowCheck(self._slow_token))
+            return False
+        return True
+
+    def _request_close(self, code: int, reason: str) -> None:
+        if self._close_request is None:
+            self._close_request = (code, reason)
+            self._outbox.close()  # the writer sends what is queued, then the close frame
+
+    def _discard_outbox(self) -> None:
+        while True:
+            try:
+                self._outbox_out.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                return
+
+    @handler
+    async def _trouper_ws_open(self, msg: WsOpen) -> None:
+        self.ctx.start_soon(self._reader)
+        self.ctx.start_soon(self._writer)
+        await self.connection.send({"type": "websocket.accept"})
+        self._accepted.set()
+        await self._guarded(self.on_connect())
+
+    @handler
+    async def _trouper_ws_received(self, msg: WsReceived) -> None:
+        try:
+            if msg.text is not None:
+                await self._guarded(self.on_text(msg.text))
+            elif msg.data is not None:
+                await self._guarded(self.on_bytes(msg.data))
+        finally:
+            self._inflight.release()
+
+    @handler
+    async def _trouper_ws_peer_closed(self, msg: WsPeerClosed) -> None:
+        self.ctx.stop()
+
+    @handler
+    async def _trouper_ws_slow(self, msg: WsSlowCheck) -> None:
+        if msg.token == self._slow_token and self._full_since is not None:
+            self._discard_outbox()
+            await self.close(CLOSE_POLICY, "consumer-too-slow")
+
+    async def _guarded(self, hook: Awaitable[None]) -> None:
+        try:
+            await hook
+        except Exception:
+            self._failed = True  # this session fails; its socket closes with 1011
+            raise
+
+    async def _reader(self) -> None:
+        conn = self.connection
+        me = self.ctx.self_ref
+        try:
+            while True:
+                event = await conn.receive()
+                kind = event.get("type")
+                if kind == "websocket.receive":
+                    await self._inflight.acquire()
+                    await me.tell(WsReceived(event.get("text"), event.get("bytes")))
+                elif kind == "websocket.disconnect":
+                    conn.mark_disconnected(int(event.get("code", CLOSE_ABNORMAL)))
+                    self._discard_outbox()
+                    if self._close_request is None:
+                        await me.tell(WsPeerClosed())
+                    await trio.sleep_forever()  # until the actor stops
+        finally:
+            conn.finished.set()  # the ASGI handler may finish the connection now
+
+    async def _writer(self) -> None:
+        conn = self.connection
+        half = conn.config.outbox_size // 2
+        try:
+            await self._accepted.wait()
+            async for event in self._outbox_out:
+                if conn.close_sent:
+                    break
+                await conn.send(event)
+                if (
+                    self._full_since is not None
+                    and self._outbox_out.statistics().current_buffer_used <= half
+                ):
+                    self._full_since = None  # drained: the client keeps up after all
+                    self._slow_token += 1
+            code, reason = self._close_request or (CLOSE_NORMAL, "")
+            await conn.send_close(code, reason, timeout=conn.config.close_timeout)
+        finally:
+            self._writer_done.set()
