@@ -18,7 +18,29 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m examples.supervision_demo
 
-test: $(STAMP)
+# The browser test (tests/test_chat_browser.py) needs Debian's chromium (the
+# playwright package comes with the dev extra; never `playwright install`, whose
+# browser download cannot work here). Without root or apt-get it only says so,
+# and that test is skipped.
+CHROMIUM := /usr/bin/chromium
+.PHONY: browser
+browser: $(STAMP)
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "browser: installing chromium with apt-get"; \
+	    log=$$(mktemp); \
+	    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install \
+	        -y -qq --no-install-recommends chromium; } >"$$log" 2>&1; then \
+	      cat "$$log" >&2; rm -f "$$log"; exit 1; \
+	    fi; \
+	    rm -f "$$log"; \
+	  else \
+	    echo "browser: $(CHROMIUM) is missing and apt-get is unusable (not root or absent);" \
+	      "the browser test will be skipped"; \
+	  fi; \
+	fi
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
