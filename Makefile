@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test bench lint clean
+.PHONY: venv demo demo-supervision test bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,7 +15,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The chat on 127.0.0.1:8000 with the embedded sqlite store (Ctrl-C stops it).
 demo: $(STAMP)
+	$(BIN)/python -m examples.chat --http 127.0.0.1:8000
+
+demo-supervision: $(STAMP)
 	$(BIN)/python -m examples.supervision_demo
 
 # The browser test (tests/test_chat_browser.py) needs Debian's chromium (the

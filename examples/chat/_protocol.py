@@ -12,7 +12,7 @@ built from client bytes.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
 import msgspec
 
@@ -91,7 +91,7 @@ def parse_client_frame(text: str) -> Join | Say | Leave:
         raise ProtocolViolation("not JSON") from None
     if isinstance(frame, Say) and len(frame.text.encode()) > MAX_TEXT_BYTES:
         raise ProtocolViolation(f"text over {MAX_TEXT_BYTES} bytes")
-    return frame
+    return cast(Join | Say | Leave, frame)
 
 
 def render(event: ChatMessage | Presence | Joined) -> str:
