@@ -57,3 +57,7 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) benchmarks/results.json
+
+.PHONY: bench-chat
+bench-chat: $(STAMP)
+	$(BIN)/python -m benchmarks.chat

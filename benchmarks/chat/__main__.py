@@ -1,0 +1,175 @@
+"""``python -m benchmarks.chat``: the chat load test (issue 5), trouper vs a baseline.
+
+N WebSocket clients (in ``--procs`` processes of their own) join rooms of
+N/rooms members and send at a fixed total rate; every receiver measures the
+delivery latency from the send time in the text. Each server (the chat
+example on trouper, then a plain hypercorn broadcast server) is swept from
+``--sweep-from`` up (x ``--step``) until p99 passes 100 ms or a message is
+lost (the highest rate that held is its capacity), then, once idle again,
+measured at the fixed ``--rate``.
+
+Stdout: one JSON object per metric; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from typing import Any
+
+from ._limits import raise_nofile
+from ._procs import Fleet, merge, progress
+
+P99_LIMIT_MS = 100.0
+BASELINE = "hypercorn-broadcast"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.chat", description=__doc__)
+    parser.add_argument("--connections", type=int, help="clients in all (default 10000)")
+    parser.add_argument("--rooms", type=int, help="rooms (default connections / 100)")
+    parser.add_argument("--rate", type=float, default=100.0, help="messages/s in total")
+    parser.add_argument("--duration", type=float, help="seconds at the fixed rate (30)")
+    parser.add_argument("--sweep-duration", type=float, help="seconds per sweep step (10)")
+    parser.add_argument("--sweep-from", type=float, help="first sweep rate (rate / 10)")
+    parser.add_argument("--step", type=float, default=1.5, help="sweep rate factor")
+    parser.add_argument("--max-rate", type=float, default=20000.0, help="sweep stops here")
+    parser.add_argument("--grace", type=float, default=3.0, help="drain seconds per phase")
+    parser.add_argument("--procs", type=int, default=4, help="client processes")
+    parser.add_argument("--concurrency", type=int, default=200, help="connects at a time")
+    parser.add_argument("--servers", default="trouper,baseline", help="which to measure")
+    parser.add_argument(
+        "--server-gc-off", action="store_true", help="run both servers with gc.disable()"
+    )
+    parser.add_argument("--no-sweep", action="store_true", help="skip the capacity sweep")
+    parser.add_argument("--quick", action="store_true", help="1000 clients, 10 s phases")
+    args = parser.parse_args(argv)
+    size, fixed, step = (1000, 10.0, 5.0) if args.quick else (10_000, 30.0, 10.0)
+    args.connections = args.connections or size
+    args.rooms = args.rooms or max(1, args.connections // 100)
+    args.duration = args.duration or fixed
+    args.sweep_duration = args.sweep_duration or step
+    args.sweep_from = args.sweep_from or args.rate / 10
+    return args
+
+
+def holds(phase: dict[str, Any]) -> bool:
+    p99 = phase["p99_ms"]
+    return p99 is not None and p99 <= P99_LIMIT_MS and phase["lost"] == 0
+
+
+def run_phase(fleet: Fleet, number: int, rate: float, duration: float, grace: float) -> dict:
+    fleet.command(
+        {"cmd": "phase", "phase": number, "rate": rate, "duration": duration, "grace": grace}
+    )
+    result = merge(fleet.collect(duration + grace + 120), rate)
+    progress(f"{fleet.kind} phase {number}: {json.dumps(result)}")
+    return result
+
+
+def measure(kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    fleet = Fleet(kind, gc_off=args.server_gc_off)
+    out: dict[str, Any] = {"kind": kind, "connections": args.connections}
+    try:
+        fleet.start_server()
+        rss_before = fleet.server_rss()
+        progress(f"{kind}: server at {fleet.url}, connecting {args.connections} clients")
+        started = time.monotonic()
+        fleet.start_clients(args.procs, args.connections, args.rooms, args.concurrency)
+        connected = fleet.collect(timeout=1800)
+        out["connect_secs"] = round(time.monotonic() - started, 1)
+        held = sum(c["held"] for c in connected)
+        time.sleep(2.0)
+        out["rss_per_connection"] = round((fleet.server_rss() - rss_before) / max(1, held))
+        out["held_after_connect"] = held
+        out["connect_failed"] = sum(c["failed"] for c in connected)
+        progress(f"{kind}: {held} connected in {out['connect_secs']} s, {out}")
+        sweep: list[dict[str, Any]] = []  # first, as overload leaves a backlog behind
+        rate = args.sweep_from
+        while not args.no_sweep and rate <= args.max_rate:
+            sweep.append(run_phase(fleet, len(sweep) + 1, rate, args.sweep_duration, args.grace))
+            progress(f"{kind}: idle after {fleet.drain(150):.0f} s")
+            if not holds(sweep[-1]):
+                break
+            rate = round(rate * args.step, 1)
+        fixed = run_phase(fleet, 0, args.rate, args.duration, args.grace)
+        out["fixed"] = fixed
+        out["held"] = fixed["held"]
+        good = [phase["rate"] for phase in sweep if holds(phase)]
+        out["capacity"] = max(good) if good else (None if args.no_sweep else 0.0)
+        out["sweep"] = [{k: p[k] for k in ("rate", "p99_ms", "lost", "held")} for p in sweep]
+    except Exception as exc:  # report what was measured, and why it stopped
+        out["error"] = f"{type(exc).__name__}: {exc}"
+        progress(f"{kind}: failed: {out['error']}\n{fleet.server_log_tail()}")
+    finally:
+        fleet.close()
+    return out
+
+
+def line(name: str, unit: str, better: str, key: Any, sides: dict, target: str) -> dict:
+    trouper, baseline = (key(sides[k]) if k in sides else None for k in ("trouper", "baseline"))
+    ratio = round(trouper / baseline, 4) if trouper is not None and baseline else None
+    record = {"name": name, "value": trouper, "unit": unit, "baseline": BASELINE}
+    record.update(baseline_value=baseline, ratio=ratio, better=better, target=target)
+    return record
+
+
+def _get(*path: str) -> Any:
+    def get(side: dict[str, Any]) -> Any:
+        value: Any = side
+        for part in path:
+            value = value.get(part) if isinstance(value, dict) else None
+        return value
+
+    return get
+
+
+def report(sides: dict[str, dict[str, Any]], args: argparse.Namespace) -> list[dict]:
+    n, target_held = args.connections, f"{args.connections} held"
+    lines = [
+        line("chat_connections_held", "connections", "higher", _get("held"), sides, target_held),
+        line("chat_p99_fixed_rate", "ms", "lower", _get("fixed", "p99_ms"), sides, "<100, <=1.5x"),
+        line("chat_capacity", "msgs/s", "higher", _get("capacity"), sides, ">=0.7x"),
+        line("chat_rss_per_connection", "bytes", "lower", _get("rss_per_connection"), sides, "-"),
+    ]
+    held, fixed, cap = lines[0], lines[1], lines[2]
+    held["meets_target"] = held["value"] == n
+    held["attempted"] = n
+    ratio, p99 = fixed["ratio"], fixed["value"]
+    fixed["meets_target"] = p99 is not None and p99 < P99_LIMIT_MS and ratio is not None
+    fixed["meets_target"] = fixed["meets_target"] and ratio <= 1.5
+    cap["meets_target"] = cap["ratio"] is not None and cap["ratio"] >= 0.7
+    fixed["rate"] = args.rate
+    fixed["server_gc"] = "disabled" if args.server_gc_off else "default"
+    for kind, side in sides.items():
+        phase = side.get("fixed") or {}
+        for field in ("p50_ms", "max_ms", "lost", "duplicated", "deliveries", "expected"):
+            fixed[f"{kind}_{field}"] = phase.get(field)
+        cap[f"{kind}_sweep"] = side.get("sweep")
+        if "error" in side:
+            held.setdefault("error", {})[kind] = side["error"]
+    fixed["meets_target"] = fixed["meets_target"] and fixed.get("trouper_lost") == 0
+    fixed["meets_target"] = fixed["meets_target"] and fixed.get("trouper_duplicated") == 0
+    return lines
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    raise_nofile()
+    # SIGTERM unwinds like Ctrl-C, so every child process is killed on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    progress(
+        f"{args.connections} clients in {args.procs} processes, {args.rooms} rooms, "
+        f"{args.rate} msgs/s for {args.duration} s, sweep x{args.step} ({args.sweep_duration} s)"
+    )
+    sides = {kind: measure(kind, args) for kind in args.servers.split(",")}
+    for record in report(sides, args):
+        print(json.dumps(record), flush=True)
+    return 1 if any("error" in side for side in sides.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
