@@ -93,6 +93,10 @@ class Gateway(Actor):
         hconfig = hypercorn.Config()
         hconfig.bind = [f"{host}:{self.state.port}"]
         hconfig.websocket_max_message_size = config.max_message_size
+        # Thousands of clients connect at once (a page reload, a reconnect
+        # storm): with hypercorn's default backlog of 100 the kernel drops
+        # their SYNs while the loop is busy, and each retry waits 1 s, 3 s...
+        hconfig.backlog = 4096
         hconfig.graceful_timeout = config.graceful_timeout
         hconfig.accesslog = None
         hconfig.errorlog = logging.getLogger("trouper.web.hypercorn")
