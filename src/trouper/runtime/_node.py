@@ -138,10 +138,14 @@ class Node:
         self._remote_config = remote
         self._children_nodes: list[NodeHandle] = []
         self._remote: Remoting | None = None
-        self._user = self._guardian("/user")
-        self._system_root = self._guardian("/system")
-        self._deadletter_cell = self._system_cell(_DeadLetterActor, "deadletters")
-        self._remote_root = self._system_cell(_Plain, "remote")
+        guard = (self._supervision,)
+        self._user = self._fixed_cell(None, _Guardian, guard, "/user", shutdown_timeout)
+        self._system_root = self._fixed_cell(None, _Guardian, guard, "/system", shutdown_timeout)
+        system = self._system_root
+        self._deadletter_cell = self._fixed_cell(
+            system, _DeadLetterActor, (), "/system/deadletters", 5.0
+        )
+        self._remote_root = self._fixed_cell(system, _Plain, (), "/system/remote", 5.0)
 
     def __repr__(self) -> str:
         return f"<Node {self.id} actors={self._live}>"
@@ -311,47 +315,36 @@ class Node:
             return cell.ref
         return None if self._remote is None else self._remote.lookup(name)
 
-    def _guardian(self, path: str) -> Cell:
+    def _fixed_cell(
+        self,
+        parent: Cell | None,
+        cls: type[Actor],
+        args: tuple[Any, ...],
+        path: str,
+        shutdown: float,
+    ) -> Cell:
+        """A cell the node itself starts, synchronously, while it is built:
+        the guardians and the system actors that exist from the first moment."""
         cell = Cell(
             self,
-            None,
-            _Guardian,
-            (self._supervision,),
+            parent,
+            cls,
+            args,
             None,
             None,
             path,
             self._next_uid(),
             self._mailbox_size,
             "permanent",
-            self._shutdown_timeout,
+            shutdown,
         )
         cell._actor = cell._instantiate()
         cell._state = RUNNING
+        if parent is not None:
+            if parent._children is None:
+                parent._children = {}
+            parent._children[cell] = None
         self._paths[path] = cell
-        self._live += 1
-        return cell
-
-    def _system_cell(self, cls: type[Actor], segment: str) -> Cell:
-        parent = self._system_root
-        cell = Cell(
-            self,
-            parent,
-            cls,
-            (),
-            None,
-            None,
-            f"{parent.ref.path}/{segment}",
-            self._next_uid(),
-            self._mailbox_size,
-            "permanent",
-            5.0,
-        )
-        cell._actor = cell._instantiate()
-        cell._state = RUNNING
-        if parent._children is None:
-            parent._children = {}
-        parent._children[cell] = None
-        self._paths[cell.ref.path] = cell
         self._live += 1
         return cell
 

@@ -227,7 +227,7 @@ class Peer:
             reply.fail(exc)
         streams, self.streams = self.streams, {}
         for stream in streams.values():
-            stream.abort(exc)
+            stream.end(exc)
         producers, self.producers = self.producers, {}
         for producer in producers.values():
             producer.scope.cancel()

@@ -16,6 +16,7 @@ import importlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -332,30 +333,37 @@ class Remoting:
         peer = self.peer_of(ref.node_id)
         name, payload = self._encode(msg)
         sender = current_sender()
-        reply = Reply(trio.lowlevel.current_task())
         with trio.move_on_after(float("inf") if timeout is None else timeout):
             async with peer.ask_slots:
-                ask_id = next(peer.ids)
-                peer.asks[ask_id] = reply
-                try:
-                    peer.send(
-                        Ask(
-                            ask_id,
-                            wire_ref(ref),
-                            name,
-                            payload,
-                            None if sender is None else wire_ref(sender),
-                            timeout,
-                        ),
-                        wake=False,
-                    )
-                    await peer.write_now()
-                    if peer.outbox and not peer.writing:
-                        peer.wakeup.set()  # not connected yet: the writer sends it
-                    return await reply.wait()
-                finally:
-                    peer.asks.pop(ask_id, None)
+                return await self._exchange(
+                    peer,
+                    lambda ask_id: Ask(
+                        ask_id,
+                        wire_ref(ref),
+                        name,
+                        payload,
+                        None if sender is None else wire_ref(sender),
+                        timeout,
+                    ),
+                )
         raise errors.AskTimeout(ref._timeout_text(msg, timeout))
+
+    async def _exchange(self, peer: Peer, request: Callable[[int], Envelope]) -> Any:
+        """Send ``request(id)`` and wait for the ``Reply``, ``Failure`` or
+        ``SpawnResult`` with that id (the caller bounds the wait)."""
+        reply = Reply(trio.lowlevel.current_task())
+        request_id = next(peer.ids)
+        peer.asks[request_id] = reply
+        try:
+            peer.send(request(request_id), wake=False)
+            # The caller is about to sleep anyway: writing from its task saves
+            # the switch to the writer task, a good part of a loopback round trip.
+            await peer.write_now()
+            if peer.outbox and not peer.writing:
+                peer.wakeup.set()  # not connected yet: the writer sends it
+            return await reply.wait()
+        finally:
+            peer.asks.pop(request_id, None)
 
     def watch(self, cell: Cell, ref: ActorRef) -> None:
         peer = self.peers.get(ref.node_id)
@@ -393,17 +401,13 @@ class Remoting:
     ) -> ActorRef:
         peer = self.peer_of(node_id)
         class_path = f"{cls.__module__}:{cls.__qualname__}"
-        encoded = self.codec._encoder.encode([list(args), kwargs])
-        reply = Reply(trio.lowlevel.current_task())
+        encoded = msgspec.Raw(self.codec._encoder.encode([list(args), kwargs]))
         with trio.move_on_after(timeout):
-            spawn_id = next(peer.ids)
-            peer.asks[spawn_id] = reply
-            try:
-                peer.send(Spawn(spawn_id, class_path, msgspec.Raw(encoded), name, mailbox_size))
-                ref: ActorRef = await reply.wait()
-                return ref
-            finally:
-                peer.asks.pop(spawn_id, None)
+            ref: ActorRef = await self._exchange(
+                peer,
+                lambda spawn_id: Spawn(spawn_id, class_path, encoded, name, mailbox_size),
+            )
+            return ref
         raise errors.AskTimeout(f"node {node_id} did not answer a spawn of {class_path}")
 
     def spawn_requested(self, peer: Peer, env: Spawn) -> None:

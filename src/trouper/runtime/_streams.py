@@ -72,8 +72,6 @@ class RemoteStream:
             pass
         self.send.close()
 
-    abort = end
-
     def consumed(self) -> None:
         credit = self.granter.on_processed(1)
         if credit:
