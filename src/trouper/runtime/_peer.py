@@ -48,6 +48,7 @@ from ..protocols import (
 )
 from ..protocols import Connection as ProtoConnection
 from ..protocols._envelopes import Envelope
+from ..transports import LaneStream
 from ._ref import ActorRef, _put
 from ._states import DEAD
 from ._streams import Producer, RemoteStream, open_producer
@@ -102,7 +103,17 @@ class RemoteWatcher:
 class Conn:
     """One live transport stream to a peer."""
 
-    __slots__ = ("buffer", "decoder", "encoder", "initiator", "peer", "proto", "scope", "stream")
+    __slots__ = (
+        "buffer",
+        "decoder",
+        "encoder",
+        "initiator",
+        "lanes",
+        "peer",
+        "proto",
+        "scope",
+        "stream",
+    )
 
     def __init__(
         self,
@@ -120,6 +131,9 @@ class Conn:
         self.encoder = FrameEncoder(max_frame)
         self.scope = trio.CancelScope()
         self.peer: Peer | None = None
+        # Bulk stream() items travel on lanes of their own where the
+        # transport has independent streams (QUIC), see _streams._forward.
+        self.lanes = isinstance(stream, LaneStream)
 
     @property
     def preferred(self) -> bool:
@@ -263,6 +277,8 @@ class Peer:
                 try:
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(self._writer, conn)
+                        if conn.lanes:
+                            nursery.start_soon(self._accept_lanes, conn, nursery)
                         for env in leftover:
                             await self.dispatch(env)
                         await self._reader(conn)
@@ -352,6 +368,50 @@ class Peer:
                 await self.dispatch(env)
                 if type(env) is Goodbye:
                     return
+
+    async def open_lane(self) -> tuple[trio.abc.SendStream, FrameEncoder] | None:
+        """A one-way lane beside the live connection, if its transport has
+        them (None: send on the connection itself)."""
+        conn = self.conn
+        if conn is None or not conn.lanes:
+            return None
+        stream: Any = conn.stream
+        try:
+            lane = await stream.open_lane()
+        except (errors.TransportError, trio.BrokenResourceError, trio.ClosedResourceError):
+            return None
+        return lane, FrameEncoder(self.remoting.config.max_frame_size)
+
+    async def _accept_lanes(self, conn: Conn, nursery: trio.Nursery) -> None:
+        stream: Any = conn.stream
+        while True:
+            try:
+                lane = await stream.accept_lane()
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                raise errors.ConnectionLost(f"lanes from {self.node_id}: {exc}") from exc
+            nursery.start_soon(self._lane_reader, lane)
+
+    async def _lane_reader(self, lane: trio.abc.ReceiveStream) -> None:
+        """Stream items and ends of one bulk transfer; anything else on a
+        lane is a protocol error (it would bypass the main stream's order)."""
+        decoder = FrameDecoder(self.remoting.config.max_frame_size)
+        async with lane:
+            while True:
+                try:
+                    data = await lane.receive_some(65536)
+                except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                    raise errors.ConnectionLost(f"lane from {self.node_id}: {exc}") from exc
+                if not data:
+                    if decoder.pending:
+                        raise errors.ProtocolError(f"truncated frame on a lane from {self.node_id}")
+                    return
+                self.last_heard = trio.current_time()
+                for env in decoder.feed(data):
+                    if type(env) is not StreamItem and type(env) is not StreamEnd:
+                        raise errors.ProtocolError(
+                            f"{type(env).__name__} from {self.node_id} on a stream lane"
+                        )
+                    await self.dispatch(env)
 
     async def _throttle(self, bucket: TokenBucket, count: int) -> None:
         """Hold the reader until ``count`` envelopes fit the rate limit, so TCP

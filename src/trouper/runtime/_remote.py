@@ -143,7 +143,10 @@ class Remoting:
 
     async def dial(self, url: str) -> trio.abc.Stream:
         address = parse_address(url)
-        return await get_transport(address.scheme).connect(address, tls=self.config.tls)
+        transport = get_transport(address.scheme)
+        # A connection's background tasks (QUIC's receive loop) live in the
+        # node's nursery, so they end with the node at the latest.
+        return await transport.connect(address, tls=self.config.tls, nursery=self.node._nursery)
 
     async def close(self) -> None:
         """Say goodbye to every peer, so they see us leave instead of dying."""

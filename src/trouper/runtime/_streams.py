@@ -21,6 +21,7 @@ from .. import _errors as errors
 from ..protocols import (
     CreditGranter,
     CreditWindow,
+    FrameEncoder,
     StreamCancel,
     StreamCredit,
     StreamEnd,
@@ -158,7 +159,9 @@ async def _forward(
     node_id = peer.remoting.node.id
     codec = peer.remoting.codec
     end: ErrorDetail | None = None
+    lane = None
     with producer.scope:
+        lane = await peer.open_lane()
         async with recv:
             while True:
                 try:
@@ -181,7 +184,32 @@ async def _forward(
                 except errors.TrouperError as exc:
                     end = error_detail(exc, node_id, path)
                     break
-                peer.send_quiet(StreamItem(producer.id, name, msgspec.Raw(payload)))
+                env = StreamItem(producer.id, name, msgspec.Raw(payload))
+                if lane is None:
+                    peer.send_quiet(env)
+                elif not await _send_on_lane(lane, env):
+                    producer.scope.cancel()  # the connection is gone: so is the consumer
     if not producer.scope.cancelled_caught:
-        peer.send_quiet(StreamEnd(producer.id, end))
+        env_end = StreamEnd(producer.id, end)
+        if lane is None:
+            peer.send_quiet(env_end)
+        else:
+            await _send_on_lane(lane, env_end)
+    if lane is not None:
+        with trio.move_on_after(_LANE_CLOSE_TIMEOUT, shield=True):
+            await lane[0].aclose()
     peer.producers.pop(producer.id, None)
+
+
+# Closing a lane only sends its FIN; this bounds it if the link is stuck.
+_LANE_CLOSE_TIMEOUT = 5.0
+
+
+async def _send_on_lane(lane: tuple[trio.abc.SendStream, FrameEncoder], env: Any) -> bool:
+    """One envelope as one frame on a lane; False if the lane broke."""
+    stream, encoder = lane
+    try:
+        await stream.send_all(encoder.encode([env]))
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        return False
+    return True

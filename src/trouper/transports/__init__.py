@@ -11,6 +11,7 @@ from ._address import Address as Address
 from ._address import parse_address as parse_address
 from ._mapping import map_exceptions as map_exceptions
 from ._registry import Handler as Handler
+from ._registry import LaneStream as LaneStream
 from ._registry import Transport as Transport
 from ._registry import get_transport as get_transport
 from ._registry import register_transport as register_transport
@@ -23,6 +24,7 @@ __all__ = [
     "ALPN_PROTOCOL",
     "Address",
     "Handler",
+    "LaneStream",
     "TLSConfig",
     "TcpTransport",
     "TlsTransport",
@@ -35,3 +37,11 @@ __all__ = [
 
 register_transport(TcpTransport())
 register_transport(TlsTransport())
+
+try:  # quic:// needs the ``quic`` extra (aioquic)
+    from ._quic import QuicTransport as QuicTransport
+except ImportError:  # pragma: no cover - depends on the installation
+    pass
+else:
+    register_transport(QuicTransport())
+    __all__ += ["QuicTransport"]

@@ -18,7 +18,7 @@ from trouper._errors import ConnectionLost, HandshakeFailed, TransportError, Tro
 
 from ._address import Address
 
-__all__ = ["map_exceptions"]
+__all__ = ["map_exceptions", "map_quic_close"]
 
 # SSL errors that mean "the connection went away", not "the peer is not who
 # we trust": a ragged EOF or a reset in the middle of a TLS session is a lost
@@ -105,3 +105,31 @@ def map_exceptions(peer: Address | str | None = None, *, handshake: bool = False
         if mapped is None:
             raise
         raise mapped from exc
+
+
+# QUIC reports errors as close codes, not exceptions: a CONNECTION_CLOSE from
+# the peer or one aioquic decided on (idle timeout, a TLS alert). RFC 9000
+# puts TLS alerts at 0x100 + alert, and a handshake that ends any other way
+# before it completes is an unreachable or unwilling peer, not a trust issue.
+_QUIC_CRYPTO_ERROR = 0x100
+_QUIC_NO_ERROR = 0
+
+
+def map_quic_close(
+    code: int, reason: str, peer: str, *, handshake: bool, by_us: bool
+) -> TransportError | None:
+    """The trouper error for a QUIC connection that ended with ``code``.
+
+    None means a clean close by the peer, which readers see as EOF.
+    """
+    detail = f": {reason}" if reason else ""
+    if _QUIC_CRYPTO_ERROR <= code < _QUIC_CRYPTO_ERROR + 0x100:
+        phase = "handshake" if handshake else "session"
+        return HandshakeFailed(f"TLS {phase} with {peer} failed (alert {code - 0x100}){detail}")
+    if handshake:
+        return ConnectionLost(f"QUIC handshake with {peer} did not complete{detail}")
+    if code == _QUIC_NO_ERROR and not by_us and reason != "Idle timeout":
+        return None
+    if by_us:
+        return ConnectionLost(f"QUIC connection to {peer} is closed{detail}")
+    return ConnectionLost(f"QUIC connection to {peer} ended (code {code:#x}){detail}")

@@ -18,7 +18,7 @@ from trouper._errors import ConfigurationError
 from ._address import Address
 from ._tls import TLSConfig
 
-__all__ = ["Handler", "Transport", "get_transport", "register_transport"]
+__all__ = ["Handler", "LaneStream", "Transport", "get_transport", "register_transport"]
 
 Handler = Callable[[trio.abc.Stream], Awaitable[None]]
 
@@ -33,11 +33,16 @@ class Transport(Protocol):
 
     scheme: str
 
-    async def connect(self, address: Address, *, tls: TLSConfig | None) -> trio.abc.Stream:
+    async def connect(
+        self, address: Address, *, tls: TLSConfig | None, nursery: trio.Nursery | None = None
+    ) -> trio.abc.Stream:
         """Open a stream to ``address``; any secure-channel handshake is done.
 
-        Raises only ``TransportError`` subclasses (``ConnectionLost``,
-        ``HandshakeFailed``) or ``ConfigurationError``.
+        A transport whose connections need a background task (QUIC's receive
+        loop and timers, WebSocket's reader) runs it in ``nursery`` until the
+        stream is closed; without one it uses a Trio system task. Raises only
+        ``TransportError`` subclasses (``ConnectionLost``, ``HandshakeFailed``)
+        or ``ConfigurationError``.
         """
         ...
 
@@ -56,6 +61,21 @@ class Transport(Protocol):
         handler or peer is logged and never stops the listener.
         """
         ...
+
+
+@runtime_checkable
+class LaneStream(Protocol):
+    """A stream whose connection can carry more one-way streams ("lanes").
+
+    QUIC's main stream is one. The runtime sends each bulk ``stream()``
+    transfer on a lane of its own, so a slow or lossy transfer never holds up
+    asks and heartbeats on the main stream. Transports without independent
+    streams (TCP, TLS, WebSocket) simply do not offer this.
+    """
+
+    async def open_lane(self) -> trio.abc.SendStream: ...
+
+    async def accept_lane(self) -> trio.abc.ReceiveStream: ...
 
 
 _TRANSPORTS: dict[str, Transport] = {}

@@ -78,7 +78,13 @@ class TcpTransport:
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
-    async def connect(self, address: Address, *, tls: TLSConfig | None = None) -> trio.abc.Stream:
+    async def connect(
+        self,
+        address: Address,
+        *,
+        tls: TLSConfig | None = None,
+        nursery: trio.Nursery | None = None,
+    ) -> trio.abc.Stream:
         self._check(address)
         # Build the TLS context first: a bad config is reported as such,
         # before touching the network.
