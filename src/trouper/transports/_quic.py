@@ -31,7 +31,8 @@ from aioquic.quic.retry import QuicRetryTokenHandler
 from trouper._errors import ConfigurationError, ConnectionLost, HandshakeFailed, TransportError
 
 from ._address import Address
-from ._quic_session import Endpoint, QuicSession, pump
+from ._quic_endpoint import BATCH, Endpoint, OpenEndpoint, open_udp_endpoint
+from ._quic_session import QuicSession
 from ._quic_stream import QuicStream
 from ._quic_tls import (
     MutualTLSConnection,
@@ -45,8 +46,6 @@ from ._tls import TLSConfig
 __all__ = ["QuicTransport"]
 
 log = logging.getLogger("trouper.transports")
-
-_MAX_DATAGRAM = 65536
 
 
 async def _resolve(address: Address) -> tuple[int, NetworkAddress]:
@@ -73,16 +72,24 @@ class QuicTransport:
     to complete the QUIC+TLS handshake and open its main stream.
     ``idle_timeout``: a connection with no packets for this long is dead
     (trouper's own heartbeats detect a dead peer much sooner).
+    ``network``: opens the UDP endpoints (real sockets by default; a test
+    passes a simulated lossy network here).
     """
 
     scheme: str = "quic"
 
     def __init__(
-        self, *, retry: bool = False, handshake_timeout: float = 10.0, idle_timeout: float = 30.0
+        self,
+        *,
+        retry: bool = False,
+        handshake_timeout: float = 10.0,
+        idle_timeout: float = 30.0,
+        network: OpenEndpoint = open_udp_endpoint,
     ) -> None:
         if not handshake_timeout > 0 or not idle_timeout > 0:
             raise ConfigurationError("handshake_timeout and idle_timeout must be > 0")
         self.retry = retry
+        self.network = network
         self.handshake_timeout = handshake_timeout
         self.idle_timeout = idle_timeout
 
@@ -104,31 +111,19 @@ class QuicTransport:
         self._check(address)
         config = client_configuration(tls, address.host, idle_timeout=self.idle_timeout)
         family, peer_addr = await _resolve(address)
-        sock = trio.socket.socket(family, socket.SOCK_DGRAM)
         try:
-            await sock.connect(peer_addr)
+            endpoint = self.network(family, connect=peer_addr)
         except OSError as exc:
-            sock.close()
             raise ConnectionLost(f"cannot reach {address.url}: {exc}") from exc
         quic = QuicConnection(configuration=config)
-        session = QuicSession(quic, Endpoint(sock, connected=True), address.url)
-
-        async def receive() -> tuple[bytes, NetworkAddress]:
-            return await sock.recv(_MAX_DATAGRAM), peer_addr
-
-        async def run() -> None:
-            try:
-                await pump(session, receive)
-            finally:
-                sock.close()
-
+        session = QuicSession(quic, endpoint, address.url)
         if nursery is None:
-            trio.lowlevel.spawn_system_task(run, name=f"quic client {address.url}")
+            trio.lowlevel.spawn_system_task(pump, session, endpoint, name=f"quic {address.url}")
         else:
-            nursery.start_soon(run, name=f"quic client {address.url}")
+            nursery.start_soon(pump, session, endpoint, name=f"quic {address.url}")
         try:
             quic.connect(peer_addr, now=trio.current_time())
-            await session.transmit()
+            session.transmit()
             with trio.move_on_after(self.handshake_timeout):
                 await session.handshake_done.wait()
             if session.error is not None:
@@ -159,21 +154,57 @@ class QuicTransport:
                 address.host, address.port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE
             )
             family, _, _, _, sockaddr = infos[0]
-            sock = trio.socket.socket(family, socket.SOCK_DGRAM)
-            await sock.bind(sockaddr)
+            endpoint = self.network(family, bind=sockaddr)
         except OSError as exc:
             raise ConfigurationError(f"cannot listen on {address.url}: {exc}") from exc
-        with sock:
-            bound = address.with_port(sock.getsockname()[1]).url
-            server = _Server(self, sock, config, tls if wants_client_cert(tls) else None, handler)
+        try:
+            bound = address.with_port(endpoint.local_address[1]).url
+            server = _Server(
+                self, endpoint, config, tls if wants_client_cert(tls) else None, handler
+            )
             async with trio.open_nursery() as nursery:
                 log.debug("listening on %s", bound)
                 task_status.started(bound)
                 await server.receive_loop(nursery)
+        finally:
+            endpoint.close()
 
     def _check(self, address: Address) -> None:
         if address.scheme != self.scheme:
             raise ConfigurationError(f"{self!r} cannot handle {address.url}")
+
+
+async def pump(session: QuicSession, endpoint: Endpoint) -> None:
+    """A client connection's own receive loop and timer, until it ends.
+
+    Anything the network throws ends this connection only (the session
+    records why); it never escapes, because this may run as a system task.
+    """
+    try:
+        with session.pump_scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(session.run_timer)
+                while True:
+                    batch = endpoint.receive_nowait()
+                    if not batch:
+                        await endpoint.wait_readable()
+                        continue
+                    for data, addr in batch:
+                        session.datagram_received(data, addr)
+                    session.transmit()
+                    if len(batch) == BATCH:
+                        await trio.lowlevel.checkpoint()  # more is waiting: stay fair
+    except OSError as exc:
+        detail = exc.strerror or str(exc) or type(exc).__name__
+        if isinstance(exc, ConnectionRefusedError):
+            detail = "refused (is the node listening there?)"
+        session.fail(ConnectionLost(f"QUIC connection to {session.peer}: {detail}"))
+    except Exception as exc:
+        log.exception("QUIC connection to %s failed", session.peer)
+        session.fail(ConnectionLost(f"QUIC connection to {session.peer} failed: {exc!r}"))
+    finally:
+        session.fail(session.error or ConnectionLost(f"QUIC connection to {session.peer} ended"))
+        endpoint.close()
 
 
 class _Server:
@@ -182,14 +213,13 @@ class _Server:
     def __init__(
         self,
         transport: QuicTransport,
-        sock: trio.socket.SocketType,
+        endpoint: Endpoint,
         config: QuicConfiguration,
         client_tls: TLSConfig | None,
         handler: Handler,
     ) -> None:
         self.transport = transport
-        self.sock = sock
-        self.endpoint = Endpoint(sock, connected=False)
+        self.endpoint = endpoint
         self.config = config
         self.client_tls = client_tls
         self.handler = handler
@@ -208,18 +238,24 @@ class _Server:
             self.sessions[cid] = session
 
     async def receive_loop(self, nursery: trio.Nursery) -> None:
+        endpoint = self.endpoint
         while True:
-            try:
-                data, addr = await self.sock.recvfrom(_MAX_DATAGRAM)
-            except OSError as exc:  # e.g. an ICMP error for an earlier reply
-                log.debug("quic server recvfrom: %s", exc)
+            batch = endpoint.receive_nowait()
+            if not batch:
+                await endpoint.wait_readable()
                 continue
-            session = await self._session_for(data, addr, nursery)
-            if session is not None:
-                session.datagram_received(data, addr)
-                await session.transmit()
+            touched: dict[QuicSession, None] = {}  # ordered: answer in arrival order
+            for data, addr in batch:
+                session = self._session_for(data, addr, nursery)
+                if session is not None:
+                    session.datagram_received(data, addr)
+                    touched[session] = None
+            for session in touched:
+                session.transmit()
+            if len(batch) == BATCH:
+                await trio.lowlevel.checkpoint()  # more is waiting: stay fair
 
-    async def _session_for(
+    def _session_for(
         self, data: bytes, addr: NetworkAddress, nursery: trio.Nursery
     ) -> QuicSession | None:
         try:
@@ -242,7 +278,7 @@ class _Server:
                 destination_cid=header.source_cid,
                 supported_versions=versions,
             )
-            await self.endpoint.send([(reply, addr)])
+            self.endpoint.send([(reply, addr)])
             return None
         # Only a full-size Initial may create state (RFC 9000 §14.1: the
         # padding limits amplification from spoofed sources).
@@ -267,7 +303,7 @@ class _Server:
                     original_destination_cid=header.destination_cid,
                     retry_token=token,
                 )
-                await self.endpoint.send([(reply, addr)])
+                self.endpoint.send([(reply, addr)])
                 return None
             try:
                 original_cid = self.retry.validate_token(
@@ -310,7 +346,7 @@ class _Server:
                 raise session.error
             if scope.cancelled_caught or stream is None:
                 session.close_with(0, "no handshake and main stream in time")
-                await session.transmit()
+                session.transmit()
                 raise HandshakeFailed(
                     f"QUIC handshake with {session.peer}: not done within "
                     f"{self.transport.handshake_timeout}s"

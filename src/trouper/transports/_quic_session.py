@@ -11,9 +11,8 @@ that keep it correct are the ones aioquic's own asyncio layer follows:
   timer, so a connection whose timer is ignored stalls even without loss;
 * ``send_stream_data`` buffers without limit, so a writer waits while its
   stream holds more than ``SEND_HIGH_WATER`` unacknowledged bytes;
-* datagrams go out through one ``Endpoint`` per socket, whose lock keeps
-  writers from overlapping (a second ``sendto`` on a busy trio socket raises
-  ``BusyResourceError``) and keeps their order.
+* datagrams go out through one ``Endpoint`` per socket, synchronously (see
+  ``_quic_endpoint``): sends never overlap and keep their order.
 
 Streams: the first bidirectional stream the client opens is the *main*
 stream, the byte stream the runtime speaks its handshake and frames on.
@@ -28,22 +27,24 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import trio
 from aioquic.quic import events
 from aioquic.quic.connection import NetworkAddress, QuicConnection
 from aioquic.quic.packet import QuicErrorCode
+from aioquic.tls import Epoch
 
 from trouper._errors import ConnectionLost, HandshakeFailed, ProtocolError, TransportError
 
 from ._mapping import map_quic_close
+from ._quic_endpoint import Endpoint
 from ._quic_stream import QuicStream
 from ._quic_tls import check_client
 from ._tls import ALPN_PROTOCOL, TLSConfig
 
-__all__ = ["Endpoint", "QuicSession"]
+__all__ = ["QuicSession"]
 
 log = logging.getLogger("trouper.transports")
 
@@ -52,34 +53,12 @@ log = logging.getLogger("trouper.transports")
 # are what keep a misbehaving peer from growing our memory without limit.
 MAX_PENDING_LANES = 256
 MAX_RECEIVE_BUFFER = 64 * 1024 * 1024
+# Acknowledge at least every this many received datagrams (RFC 9000 §13.2.2
+# recommends two): aioquic alone acknowledges once per ack delay (1 ms),
+# which caps a bulk sender at one congestion window per millisecond.
+ACK_EVERY = 2
 # The application error code for "closed on purpose"; 0 is NO_ERROR.
 _CLOSE_OK = int(QuicErrorCode.NO_ERROR)
-
-
-class Endpoint:
-    """One UDP socket's sending side, shared by every connection on it."""
-
-    def __init__(self, sock: trio.socket.SocketType, connected: bool) -> None:
-        self.sock = sock
-        self.connected = connected
-        self._lock = trio.StrictFIFOLock()
-
-    async def send(self, datagrams: list[tuple[bytes, NetworkAddress]]) -> None:
-        async with self._lock:
-            for data, addr in datagrams:
-                try:
-                    if self.connected:
-                        await self.sock.send(data)
-                    else:
-                        await self.sock.sendto(data, addr)
-                except BlockingIOError:
-                    pass  # a full socket buffer: QUIC treats it as loss and resends
-                except OSError as exc:
-                    if not self.connected:
-                        # One client's address failing must not stop the server.
-                        log.debug("sendto %s failed: %s", addr, exc)
-                        continue
-                    raise
 
 
 Route = Callable[[bytes, "QuicSession | None"], None]
@@ -115,6 +94,9 @@ class QuicSession:
         self._timer_scope: trio.CancelScope | None = None
         self._drain: set[QuicStream] = set()  # writers waiting for acknowledgements
         self.pump_scope = trio.CancelScope()
+        self._ack_space: Any = None
+        self._lingering: set[QuicStream] = set()  # closed lanes with unacknowledged data
+        self._unacked = 0  # datagrams received since the last transmit
 
     def __repr__(self) -> str:
         return f"<QuicSession {self.peer}>"
@@ -122,21 +104,41 @@ class QuicSession:
     # ------------------------------------------------------------ input
 
     def datagram_received(self, data: bytes, addr: NetworkAddress) -> None:
+        """Feed one datagram in; the caller transmits after a batch of them."""
         self.quic.receive_datagram(data, addr, trio.current_time())
         self._process()
+        self._unacked += 1
+        if self._unacked >= ACK_EVERY:
+            self.ack_with_data()  # "with data" or alone: the ACK is due now
 
-    async def transmit(self) -> None:
+    def transmit(self) -> None:
         """Send what the connection has to send, and re-arm its timer."""
         quic = self.quic
+        self._unacked = 0
         datagrams = quic.datagrams_to_send(trio.current_time())
         if self._timer_scope is not None:
             deadline = quic.get_timer()
             self._timer_scope.deadline = math.inf if deadline is None else deadline
         if datagrams:
             try:
-                await self.endpoint.send(datagrams)
+                self.endpoint.send(datagrams)
             except OSError as exc:
                 self.fail(ConnectionLost(f"QUIC connection to {self.peer} failed: {exc}"))
+
+    def ack_with_data(self) -> None:
+        """Let a pending ACK ride on the data about to be sent.
+
+        aioquic writes an ACK only once its ack delay has passed, so a reply
+        sent 0.2 ms after a request goes without one and a separate ACK-only
+        packet follows a moment later: a third datagram per round trip. The
+        RFC lets an ACK go early; marking it due now puts it in this packet.
+        """
+        space = self._ack_space
+        if space is None:
+            spaces = getattr(self.quic, "_spaces", None)
+            space = self._ack_space = spaces.get(Epoch.ONE_RTT) if spaces else None
+        if space is not None and space.ack_at is not None:
+            space.ack_at = 0.0
 
     async def run_timer(self) -> None:
         """Fire aioquic's timer (loss recovery, pacing, idle) until the end."""
@@ -152,7 +154,7 @@ class QuicSession:
             if deadline is not None and now >= deadline:
                 quic.handle_timer(now)
                 self._process()
-                await self.transmit()
+                self.transmit()
 
     def _process(self) -> None:
         quic = self.quic
@@ -178,6 +180,8 @@ class QuicSession:
             and getattr(quic, "_handshake_confirmed", False)
         ):
             self.handshake_done.set()
+        if self._lingering:
+            self._lingering = {s for s in self._lingering if not s.acknowledged()}
         if self._drain:
             for stream in list(self._drain):
                 if stream.may_send():
@@ -285,16 +289,19 @@ class QuicSession:
         if self.terminated.is_set():
             await trio.lowlevel.checkpoint()
             return
-        with trio.move_on_after(linger):
-            for stream in list(self.streams.values()):
-                await stream.wait_acknowledged()
-        self.closing = True
-        self.quic.close(error_code=_CLOSE_OK, reason_phrase="closed")
-        with trio.CancelScope(shield=True):
-            await self.transmit()
-        if self.error is None:
-            self.error = ConnectionLost(f"QUIC connection to {self.peer} is closed")
-        self._finish()
+        try:
+            with trio.move_on_after(linger):
+                for stream in [*self.streams.values(), *self._lingering]:
+                    await stream.wait_acknowledged()
+        finally:
+            # Even when cancelled (aclose_forcefully), the peer must hear of
+            # the close: otherwise it waits for the idle timeout.
+            self.closing = True
+            self.quic.close(error_code=_CLOSE_OK, reason_phrase="closed")
+            self.transmit()
+            if self.error is None:
+                self.error = ConnectionLost(f"QUIC connection to {self.peer} is closed")
+            self._finish()
 
     # ------------------------------------------------------------ streams
 
@@ -307,8 +314,19 @@ class QuicSession:
             raise self.error or ConnectionLost(f"QUIC connection to {self.peer} is closed")
         return self.main
 
+    def send_data(self, stream_id: int, data: bytes, end: bool = False) -> None:
+        """Queue ``data`` on a stream; aioquic's refusals (after a FIN, a
+        reset, on a closed connection) become ``BrokenResourceError``."""
+        try:
+            self.quic.send_stream_data(stream_id, data, end_stream=end)
+        except (RuntimeError, ValueError, AssertionError) as exc:
+            raise trio.BrokenResourceError(
+                f"QUIC stream {stream_id} to {self.peer}: {exc}"
+            ) from exc
+
     def open_main(self) -> QuicStream:
         stream_id = self.quic.get_next_available_stream_id()
+        self.send_data(stream_id, b"")  # creates it, so the next id is another
         stream = self.main = self.streams[stream_id] = QuicStream(
             self, stream_id, readable=True, writable=True
         )
@@ -319,6 +337,7 @@ class QuicSession:
             raise self.error or ConnectionLost(f"QUIC connection to {self.peer} is closed")
         await trio.lowlevel.checkpoint()
         stream_id = self.quic.get_next_available_stream_id(is_unidirectional=True)
+        self.send_data(stream_id, b"")  # creates it, so the next lane gets another id
         stream = self.streams[stream_id] = QuicStream(
             self, stream_id, readable=False, writable=True
         )
@@ -333,35 +352,10 @@ class QuicSession:
         await trio.lowlevel.checkpoint()
         return self._lanes.popleft()
 
+    def linger(self, stream: QuicStream) -> None:
+        """Keep a closed lane until its data is acknowledged (see aclose)."""
+        self._lingering.add(stream)
+
     def forget(self, stream: QuicStream) -> None:
         self.streams.pop(stream.id, None)
         self._drain.discard(stream)
-
-
-async def pump(
-    session: QuicSession,
-    receive: Callable[[], Awaitable[tuple[bytes, Any]]],
-) -> None:
-    """A client connection's own receive loop and timer, until it ends.
-
-    Anything the network throws ends this connection only (the session
-    records why); it never escapes, because this may run as a system task.
-    """
-    try:
-        with session.pump_scope:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(session.run_timer)
-                while True:
-                    data, addr = await receive()
-                    session.datagram_received(data, addr)
-                    await session.transmit()
-    except OSError as exc:
-        detail = exc.strerror or str(exc) or type(exc).__name__
-        if isinstance(exc, ConnectionRefusedError):
-            detail = "refused (is the node listening there?)"
-        session.fail(ConnectionLost(f"QUIC connection to {session.peer}: {detail}"))
-    except Exception as exc:
-        log.exception("QUIC connection to %s failed", session.peer)
-        session.fail(ConnectionLost(f"QUIC connection to {session.peer} failed: {exc!r}"))
-    finally:
-        session.fail(session.error or ConnectionLost(f"QUIC connection to {session.peer} ended"))

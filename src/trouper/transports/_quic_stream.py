@@ -127,14 +127,14 @@ class QuicStream(trio.abc.Stream):
         self._sending = True
         try:
             view = memoryview(data)
-            quic = self.session.quic
             if not view:
                 await trio.lowlevel.checkpoint()
                 self._check_sendable()
             for start in range(0, len(view), WRITE_CHUNK):
                 await self._wait_writable()
-                quic.send_stream_data(self.id, bytes(view[start : start + WRITE_CHUNK]))
-                await self.session.transmit()
+                self.session.send_data(self.id, bytes(view[start : start + WRITE_CHUNK]))
+                self.session.ack_with_data()
+                self.session.transmit()
         finally:
             self._sending = False
 
@@ -148,8 +148,8 @@ class QuicStream(trio.abc.Stream):
         self._check_sendable()
         if not self._fin_sent:
             self._fin_sent = True
-            self.session.quic.send_stream_data(self.id, b"", end_stream=True)
-            await self.session.transmit()
+            self.session.send_data(self.id, b"", end=True)
+            self.session.transmit()
 
     async def aclose(self) -> None:
         if self._closed:
@@ -164,16 +164,14 @@ class QuicStream(trio.abc.Stream):
             return
         session.forget(self)
         if self._failed is None and not session.terminated.is_set():
-            quic = session.quic
             if self.writable and not self._fin_sent:
                 self._fin_sent = True
-                quic.send_stream_data(self.id, b"", end_stream=True)
+                session.send_data(self.id, b"", end=True)
+                session.linger(self)  # closing the connection waits for its data
             if self.readable and not self._eof:
-                quic.stop_stream(self.id, 0)  # we will not read the rest: say so
-            with trio.CancelScope(shield=True):
-                await session.transmit()
-        else:
-            await trio.lowlevel.checkpoint()
+                session.quic.stop_stream(self.id, 0)  # we will not read the rest: say so
+            session.transmit()
+        await trio.lowlevel.checkpoint()
 
     # ------------------------------------------------------------ lanes
 
@@ -188,6 +186,9 @@ class QuicStream(trio.abc.Stream):
         return await self.session.accept_lane()
 
     # ------------------------------------------------------------ internals
+
+    def acknowledged(self) -> bool:
+        return self._failed is not None or self._buffered_out() == 0
 
     async def wait_acknowledged(self) -> None:
         """Wait until everything written so far is acknowledged (or broken)."""

@@ -1,0 +1,83 @@
+"""QUIC under loss, duplication and reordering: a simulated network on Trio's
+MockClock, two real trouper nodes, real aioquic. Asks must all complete."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+import trio.testing
+from lossy_net import LossyNetwork
+from transport_helpers import Pki
+
+import trouper
+from trouper.transports import QuicTransport, register_transport
+
+
+class Echo(trouper.Actor):
+    @trouper.handler
+    async def double(self, msg: int) -> int:
+        return msg * 2
+
+    @trouper.handler
+    async def reverse(self, msg: bytes) -> bytes:
+        return msg[::-1]
+
+    @trouper.handler
+    async def count(self, msg: str) -> AsyncIterator[int]:
+        for i in range(int(msg)):
+            yield i
+
+
+@asynccontextmanager
+async def quic_on(net: LossyNetwork) -> AsyncIterator[None]:
+    previous = register_transport(QuicTransport(network=net.open_endpoint))
+    try:
+        yield
+    finally:
+        assert previous is not None
+        register_transport(previous)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_asks_complete_under_ten_percent_loss(
+    pki: Pki, autojump_clock: trio.testing.MockClock, seed: int
+) -> None:
+    tls = pki.config("node")
+    with trio.fail_after(3600):  # virtual seconds
+        async with trio.open_nursery() as nursery:
+            net = LossyNetwork(
+                nursery, seed=seed, loss=0.10, duplicate=0.02, reorder=0.05, delay=0.01
+            )
+            async with (
+                quic_on(net),
+                trouper.open_node("a", cookie="c", listen="quic://127.0.0.1:0", tls=tls) as a,
+            ):
+                await a.spawn(Echo, name="echo")
+                async with trouper.open_node(
+                    "b", cookie="c", listen="quic://127.0.0.1:0", tls=tls
+                ) as b:
+                    await b.connect(a.addresses[0])
+                    echo = await b.lookup("echo", timeout=60)
+                    assert echo is not None
+                    for i in range(100):
+                        assert await echo.ask(i, timeout=60) == 2 * i
+                    results: dict[int, int] = {}
+
+                    async def ask(i: int) -> None:
+                        results[i] = await echo.ask(i, timeout=60)
+
+                    async with trio.open_nursery() as askers:
+                        for i in range(200):
+                            askers.start_soon(ask, i)
+                    assert results == {i: 2 * i for i in range(200)}
+                    blob = bytes(range(256)) * 1024  # 256 KiB: about 200 packets each way
+                    assert await echo.ask(blob, timeout=60) == blob[::-1]
+                    async with echo.stream("300") as items:
+                        assert [item async for item in items] == list(range(300))
+            nursery.cancel_scope.cancel()
+    # The network really was that bad.
+    assert net.stats.dropped > 0.05 * net.stats.sent
+    assert net.stats.duplicated > 0 and net.stats.reordered > 0
