@@ -107,6 +107,7 @@ class Conn:
         "buffer",
         "decoder",
         "encoder",
+        "goodbye_sent",
         "initiator",
         "lanes",
         "peer",
@@ -134,6 +135,7 @@ class Conn:
         # Bulk stream() items travel on lanes of their own where the
         # transport has independent streams (QUIC), see _streams._forward.
         self.lanes = isinstance(stream, LaneStream)
+        self.goodbye_sent = False
 
     @property
     def preferred(self) -> bool:
@@ -279,9 +281,13 @@ class Peer:
                         nursery.start_soon(self._writer, conn)
                         if conn.lanes:
                             nursery.start_soon(self._accept_lanes, conn, nursery)
-                        for env in leftover:
-                            await self.dispatch(env)
-                        await self._reader(conn)
+                        try:
+                            for env in leftover:
+                                await self.dispatch(env)
+                            await self._reader(conn)
+                        except errors.ProtocolError as exc:
+                            await self._goodbye_first(conn, exc)
+                            raise
                         nursery.cancel_scope.cancel()
                 except* errors.ProtocolError as group:
                     error = group.exceptions[0]
@@ -289,12 +295,29 @@ class Peer:
                     error = group.exceptions[0]
             if isinstance(error, errors.ProtocolError):
                 log.error("protocol error from node %s: %s; closing that link", self.node_id, error)
-                with trio.move_on_after(1, shield=True):
-                    await _say_goodbye(conn, str(error), error.error_code)
+                if not conn.goodbye_sent:
+                    with trio.move_on_after(1, shield=True):
+                        await _say_goodbye(conn, str(error), error.error_code)
         finally:
             self.detach(conn, "closed" if error is None else str(error))
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(conn.stream)
+
+    async def _goodbye_first(self, conn: Conn, exc: errors.ProtocolError) -> None:
+        """Queue a Goodbye saying why, and let the writer send it (1 s at
+        most) before the link is torn down: cancelling the writer in the
+        middle of a write breaks a TLS stream for good, Goodbye included."""
+        conn.goodbye_sent = True
+        try:
+            goodbye = conn.proto.close(str(exc)[:200], exc.error_code)
+        except errors.TrouperError:
+            return
+        if not self.outbox:
+            self.drained = trio.Event()
+        self.outbox.append(goodbye)
+        self.wakeup.set()
+        with trio.move_on_after(1):
+            await self.drained.wait()
 
     async def _writer(self, conn: Conn) -> None:
         while True:
@@ -354,11 +377,10 @@ class Peer:
                 if decoder.pending:
                     raise errors.ProtocolError(f"truncated frame from {self.node_id}")
                 raise errors.ConnectionLost(f"node {self.node_id} closed the connection")
+            self.last_heard = trio.current_time()  # any bytes: see Remoting.tick
             envelopes = decoder.feed(data)
             if not envelopes:
                 continue
-            now = trio.current_time()
-            self.last_heard = now
             if bucket is not None:
                 await self._throttle(bucket, len(envelopes))
             for env in envelopes:
@@ -389,9 +411,16 @@ class Peer:
                 lane = await stream.accept_lane()
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 raise errors.ConnectionLost(f"lanes from {self.node_id}: {exc}") from exc
-            nursery.start_soon(self._lane_reader, lane)
+            nursery.start_soon(self._lane_reader, conn, lane)
 
-    async def _lane_reader(self, lane: trio.abc.ReceiveStream) -> None:
+    async def _lane_reader(self, conn: Conn, lane: trio.abc.ReceiveStream) -> None:
+        try:
+            await self._read_lane(lane)
+        except errors.ProtocolError as exc:
+            await self._goodbye_first(conn, exc)
+            raise
+
+    async def _read_lane(self, lane: trio.abc.ReceiveStream) -> None:
         """Stream items and ends of one bulk transfer; anything else on a
         lane is a protocol error (it would bypass the main stream's order)."""
         decoder = FrameDecoder(self.remoting.config.max_frame_size)

@@ -506,7 +506,10 @@ class Remoting:
                 peer.last_heard = now
                 peer.detector.heartbeat(now)
             silent = now - peer.last_heard
-            if peer.detector.phi(now) > self.config.phi_threshold and silent > 0:
+            # Bytes still arriving (a big frame whose heartbeat queues behind
+            # it) are a sign of life too: phi alone only sees heartbeats.
+            suspect = silent > self.config.heartbeat_interval
+            if suspect and peer.detector.phi(now) > self.config.phi_threshold:
                 peer.down(f"no heartbeat for {silent:.1f}s (phi)")
             elif silent > self.config.down_after:
                 peer.down(f"no heartbeat for {silent:.1f}s")
