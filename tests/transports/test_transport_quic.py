@@ -49,9 +49,11 @@ async def test_echo_over_mutual_tls_with_a_system_task_and_a_nursery(pki: Pki) -
 async def test_large_payload_in_both_directions(pki: Pki) -> None:
     payload = bytes(range(256)) * (32 * 1024)  # 8 MiB
     with trio.fail_after(60):
-        async with serving(QUIC, "quic://127.0.0.1:0", echo, pki.config("server")) as bound:
-            async with await QUIC.connect(bound, tls=pki.config("client")) as stream:
-                await round_trip(stream, payload)
+        async with (
+            serving(QUIC, "quic://127.0.0.1:0", echo, pki.config("server")) as bound,
+            await QUIC.connect(bound, tls=pki.config("client")) as stream,
+        ):
+            await round_trip(stream, payload)
 
 
 async def test_closing_gives_the_peer_eof_after_all_data(pki: Pki) -> None:
@@ -89,7 +91,7 @@ async def test_lanes_are_independent_one_way_streams(pki: Pki) -> None:
                 nursery.start_soon(read_lane, await stream.accept_lane())
             assert await receive_exactly(stream, 4) == b"main"
             main_seen.set()
-            await stream.send_all(b"done")
+        await stream.send_all(b"done")  # both lanes were read to their end
 
     with trio.fail_after(20):
         async with serving(QUIC, "quic://127.0.0.1:0", handler, pki.config("server")) as bound:
@@ -117,15 +119,11 @@ async def test_a_client_without_a_certificate_is_refused(pki: Pki) -> None:
                 await round_trip(stream, b"still serving")
 
 
-async def test_certificates_from_another_ca_are_refused_both_ways(
-    pki: Pki, other_pki: Pki
-) -> None:
+async def test_certificates_from_another_ca_are_refused_both_ways(pki: Pki, other_pki: Pki) -> None:
     with trio.fail_after(20):
         async with serving(QUIC, "quic://127.0.0.1:0", echo, pki.config("server")) as bound:
             # A client certificate signed by a CA the server does not trust.
-            stranger = TLSConfig(
-                certfile=other_pki.config("client").certfile, cafile=pki.cafile
-            )
+            stranger = TLSConfig(certfile=other_pki.config("client").certfile, cafile=pki.cafile)
             with pytest.raises(HandshakeFailed, match="refused"):
                 await QUIC.connect(bound, tls=stranger)
             # A client that does not trust the server's CA.
@@ -136,9 +134,11 @@ async def test_certificates_from_another_ca_are_refused_both_ways(
 async def test_optional_client_certificates(pki: Pki) -> None:
     server = pki.config("server", require_client_cert=False)
     with trio.fail_after(20):
-        async with serving(QUIC, "quic://127.0.0.1:0", echo, server) as bound:
-            async with await QUIC.connect(bound, tls=pki.config(None)) as stream:
-                await round_trip(stream, b"anonymous")
+        async with (
+            serving(QUIC, "quic://127.0.0.1:0", echo, server) as bound,
+            await QUIC.connect(bound, tls=pki.config(None)) as stream,
+        ):
+            await round_trip(stream, b"anonymous")
 
 
 async def test_hostname_is_checked_unless_disabled(pki: Pki) -> None:
@@ -177,23 +177,27 @@ async def test_a_silent_peer_times_out(pki: Pki) -> None:
 async def test_retry_validates_the_address_first(pki: Pki) -> None:
     validating = QuicTransport(retry=True, handshake_timeout=5.0)
     with trio.fail_after(20):
-        async with serving(validating, "quic://127.0.0.1:0", echo, pki.config("server")) as bound:
-            async with await validating.connect(bound, tls=pki.config("client")) as stream:
-                await round_trip(stream, b"validated")
-                quic = stream.session.quic  # type: ignore[attr-defined]
-                assert quic._retry_count == 1  # the server did answer with a Retry
+        async with (
+            serving(validating, "quic://127.0.0.1:0", echo, pki.config("server")) as bound,
+            await validating.connect(bound, tls=pki.config("client")) as stream,
+        ):
+            await round_trip(stream, b"validated")
+            quic = stream.session.quic  # type: ignore[attr-defined]
+            assert quic._retry_count == 1  # the server did answer with a Retry
 
 
 async def test_garbage_datagrams_do_not_disturb_a_live_connection(pki: Pki) -> None:
     with trio.fail_after(20):
-        async with serving(QUIC, "quic://127.0.0.1:0", echo, pki.config("server")) as bound:
-            async with await QUIC.connect(bound, tls=pki.config("client")) as stream:
-                await round_trip(stream, b"before")
-                with trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as attacker:
-                    for size in (0, 1, 20, 1200, 1500):
-                        await attacker.sendto(b"\xc3" + bytes(size), ("127.0.0.1", bound.port))
-                        await attacker.sendto(bytes(size), ("127.0.0.1", bound.port))
-                await round_trip(stream, b"after")
+        async with (
+            serving(QUIC, "quic://127.0.0.1:0", echo, pki.config("server")) as bound,
+            await QUIC.connect(bound, tls=pki.config("client")) as stream,
+        ):
+            await round_trip(stream, b"before")
+            with trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as attacker:
+                for size in (0, 1, 20, 1200, 1500):
+                    await attacker.sendto(b"\xc3" + bytes(size), ("127.0.0.1", bound.port))
+                    await attacker.sendto(bytes(size), ("127.0.0.1", bound.port))
+            await round_trip(stream, b"after")
 
 
 async def test_a_second_bidirectional_stream_is_a_protocol_error(pki: Pki) -> None:

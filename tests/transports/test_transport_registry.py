@@ -36,6 +36,8 @@ PUBLIC = {
     "TcpTransport",
     "TlsTransport",
     "Transport",
+    "WsTransport",
+    "WssTransport",
     "get_transport",
     "map_exceptions",
     "parse_address",
@@ -62,7 +64,7 @@ def test_tcp_and_tls_are_registered_by_default() -> None:
 
 
 def test_unknown_schemes_name_the_known_ones() -> None:
-    with pytest.raises(ConfigurationError, match="known schemes: .*quic, tcp, tls") as info:
+    with pytest.raises(ConfigurationError, match=r"known schemes: .*quic, tcp, tls") as info:
         get_transport("carrier-pigeon")
     assert "'carrier-pigeon'" in str(info.value)
 
@@ -70,6 +72,11 @@ def test_unknown_schemes_name_the_known_ones() -> None:
 def test_quic_is_registered_with_its_extra() -> None:
     assert isinstance(get_transport("quic"), transports.QuicTransport)
     assert isinstance(get_transport("quic"), Transport)
+
+
+def test_websocket_is_registered_with_its_extra() -> None:
+    assert isinstance(get_transport("ws"), transports.WsTransport)
+    assert isinstance(get_transport("wss"), transports.WssTransport)
 
 
 def test_register_replaces_and_returns_the_previous_transport() -> None:

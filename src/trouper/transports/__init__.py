@@ -2,7 +2,8 @@
 
 ``parse_address(url)`` gives an ``Address``; ``get_transport(address.scheme)``
 gives the ``Transport`` that can ``connect`` to it or ``serve`` on it. ``tcp``
-and ``tls`` are registered on import; other schemes plug in through
+and ``tls`` are registered on import, ``quic`` and ``ws``/``wss`` too when
+their extras are installed; other schemes plug in through
 ``register_transport``. Errors leave this package as ``TransportError``
 subclasses (see ``map_exceptions``) or ``ConfigurationError``.
 """
@@ -45,3 +46,13 @@ except ImportError:  # pragma: no cover - depends on the installation
 else:
     register_transport(QuicTransport())
     __all__ += ["QuicTransport"]
+
+try:  # ws:// and wss:// need the ``ws`` extra (trio-websocket)
+    from ._ws import WssTransport as WssTransport
+    from ._ws import WsTransport as WsTransport
+except ImportError:  # pragma: no cover - depends on the installation
+    pass
+else:
+    register_transport(WsTransport())
+    register_transport(WssTransport())
+    __all__ += ["WsTransport", "WssTransport"]

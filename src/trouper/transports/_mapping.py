@@ -14,9 +14,20 @@ from contextlib import contextmanager
 
 import trio
 
-from trouper._errors import ConnectionLost, HandshakeFailed, TransportError, TrouperError
+from trouper._errors import (
+    ConnectionLost,
+    FrameTooLarge,
+    HandshakeFailed,
+    TransportError,
+    TrouperError,
+)
 
 from ._address import Address
+
+try:  # ws:// and wss:// need the ``ws`` extra (trio-websocket)
+    import trio_websocket as _tws
+except ImportError:  # pragma: no cover - depends on the installation
+    _tws = None  # type: ignore[assignment]
 
 __all__ = ["map_exceptions", "map_quic_close"]
 
@@ -68,6 +79,8 @@ def _translate(exc: Exception, peer: str, handshake: bool) -> TransportError | N
         return HandshakeFailed(f"TLS {phase} with {peer}: {_ssl_reason(tls)}")
     if _find(exc, ConnectionRefusedError) is not None:
         return ConnectionLost(f"connection to {peer} refused (is the node listening there?)")
+    if _tws is not None and (ws_error := _websocket_error(exc, peer)) is not None:
+        return ws_error
     if isinstance(exc, trio.ClosedResourceError):
         return ConnectionLost(f"connection to {peer} is closed")
     if isinstance(exc, trio.BrokenResourceError):
@@ -76,6 +89,34 @@ def _translate(exc: Exception, peer: str, handshake: bool) -> TransportError | N
     if isinstance(exc, OSError):  # includes socket.gaierror and ConnectionResetError
         detail = exc.strerror or str(exc) or type(exc).__name__
         return ConnectionLost(f"connection to {peer} failed: {detail}")
+    return None
+
+
+def _websocket_error(exc: Exception, peer: str) -> TransportError | None:
+    """trio-websocket's errors (also inside an exception group)."""
+    rejected = _find(exc, _tws.ConnectionRejected)
+    if isinstance(rejected, _tws.ConnectionRejected):
+        return HandshakeFailed(
+            f"WebSocket handshake with {peer}: the server refused the upgrade"
+            f" (HTTP {rejected.status_code}; is the path right?)"
+        )
+    if isinstance(_find(exc, _tws.DisconnectionTimeout), _tws.DisconnectionTimeout):
+        return ConnectionLost(f"WebSocket to {peer}: no answer to the closing handshake")
+    if isinstance(_find(exc, _tws.ConnectionTimeout), _tws.ConnectionTimeout):
+        return HandshakeFailed(f"WebSocket handshake with {peer}: no answer in time")
+    if isinstance(_find(exc, _tws.HandshakeError), _tws.HandshakeError):
+        return HandshakeFailed(f"WebSocket handshake with {peer} failed")
+    closed = _find(exc, _tws.ConnectionClosed)
+    if isinstance(closed, _tws.ConnectionClosed):
+        reason = closed.reason
+        if reason is None:
+            return ConnectionLost(f"WebSocket to {peer} is closed")
+        detail = f"code {reason.code} ({reason.name})"
+        if reason.reason:
+            detail += f": {reason.reason}"
+        if reason.code == 1009:  # MESSAGE_TOO_BIG, sent by either end
+            return FrameTooLarge(f"WebSocket to {peer} closed, a message was too big: {detail}")
+        return ConnectionLost(f"WebSocket to {peer} closed: {detail}")
     return None
 
 
@@ -88,7 +129,11 @@ def map_exceptions(peer: Address | str | None = None, *, handshake: bool = False
       tls://…: certificate verify failed: …");
     * a refused connection → ``ConnectionLost`` saying so;
     * ``OSError``, ``trio.BrokenResourceError``, ``trio.ClosedResourceError``
-      → ``ConnectionLost``.
+      → ``ConnectionLost``;
+    * trio-websocket (when installed): a refused upgrade (``ConnectionRejected``)
+      or another ``HandshakeError`` → ``HandshakeFailed``;
+      ``DisconnectionTimeout`` and ``ConnectionClosed`` → ``ConnectionLost``
+      (``FrameTooLarge`` for close code 1009, message too big).
 
     ``peer`` names the other end in messages; ``handshake`` says the block is
     a handshake (it only changes the wording). trouper errors pass through

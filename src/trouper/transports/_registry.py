@@ -79,6 +79,8 @@ class LaneStream(Protocol):
 
 
 _TRANSPORTS: dict[str, Transport] = {}
+#: The optional transports, by scheme: the extra that installs each.
+_EXTRAS = {"quic": "quic", "ws": "ws", "wss": "ws"}
 
 
 def register_transport(transport: Transport) -> Transport | None:
@@ -101,9 +103,10 @@ def get_transport(scheme: str) -> Transport:
         return _TRANSPORTS[scheme.lower()]
     except KeyError:
         known = ", ".join(sorted(_TRANSPORTS)) or "none"
+        extra = _EXTRAS.get(scheme.lower())
         hint = ""
-        if scheme.lower() in ("quic", "ws", "wss"):
-            hint = f" ({scheme}:// is not available yet in this installation)"
+        if extra is not None:
+            hint = f" ({scheme}:// needs the {extra!r} extra: pip install 'trouper[{extra}]')"
         raise ConfigurationError(
             f"no transport registered for {scheme!r}{hint}; known schemes: {known}"
         ) from None

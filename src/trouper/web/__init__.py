@@ -2,7 +2,8 @@
 
 ``start_gateway(node, WebGateway(...))`` serves ``/healthz``, ``/readyz``,
 static files and a WebSocket endpoint whose connections are supervised
-``WebSocketSession`` actors under ``/system/web``. Needs the ``web`` extra
+``WebSocketSession`` actors under ``/system/web``; with ``peers_path``, other
+nodes can connect through the same port (``ws://host:port/peers_path``). Needs the ``web`` extra
 (``pip install trouper[web]``: hypercorn).
 """
 

@@ -1,7 +1,8 @@
 """The gateway's ASGI application: a plain callable, no framework.
 
 Routes: the lifespan scope, ``GET /healthz``, ``GET /readyz``, the WebSocket
-endpoint, static files, and 404 for the rest.
+endpoint, the peers' WebSocket endpoint (``peers_path``), static files, and
+404 for the rest.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ._connection import (
     GatewayState,
     WebSocketConnection,
 )
+from ._peers import AsgiWebSocketStream, limit_session_messages, peer_name
 
 if TYPE_CHECKING:
     from ..runtime._ref import ActorRef
@@ -87,7 +89,7 @@ class GatewayApp:
             ready = state.ready and not state.stopping
             body = {"status": "ready" if ready else "not-ready", "node": state.node_id}
             await _respond_json(send, 200 if ready else 503, body)
-        elif path == self.config.ws_path:
+        elif path in (self.config.ws_path, self.config.peers_path):
             await _respond(send, 426, b"upgrade required\n")
         else:
             await self._static(path, send)
@@ -135,9 +137,14 @@ class GatewayApp:
         if event["type"] != "websocket.connect":
             return
         config = self.config
+        if config.peers_path is not None and scope["path"] == config.peers_path:
+            await self._peer(scope, receive, send)
+            return
         if scope["path"] != config.ws_path or self.state.stopping:
             await send({"type": "websocket.close", "code": 1000})  # before accept: HTTP 403
             return
+        if config.peers_path is not None:  # hypercorn's limit is the peers' one
+            receive, send = limit_session_messages(receive, send, config.max_message_size)
         conn = WebSocketConnection(scope, receive, send, config, self.state)
         try:
             await self.gateway.tell(OpenSession(conn))
@@ -151,6 +158,24 @@ class GatewayApp:
                 conn.abandon()  # cancelled: the server is going, the session must too
             with trio.CancelScope(shield=True):
                 await self._finish(conn)
+
+    async def _peer(self, scope: Mapping[str, Any], receive: ASGIReceive, send: ASGISend) -> None:
+        """Another node, connecting through ``peers_path``: the node's
+        remoting serves it until either side hangs up."""
+        state, config = self.state, self.config
+        if state.remoting is None or state.stopping:
+            await send({"type": "websocket.close", "code": 1000})  # before accept: HTTP 403
+            return
+        await send({"type": "websocket.accept"})
+        stream = AsgiWebSocketStream(
+            receive, send, peer_name(scope), config.peers_max_message_size, config.close_timeout
+        )
+        state.peers.add(stream)
+        try:
+            await state.remoting.accept(stream)
+        finally:
+            state.peers.discard(stream)
+            await stream.aclose()
 
     async def _finish(self, conn: WebSocketConnection) -> None:
         """The session is done (or the server is going): close what it did not."""

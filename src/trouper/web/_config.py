@@ -27,6 +27,15 @@ def _check_path(instance: Any, attribute: attrs.Attribute[Any], value: str) -> N
         raise ConfigurationError(f"WebGateway.ws_path must start with '/': {value!r}")
 
 
+def _check_peers_path(instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is None:
+        return
+    if not value.startswith("/"):
+        raise ConfigurationError(f"WebGateway.peers_path must start with '/': {value!r}")
+    if value == instance.ws_path:
+        raise ConfigurationError(f"WebGateway.peers_path and ws_path are both {value!r}")
+
+
 def _check_port(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
     if not 0 <= value <= 65535:
         raise ConfigurationError(f"WebGateway.port must be in 0..65535, got {value!r}")
@@ -56,6 +65,14 @@ class WebGateway:
     ``inbox_size`` received frames wait for the session at a time (then the
     socket stops being read: backpressure). ``close_timeout`` bounds a
     closing handshake; ``graceful_timeout`` bounds the server's shutdown.
+
+    ``peers_path`` (e.g. ``"/_trouper"``) lets other nodes connect through
+    the gateway's port: a WebSocket upgrade there is a trouper peer, handed
+    to the node's remoting (it needs ``open_node(cookie=...)``), and the node
+    advertises ``ws://host:port/peers_path`` among its addresses while the
+    gateway serves. Peers send binary messages of up to
+    ``peers_max_message_size`` bytes (the runtime's 16 MiB frames, and some);
+    sessions keep their own ``max_message_size``.
     """
 
     host: str = "127.0.0.1"
@@ -72,3 +89,5 @@ class WebGateway:
     inbox_size: int = attrs.field(default=16, validator=_check_positive)
     close_timeout: float = attrs.field(default=2.0, validator=_check_positive)
     graceful_timeout: float = attrs.field(default=2.0, validator=_check_positive)
+    peers_path: str | None = attrs.field(default=None, validator=_check_peers_path)
+    peers_max_message_size: int = attrs.field(default=17 * 1024 * 1024, validator=_check_positive)

@@ -30,14 +30,27 @@ class GatewayState:
     """What the gateway's handle, actor, ASGI app and sessions share (across
     restarts of the gateway)."""
 
-    __slots__ = ("close_deadline", "node_id", "port", "ready", "stopping", "url")
+    __slots__ = (
+        "close_deadline",
+        "node_id",
+        "peers",
+        "port",
+        "ready",
+        "remoting",
+        "stopping",
+        "url",
+    )
 
-    def __init__(self, node_id: str, port: int) -> None:
+    def __init__(self, node_id: str, port: int, remoting: Any = None) -> None:
         self.node_id = node_id
         self.port = port
         self.ready = True
         self.stopping = False
         self.url = ""
+        #: The node's ``Remoting`` (None without a cookie), for ``peers_path``.
+        self.remoting = remoting
+        #: The peer connections open through ``peers_path`` (AsgiWebSocketStreams).
+        self.peers: set[Any] = set()
         #: While the gateway stops, its sessions share one close_timeout (they
         #: stop one after the other: stuck clients must not add up).
         self.close_deadline: float | None = None

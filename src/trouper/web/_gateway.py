@@ -28,6 +28,7 @@ from ..runtime._ref import ActorRef
 from ._app import GatewayApp, OpenSession
 from ._config import WebGateway
 from ._connection import GatewayState, WebSocketConnection, WsOpen
+from ._peers import advertise, peers_url, withdraw
 
 if TYPE_CHECKING:
     from ..runtime._node import Node
@@ -62,6 +63,7 @@ class Gateway(Actor):
         self.state.stopping = True
         for conn in self._sessions.values():
             conn.finished.set()
+        await self._close_peers()
         self._shutdown.set()
         with trio.move_on_after(self.config.graceful_timeout + 1.0):
             await self._served.wait()
@@ -87,12 +89,26 @@ class Gateway(Actor):
             self._served.set()
             self._up.set()
 
+    async def _close_peers(self) -> None:
+        """Stop advertising the peers' URL and hang up on the peers (1000):
+        their remoting sees the end of the stream."""
+        state = self.state
+        if state.remoting is None or self.config.peers_path is None:
+            return
+        withdraw(state.remoting, peers_url(state.url, self.config.peers_path))
+        async with trio.open_nursery() as nursery:
+            for stream in list(state.peers):
+                nursery.start_soon(stream.aclose)
+
     def _hypercorn_config(self) -> hypercorn.Config:
         config = self.config
         host = f"[{config.host}]" if ":" in config.host else config.host
         hconfig = hypercorn.Config()
         hconfig.bind = [f"{host}:{self.state.port}"]
         hconfig.websocket_max_message_size = config.max_message_size
+        if config.peers_path is not None:  # sessions then check their own limit
+            limit = max(config.max_message_size, config.peers_max_message_size)
+            hconfig.websocket_max_message_size = limit
         # Thousands of clients connect at once (a page reload, a reconnect
         # storm): with hypercorn's default backlog of 100 the kernel drops
         # their SYNs while the loop is busy, and each retry waits 1 s, 3 s...
@@ -107,6 +123,8 @@ class Gateway(Actor):
         self.state.url = url
         self.state.port = int(url.rsplit(":", 1)[1])  # a restart keeps the port
         log.info("node %s: web gateway on %s", self.state.node_id, url)
+        if self.state.remoting is not None and self.config.peers_path is not None:
+            advertise(self.state.remoting, peers_url(url, self.config.peers_path))
         self._up.set()
 
     @handler
@@ -158,6 +176,13 @@ class GatewayHandle:
         return "ws" + self._state.url[len("http") :] + self.config.ws_path
 
     @property
+    def peers_url(self) -> str | None:
+        """Where other nodes connect (``ws://127.0.0.1:PORT/_trouper``), if
+        the gateway has a ``peers_path``."""
+        path = self.config.peers_path
+        return None if path is None else peers_url(self._state.url, path)
+
+    @property
     def ready(self) -> bool:
         return self._state.ready
 
@@ -187,7 +212,11 @@ async def start_gateway(
     existing = node._paths.get(f"/system/{SEGMENT}")
     if existing is not None:
         raise ConfigurationError(f"node {node.id} runs a web gateway already ({existing.ref})")
-    state = GatewayState(node.id, config.port)
+    if config.peers_path is not None and node._remote is None:
+        raise ConfigurationError(
+            "WebGateway.peers_path lets other nodes connect: open the node with a cookie"
+        )
+    state = GatewayState(node.id, config.port, node._remote)
     # (node._system_spawn, with a shutdown time that covers the sessions'
     # shared close budget and the server's graceful shutdown)
     ref = await node._system_root.spawn(

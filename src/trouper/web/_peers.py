@@ -1,0 +1,220 @@
+"""Other nodes through the gateway's port: ``WebGateway(peers_path=...)``.
+
+A WebSocket upgrade on ``peers_path`` is not a session: it is a trouper
+peer, handed as a ``trio.abc.Stream`` (``AsgiWebSocketStream``) to the
+node's ``Remoting.accept``, exactly like a connection accepted by a ws://
+listener. The node advertises ``ws://host:port/peers_path`` among its
+addresses while the gateway serves, so peers can dial it and gossip it.
+
+Binary messages only: a text message closes the connection (1003) and is a
+``ProtocolError``. hypercorn reports every client close as a disconnect
+(without the client's code), which reads as EOF.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Mapping
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import trio
+
+from .._errors import ConnectionLost, ProtocolError
+from ._connection import CLOSE_NORMAL, ASGIReceive, ASGISend
+
+if TYPE_CHECKING:
+    from ..runtime._remote import Remoting
+
+T = TypeVar("T")
+
+CLOSE_UNSUPPORTED_DATA = 1003
+CLOSE_TOO_BIG = 1009
+
+
+def peer_name(scope: Mapping[str, Any]) -> str:
+    client = scope.get("client")
+    scheme = "wss" if scope.get("scheme") == "wss" else "ws"
+    if not client:
+        return f"{scheme}://<unknown peer>"
+    host, port = client[0], client[1]
+    host = f"[{host}]" if ":" in str(host) else host
+    return f"{scheme}://{host}:{port}"
+
+
+class AsgiWebSocketStream(trio.abc.Stream):
+    """One accepted ASGI WebSocket as a byte stream of binary messages.
+
+    ``send_all`` sends one message (split above ``max_message_size``);
+    ``receive_some`` returns message bytes, keeping what exceeds
+    ``max_bytes`` for the next call. ``aclose`` sends a close frame (1000,
+    waiting at most ``close_timeout``; none when cancelled) and wakes any
+    task still blocked on this stream with ``ClosedResourceError``.
+    """
+
+    def __init__(
+        self,
+        receive: ASGIReceive,
+        send: ASGISend,
+        peer: str,
+        max_message_size: int,
+        close_timeout: float,
+    ) -> None:
+        self.peer = peer
+        self._receive = receive
+        self._send = send
+        self._max = max_message_size
+        self._close_timeout = close_timeout
+        self._pending = memoryview(b"")
+        self._closed = False  # by aclose
+        self._close_sent = False
+        self._disconnected = False
+        self._sending = False
+        self._receiving = False
+        self._waits: set[trio.CancelScope] = set()
+
+    def __repr__(self) -> str:
+        return f"<AsgiWebSocketStream {self.peer}{' closed' if self._closed else ''}>"
+
+    def _check(self, busy: bool, what: str) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("this WebSocket stream is closed")
+        if busy:
+            raise trio.BusyResourceError(f"another task is already {what} on this stream")
+
+    async def _wait(self, operation: Awaitable[T]) -> T:
+        """Await ``operation``, unless ``aclose`` interrupts it."""
+        with trio.CancelScope() as scope:
+            self._waits.add(scope)
+            try:
+                return await operation
+            finally:
+                self._waits.discard(scope)
+        raise trio.ClosedResourceError("this WebSocket stream was closed meanwhile")
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        self._check(self._sending, "sending")
+        if self._close_sent or self._disconnected:
+            raise ConnectionLost(f"WebSocket from {self.peer} is closed")
+        self._sending = True
+        try:
+            view = memoryview(data)
+            if not view:
+                await trio.lowlevel.checkpoint()
+            for start in range(0, len(view), self._max):
+                chunk = bytes(view[start : start + self._max])
+                await self._wait(self._send({"type": "websocket.send", "bytes": chunk}))
+        finally:
+            self._sending = False
+
+    async def wait_send_all_might_not_block(self) -> None:
+        self._check(False, "sending")
+        await trio.lowlevel.checkpoint()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        self._check(self._receiving, "receiving")
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
+        self._receiving = True
+        try:
+            if self._pending:
+                await trio.lowlevel.checkpoint()
+            else:
+                message = await self._next_message()
+                if max_bytes is None or len(message) <= max_bytes:
+                    return message
+                self._pending = memoryview(message)
+            size = len(self._pending) if max_bytes is None else max_bytes
+            chunk, self._pending = self._pending[:size], self._pending[size:]
+            return bytes(chunk)
+        finally:
+            self._receiving = False
+
+    async def _next_message(self) -> bytes:
+        while not self._disconnected:
+            event = await self._wait(self._receive())
+            kind = event.get("type")
+            if kind == "websocket.disconnect":
+                self._disconnected = True
+            elif kind == "websocket.receive":
+                data = event.get("bytes")
+                if data is None:
+                    await self._refuse_text()
+                if data:
+                    return bytes(data)
+        return b""
+
+    async def _refuse_text(self) -> NoReturn:
+        await self._close(CLOSE_UNSUPPORTED_DATA, "binary messages only")
+        raise ProtocolError(
+            f"{self.peer} sent a text WebSocket message; trouper peers send binary messages only"
+        )
+
+    async def _close(self, code: int, reason: str) -> None:
+        if self._close_sent or self._disconnected:
+            return
+        self._close_sent = True
+        with trio.move_on_after(self._close_timeout):
+            await self._send({"type": "websocket.close", "code": code, "reason": reason})
+
+    async def aclose(self) -> None:
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            return
+        self._closed = True
+        for scope in self._waits:
+            scope.cancel()
+        await self._close(CLOSE_NORMAL, "")
+
+
+def limit_session_messages(
+    receive: ASGIReceive, send: ASGISend, limit: int
+) -> tuple[ASGIReceive, ASGISend]:
+    """A session's ``receive`` and ``send`` that enforce ``limit`` themselves.
+
+    With a peers path, hypercorn must let 16 MiB messages through, so the
+    gateway's own (smaller) ``max_message_size`` for sessions is checked
+    here: a larger message closes with 1009, as hypercorn would have, and
+    reads as the client's disconnect; what the session sends after that is
+    dropped, as hypercorn drops it once a client is gone.
+    """
+    closed = False
+
+    async def receive_limited() -> Any:
+        nonlocal closed
+        if closed:
+            return {"type": "websocket.disconnect", "code": CLOSE_TOO_BIG}
+        event = await receive()
+        if event.get("type") == "websocket.receive":
+            body = event.get("bytes")
+            if body is None:
+                body = event.get("text") or ""
+            if len(body) > limit:
+                closed = True
+                await send({"type": "websocket.close", "code": CLOSE_TOO_BIG, "reason": ""})
+                return {"type": "websocket.disconnect", "code": CLOSE_TOO_BIG}
+        return event
+
+    async def send_limited(event: Any) -> None:
+        if closed:
+            await trio.lowlevel.checkpoint()
+            return
+        await send(event)
+
+    return receive_limited, send_limited
+
+
+def peers_url(base: str, path: str) -> str:
+    """``http://host:port`` (the bound gateway) → ``ws://host:port/path``."""
+    return "ws" + base.removeprefix("http") + path
+
+
+def advertise(remoting: Remoting, url: str) -> None:
+    """List ``url`` among the node's addresses (gossiped to the cluster)."""
+    if url not in remoting.addresses:
+        remoting.addresses.append(url)
+        remoting.node.addresses = tuple(remoting.addresses)
+
+
+def withdraw(remoting: Remoting, url: str) -> None:
+    if url in remoting.addresses:
+        remoting.addresses.remove(url)
+        remoting.node.addresses = tuple(remoting.addresses)
