@@ -167,6 +167,32 @@ register(
 )
 register(
     Case(
+        name="remote_ask_quic",
+        trouper="remote_quic:trouper_remote_ask_quic",
+        baseline="remote_quic:aioquic_ask",
+        baseline_name="aioquic's asyncio client/server ping-pong on one stream (loopback)",
+        unit="msgs/s",
+        better="higher",
+        target=0.8,
+        size=5_000,
+        quick_size=500,
+    )
+)
+register(
+    Case(
+        name="remote_ask_ws",
+        trouper="remote_ws:trouper_remote_ask_ws",
+        baseline="remote_ws:trio_websocket_ask",
+        baseline_name="raw trio-websocket ping-pong of one binary message, 2 processes",
+        unit="msgs/s",
+        better="higher",
+        target=0.8,
+        size=10_000,
+        quick_size=1_000,
+    )
+)
+register(
+    Case(
         name="cluster_tell_scaling",
         trouper="remote_cluster:two_node_tell",
         baseline="remote_cluster:single_node_tell",

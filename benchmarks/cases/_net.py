@@ -70,9 +70,9 @@ class FrameReader:
 
 
 @contextmanager
-def peer(*args: str) -> Iterator[int]:
+def peer(*args: str, module: str = "benchmarks.cases._net_peer") -> Iterator[int]:
     """Start a peer process, yield the port it listens on, and always stop it."""
-    command = [sys.executable, "-m", "benchmarks.cases._net_peer", *args]
+    command = [sys.executable, "-m", module, *args]
     proc = subprocess.Popen(
         command,
         stdin=subprocess.PIPE,
