@@ -61,3 +61,10 @@ clean:
 .PHONY: bench-chat
 bench-chat: $(STAMP)
 	$(BIN)/python -m benchmarks.chat
+
+# Transports on an impaired link: two nodes in two network namespaces joined by a userspace
+# packet forwarder (loss x RTT grid, tcp vs quic); rewrites docs/transport-impairment.md.
+# Needs root: without it, it says why and exits 0. BENCH_NET_ARGS=--quick runs one cell.
+.PHONY: bench-net
+bench-net: $(STAMP)
+	$(BIN)/python -m benchmarks.net $(BENCH_NET_ARGS)

@@ -1,0 +1,1 @@
+"""``make bench-net``: trouper transports between two namespaces on an impaired link."""
