@@ -81,3 +81,41 @@ async def test_asks_complete_under_ten_percent_loss(
     # The network really was that bad.
     assert net.stats.dropped > 0.05 * net.stats.sent
     assert net.stats.duplicated > 0 and net.stats.reordered > 0
+
+
+class Source(trouper.Actor):
+    @trouper.handler
+    async def chunks(self, msg: int) -> AsyncIterator[bytes]:
+        for i in range(msg):
+            yield bytes([i % 256]) * 16384
+
+
+async def test_reordering_is_learned_instead_of_cutting_the_window(
+    pki: Pki, autojump_clock: trio.testing.MockClock
+) -> None:
+    """aioquic alone takes every overtaken packet for a loss; the transport's
+    recovery notices the late acknowledgements, widens its thresholds and
+    undoes the window cuts (see trouper.transports._quic_recovery)."""
+    tls = pki.config("node")
+    with trio.fail_after(3600):  # virtual seconds
+        async with trio.open_nursery() as nursery:
+            net = LossyNetwork(nursery, seed=7, reorder=0.01, delay=0.025)
+            async with (
+                quic_on(net),
+                trouper.open_node("a", cookie="c", listen="quic://127.0.0.1:0", tls=tls) as a,
+                trouper.open_node("b", cookie="c", listen="quic://127.0.0.1:0", tls=tls) as b,
+            ):
+                await a.spawn(Source, name="source")
+                await b.connect(a.addresses[0])
+                source = await b.lookup("source", timeout=60)
+                assert source is not None
+                async with source.stream(400, window=32) as items:
+                    received = [item async for item in items]
+                assert [item[0] for item in received] == [i % 256 for i in range(400)]
+                link = a._remote.peers["b"].conn  # type: ignore[union-attr]
+                assert link is not None
+                recovery = link.stream.session.quic._loss  # type: ignore[attr-defined]
+            nursery.cancel_scope.cancel()
+    assert net.stats.reordered > 0
+    assert recovery.spurious_losses > 0
+    assert recovery.packet_threshold > 3 or recovery.time_threshold > 9 / 8

@@ -19,7 +19,7 @@ import socket
 import trio
 from aioquic.buffer import Buffer  # type: ignore[attr-defined]  # re-exported, untyped
 from aioquic.quic.configuration import SMALLEST_MAX_DATAGRAM_SIZE, QuicConfiguration
-from aioquic.quic.connection import NetworkAddress, QuicConnection
+from aioquic.quic.connection import NetworkAddress
 from aioquic.quic.packet import (
     QuicPacketType,
     encode_quic_retry,
@@ -32,6 +32,7 @@ from trouper._errors import ConfigurationError, ConnectionLost, HandshakeFailed,
 
 from ._address import Address
 from ._quic_endpoint import BATCH, Endpoint, OpenEndpoint, open_udp_endpoint
+from ._quic_recovery import ReorderTolerantConnection
 from ._quic_session import QuicSession
 from ._quic_stream import QuicStream
 from ._quic_tls import (
@@ -115,7 +116,7 @@ class QuicTransport:
             endpoint = self.network(family, connect=peer_addr)
         except OSError as exc:
             raise ConnectionLost(f"cannot reach {address.url}: {exc}") from exc
-        quic = QuicConnection(configuration=config)
+        quic = ReorderTolerantConnection(configuration=config)
         session = QuicSession(quic, endpoint, address.url)
         if nursery is None:
             trio.lowlevel.spawn_system_task(pump, session, endpoint, name=f"quic {address.url}")
@@ -316,7 +317,7 @@ class _Server:
                 log.info("quic: dropped an Initial from %s with a bad retry token: %s", addr, exc)
                 return None
             retry_cid = header.destination_cid
-        kind = MutualTLSConnection if self.client_tls is not None else QuicConnection
+        kind = MutualTLSConnection if self.client_tls is not None else ReorderTolerantConnection
         quic = kind(
             configuration=self.config,
             original_destination_connection_id=original_cid,

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 
 from trouper._errors import ConfigurationError
 
+from ._quic_recovery import ReorderTolerantConnection
 from ._tls import ALPN_PROTOCOL, TLSConfig
 
 __all__ = [
@@ -130,7 +131,7 @@ def wants_client_cert(tls: TLSConfig | None) -> bool:
     return tls is not None and tls.cafile is not None
 
 
-class MutualTLSConnection(QuicConnection):
+class MutualTLSConnection(ReorderTolerantConnection):
     """A server connection that asks the client for a certificate."""
 
     def _initialize(self, peer_cid: bytes) -> None:
