@@ -243,3 +243,21 @@ async def test_a_failing_handler_does_not_stop_the_listener(pki: Pki) -> None:
                 assert await receive_until_closed(first) == b""
             async with await QUIC.connect(bound, tls=pki.config("client")) as second:
                 await round_trip(second, b"fine")
+
+
+async def test_send_eof_half_closes(pki: Pki) -> None:
+    async def handler(stream: trio.abc.Stream) -> None:
+        request = await receive_until_closed(stream)  # ends at the client's EOF
+        await stream.send_all(request.upper())
+
+    with trio.fail_after(20):
+        async with (
+            serving(QUIC, "quic://127.0.0.1:0", handler, pki.config("server")) as bound,
+            await QUIC.connect(bound, tls=pki.config("client")) as stream,
+        ):
+            assert isinstance(stream, trio.abc.HalfCloseableStream)
+            await stream.send_all(b"question")
+            await stream.send_eof()
+            assert await receive_exactly(stream, 8) == b"QUESTION"
+            with pytest.raises(trio.ClosedResourceError):
+                await stream.send_all(b"more")

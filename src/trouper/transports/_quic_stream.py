@@ -28,7 +28,7 @@ WRITE_CHUNK = 256 * 1024
 CLOSE_LINGER = 2.0
 
 
-class QuicStream(trio.abc.Stream):
+class QuicStream(trio.abc.HalfCloseableStream):
     def __init__(self, session: QuicSession, id: int, *, readable: bool, writable: bool) -> None:
         self.session = session
         self.id = id
