@@ -34,21 +34,27 @@ ALLOW = ["benchmarks.cases.remote_actors:*"]
 
 
 @asynccontextmanager
-async def remote_actor(cls: type[trouper.Actor]) -> AsyncIterator[trouper.ActorRef]:
-    """A node "a" on loopback, a child node "b", and a ``cls`` actor spawned on "b"."""
+async def remote_actor(
+    cls: type[trouper.Actor],
+    listen: str = "tcp://127.0.0.1:0",
+    tls: trouper.TLSConfig | None = None,
+) -> AsyncIterator[trouper.ActorRef]:
+    """A node "a" on ``listen``, a child node "b" on the same scheme, and a ``cls``
+    actor spawned on "b"."""
     import trouper
 
-    async with trouper.open_node(name="a", listen=["tcp://127.0.0.1:0"], cookie=COOKIE) as node:
-        await node.spawn_node(name="b", allow_spawn=ALLOW)
+    async with trouper.open_node(name="a", listen=[listen], cookie=COOKIE, tls=tls) as node:
+        await node.spawn_node(name="b", allow_spawn=ALLOW, listen=listen)
         yield await node.spawn(cls, on="b")
 
 
-def trouper_remote_ask(n: int) -> float:
+def remote_ask_over(n: int, listen: str, tls: trouper.TLSConfig | None = None) -> float:
+    """Sequential remote asks of an ``Echo`` on a child node, both nodes on ``listen``."""
     from benchmarks.cases.remote_actors import Echo
 
     async def main() -> float:
         with trio.fail_after(DEADLINE):
-            async with remote_actor(Echo) as ref:
+            async with remote_actor(Echo, listen, tls) as ref:
                 for i in range(WARMUP):
                     await ref.ask(Ping(i))
                 start = clock()
@@ -60,6 +66,10 @@ def trouper_remote_ask(n: int) -> float:
         return rate(n, elapsed)
 
     return trio.run(main)
+
+
+def trouper_remote_ask(n: int) -> float:
+    return remote_ask_over(n, "tcp://127.0.0.1:0")
 
 
 def trouper_remote_tell(n: int) -> float:

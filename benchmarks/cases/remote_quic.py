@@ -14,12 +14,11 @@ import tempfile
 from pathlib import Path
 
 import msgspec
-import trio
 
 from benchmarks.cases._messages import Ping
 from benchmarks.cases._net import HEADER, frame, peer
 from benchmarks.cases._timing import clock, rate
-from benchmarks.cases.remote import ALLOW, COOKIE, DEADLINE, WARMUP
+from benchmarks.cases.remote import DEADLINE, WARMUP, remote_ask_over
 
 
 def _certs() -> Path:
@@ -30,28 +29,8 @@ def _certs() -> Path:
 
 def trouper_remote_ask_quic(n: int) -> float:
     import trouper
-    from benchmarks.cases.remote_actors import Echo
 
-    tls = trouper.TLSConfig.from_dir(_certs())
-
-    async def main() -> float:
-        with trio.fail_after(DEADLINE):
-            async with trouper.open_node(
-                name="a", listen=["quic://127.0.0.1:0"], cookie=COOKIE, tls=tls
-            ) as node:
-                await node.spawn_node(name="b", allow_spawn=ALLOW, listen="quic://127.0.0.1:0")
-                ref = await node.spawn(Echo, on="b")
-                for i in range(WARMUP):
-                    await ref.ask(Ping(i))
-                start = clock()
-                for i in range(n):
-                    reply = await ref.ask(Ping(i))
-                    if reply.n != i:
-                        raise AssertionError(f"remote ask {i} answered {reply!r}")
-                elapsed = clock() - start
-        return rate(n, elapsed)
-
-    return trio.run(main)
+    return remote_ask_over(n, "quic://127.0.0.1:0", trouper.TLSConfig.from_dir(_certs()))
 
 
 def aioquic_ask(n: int) -> float:

@@ -11,44 +11,21 @@ are outside the timed region.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import partial
 
 import msgspec
 import trio
 
-from benchmarks._runner import REPO_ROOT, child_env
 from benchmarks.cases._messages import Ping
-from benchmarks.cases._net import _read_port, stop
+from benchmarks.cases._net import peer
 from benchmarks.cases._timing import clock, rate
-from benchmarks.cases.remote import ALLOW, COOKIE, DEADLINE, WARMUP
+from benchmarks.cases.remote import DEADLINE, WARMUP, remote_ask_over
 
 LISTEN = "ws://127.0.0.1:0/trouper"
 
 
 def trouper_remote_ask_ws(n: int) -> float:
-    import trouper
-    from benchmarks.cases.remote_actors import Echo
-
-    async def main() -> float:
-        with trio.fail_after(DEADLINE):
-            async with trouper.open_node(name="a", listen=[LISTEN], cookie=COOKIE) as node:
-                await node.spawn_node(name="b", allow_spawn=ALLOW, listen=LISTEN)
-                ref = await node.spawn(Echo, on="b")
-                for i in range(WARMUP):
-                    await ref.ask(Ping(i))
-                start = clock()
-                for i in range(n):
-                    reply = await ref.ask(Ping(i))
-                    if reply.n != i:
-                        raise AssertionError(f"remote ask {i} answered {reply!r}")
-                elapsed = clock() - start
-        return rate(n, elapsed)
-
-    return trio.run(main)
+    return remote_ask_over(n, LISTEN)
 
 
 def trio_websocket_ask(n: int) -> float:
@@ -74,27 +51,11 @@ def trio_websocket_ask(n: int) -> float:
                 elapsed = clock() - start
         return rate(n, elapsed)
 
-    with _echo_peer() as port:
+    with peer(module="benchmarks.cases.remote_ws") as port:
         return trio.run(main, port)
 
 
 # ---------------------------------------------------------------- the echo process
-
-
-@contextmanager
-def _echo_peer() -> Iterator[int]:
-    """This module as an echo server process; yields its port, always stops it."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.cases.remote_ws"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        cwd=REPO_ROOT,
-        env=child_env(),
-    )
-    try:
-        yield _read_port(proc)
-    finally:
-        stop(proc)
 
 
 async def _serve_echo() -> None:
