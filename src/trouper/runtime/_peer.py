@@ -369,16 +369,9 @@ class Peer:
         stream = conn.stream
         proto = conn.proto
         while True:
-            try:
-                data = await stream.receive_some(65536)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                raise errors.ConnectionLost(f"reading from {self.node_id}: {exc}") from exc
-            if not data:
-                if decoder.pending:
-                    raise errors.ProtocolError(f"truncated frame from {self.node_id}")
+            envelopes = await self._receive(stream, decoder, "")
+            if envelopes is None:
                 raise errors.ConnectionLost(f"node {self.node_id} closed the connection")
-            self.last_heard = trio.current_time()  # any bytes: see Remoting.tick
-            envelopes = decoder.feed(data)
             if not envelopes:
                 continue
             if bucket is not None:
@@ -425,22 +418,32 @@ class Peer:
         lane is a protocol error (it would bypass the main stream's order)."""
         decoder = FrameDecoder(self.remoting.config.max_frame_size)
         async with lane:
-            while True:
-                try:
-                    data = await lane.receive_some(65536)
-                except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                    raise errors.ConnectionLost(f"lane from {self.node_id}: {exc}") from exc
-                if not data:
-                    if decoder.pending:
-                        raise errors.ProtocolError(f"truncated frame on a lane from {self.node_id}")
-                    return
-                self.last_heard = trio.current_time()
-                for env in decoder.feed(data):
+            while (envelopes := await self._receive(lane, decoder, " on a lane")) is not None:
+                for env in envelopes:
                     if type(env) is not StreamItem and type(env) is not StreamEnd:
                         raise errors.ProtocolError(
                             f"{type(env).__name__} from {self.node_id} on a stream lane"
                         )
                     await self.dispatch(env)
+
+    async def _receive(
+        self, stream: trio.abc.ReceiveStream, decoder: FrameDecoder, where: str
+    ) -> list[Envelope] | None:
+        """The envelopes of one read (maybe none yet), or None at a clean end.
+
+        Any bytes count as a sign of life (see Remoting.tick); an end in the
+        middle of a frame is a ``ProtocolError``, a broken stream ``ConnectionLost``.
+        """
+        try:
+            data = await stream.receive_some(65536)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            raise errors.ConnectionLost(f"reading{where} from {self.node_id}: {exc}") from exc
+        if not data:
+            if decoder.pending:
+                raise errors.ProtocolError(f"truncated frame{where} from {self.node_id}")
+            return None
+        self.last_heard = trio.current_time()
+        return decoder.feed(data)
 
     async def _throttle(self, bucket: TokenBucket, count: int) -> None:
         """Hold the reader until ``count`` envelopes fit the rate limit, so TCP
