@@ -327,12 +327,9 @@ class _Server:
         session = QuicSession(quic, self.endpoint, peer, tls=self.client_tls, route=self.route)
         self.sessions[header.destination_cid] = session
         self.sessions[quic.host_cid] = session
-        nursery.start_soon(self._timer, session)
+        nursery.start_soon(session.run_timer, name=f"quic timer {peer}")
         nursery.start_soon(self._connection, session, name=f"quic connection {peer}")
         return session
-
-    async def _timer(self, session: QuicSession) -> None:
-        await session.run_timer()
 
     async def _connection(self, session: QuicSession) -> None:
         """One accepted connection, from handshake to close; only
