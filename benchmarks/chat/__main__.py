@@ -62,10 +62,16 @@ def holds(phase: dict[str, Any]) -> bool:
 
 
 def run_phase(fleet: Fleet, number: int, rate: float, duration: float, grace: float) -> dict:
+    server0, clients0 = fleet.cpu()
     fleet.command(
         {"cmd": "phase", "phase": number, "rate": rate, "duration": duration, "grace": grace}
     )
     result = merge(fleet.collect(duration + grace + 120), rate)
+    server1, clients1 = fleet.cpu()
+    # Cores used over the phase, to see whether the load generator left the server room.
+    span = duration + grace
+    result["server_cores"] = round((server1 - server0) / span, 2)
+    result["clients_cores"] = round((clients1 - clients0) / span, 2)
     progress(f"{fleet.kind} phase {number}: {json.dumps(result)}")
     return result
 

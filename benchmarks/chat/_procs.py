@@ -67,6 +67,12 @@ class Fleet:
         assert self.server is not None
         return rss_bytes(self.server.pid)
 
+    def cpu(self) -> tuple[float, float]:
+        """CPU seconds used so far by the server, and by all the client processes."""
+        assert self.server is not None
+        clients = sum(cpu_seconds(client.pid) for client in self.clients)
+        return cpu_seconds(self.server.pid), clients
+
     def drain(self, limit: float = 120.0) -> float:
         """Wait (up to ``limit`` s) until the server and clients idle (< 0.2 CPU s in 1 s)."""
         assert self.server is not None

@@ -107,6 +107,7 @@ async def serve(bind: str) -> None:
     config.bind = [bind]
     config.accesslog = None
     config.websocket_max_message_size = 64 * 1024
+    config.backlog = 4096  # as trouper's gateway: a connect storm must not lose SYNs
     async with trio.open_nursery() as nursery:
         stop = trio.Event()
         binds = await nursery.start(
