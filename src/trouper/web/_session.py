@@ -22,10 +22,12 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import msgspec
 import trio
 
 from ..actors._actor import _HANDLER_MARK, Actor, handler
 from ..runtime._states import STOPPING
+from ..runtime._wire import message
 from ._connection import (
     CLOSE_ABNORMAL,
     CLOSE_GOING_AWAY,
@@ -39,6 +41,21 @@ from ._connection import (
     WsReceived,
     WsSlowCheck,
 )
+
+
+@message(name="trouper.web.SendText")
+class SendText(msgspec.Struct, frozen=True):
+    """Told to a ``WebSocketSession``: queue ``text`` as a text frame
+    (``send_text`` above, from any node)."""
+
+    text: str
+
+
+@message(name="trouper.web.SendBytes")
+class SendBytes(msgspec.Struct, frozen=True):
+    """Told to a ``WebSocketSession``: queue ``data`` as a binary frame."""
+
+    data: bytes
 
 
 def _marking_failure(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -198,6 +215,14 @@ class WebSocketSession(Actor):
                 await self._guarded(self.on_bytes(msg.data))
         finally:
             self._inflight.release()
+
+    @handler
+    async def _trouper_ws_send_text(self, msg: SendText) -> None:
+        self.send_text(msg.text)
+
+    @handler
+    async def _trouper_ws_send_bytes(self, msg: SendBytes) -> None:
+        self.send_bytes(msg.data)
 
     @handler
     async def _trouper_ws_peer_closed(self, msg: WsPeerClosed) -> None:

@@ -1,0 +1,140 @@
+"""``send_text``/``send_bytes``: one frame to many sessions, on this node or others."""
+
+from __future__ import annotations
+
+import msgspec
+import trio
+from trio_websocket import open_websocket_url
+from web_helpers import Recorder, wait_actors
+
+import trouper
+import trouper.web as web
+from trouper.web import WebGateway, WebSocketConnection, WebSocketSession, open_gateway
+
+PUBLIC = {
+    "FanOut",
+    "GatewayHandle",
+    "SendBytes",
+    "SendText",
+    "WebGateway",
+    "WebSocketConnection",
+    "WebSocketSession",
+    "open_gateway",
+    "send_bytes",
+    "send_text",
+    "start_gateway",
+}
+
+
+def test_public_names() -> None:
+    assert set(web.__all__) == PUBLIC
+    for name in PUBLIC:
+        assert hasattr(web, name)
+
+
+class Member(WebSocketSession):
+    """Reports its ref; a text ``hold`` keeps its actor task busy until released."""
+
+    def __init__(self, connection: WebSocketConnection, rec: Recorder, release: trio.Event) -> None:
+        super().__init__(connection)
+        self.rec = rec
+        self.release = release
+
+    async def on_connect(self) -> None:
+        self.rec.add("connect", self.ctx.self_ref)
+
+    async def on_text(self, text: str) -> None:
+        if text == "hold":
+            self.rec.add("holding", self.ctx.self_ref)
+            await self.release.wait()
+            self.send_text("released")
+
+
+class Plain(trouper.Actor):
+    def __init__(self, rec: Recorder) -> None:
+        self.rec = rec
+
+    @trouper.handler
+    async def frame(self, msg: web.SendText) -> None:
+        self.rec.add("plain", msg.text)
+
+
+@trouper.message
+class Refs(msgspec.Struct, frozen=True):
+    refs: list[trouper.ActorRef]
+
+
+class Directory(trouper.Actor):
+    """Answers with the refs it was given: they cross the wire to the asker."""
+
+    def __init__(self, refs: list[trouper.ActorRef]) -> None:
+        self.refs = refs
+
+    @trouper.handler
+    async def get(self, msg: str) -> Refs:
+        return Refs(self.refs)
+
+
+async def test_one_frame_reaches_every_local_session_without_its_actor() -> None:
+    rec, release = Recorder(), trio.Event()
+    config = WebGateway(session=Member, session_args=(rec, release))
+    with trio.fail_after(10):
+        async with trouper.open_node() as node, open_gateway(node, config) as gw:
+            baseline = node.stats().actors
+            async with (
+                open_websocket_url(gw.ws_url) as one,
+                open_websocket_url(gw.ws_url) as two,
+                open_websocket_url(gw.ws_url) as three,
+            ):
+                await rec.wait_for(lambda: len(rec.of("connect")) == 3)
+                refs = [event[1] for event in rec.of("connect")]
+                # The first session's actor is busy in a handler: frames still go out.
+                await one.send_message("hold")
+                await rec.wait_for(lambda: len(rec.of("holding")) == 1)
+                for n in range(5):
+                    assert web.send_text(refs, f"frame {n}") == web.FanOut(3, 0, 0)
+                assert web.send_bytes(refs, b"\x00\x01") == web.FanOut(3, 0, 0)
+                for ws in (one, two, three):
+                    assert [await ws.get_message() for _ in range(6)] == [
+                        *(f"frame {n}" for n in range(5)),
+                        b"\x00\x01",
+                    ]
+                release.set()
+                assert await one.get_message() == "released"
+                # another actor is told SendText; a dead session takes nothing
+                plain = await node.spawn(Plain, rec)
+                assert web.send_text([plain, *refs], "again") == web.FanOut(3, 1, 0)
+                await node.stop(refs[2])
+                assert web.send_text(refs, "twice") == web.FanOut(2, 0, 1)
+                for ws in (one, two):
+                    assert await ws.get_message() == "again"
+                    assert await ws.get_message() == "twice"
+                await rec.wait_for(lambda: rec.of("plain") == [("plain", "again")])
+                await node.stop(plain)
+            await wait_actors(node, baseline)
+
+
+async def test_sessions_of_another_node_get_the_frame_through_their_node() -> None:
+    rec, release = Recorder(), trio.Event()
+    config = WebGateway(session=Member, session_args=(rec, release))
+    cookie = b"fanout-cookie"
+    with trio.fail_after(20):
+        async with (
+            trouper.open_node("web", listen=["tcp://127.0.0.1:0"], cookie=cookie) as host,
+            open_gateway(host, config) as gw,
+            trouper.open_node("sender", cookie=cookie) as sender,
+        ):
+            await sender.connect(host.addresses[0])
+            await sender.wait_for_members(2, timeout=10)
+            async with open_websocket_url(gw.ws_url) as one, open_websocket_url(gw.ws_url) as two:
+                await rec.wait_for(lambda: len(rec.of("connect")) == 2)
+                await host.spawn(Directory, [event[1] for event in rec.of("connect")], name="dir")
+                directory = await sender.lookup("dir", timeout=5)
+                refs = (await directory.ask("refs")).refs
+                assert [ref.node_id for ref in refs] == ["web", "web"]
+                for n in range(3):
+                    assert web.send_text(refs, f"remote {n}") == web.FanOut(0, 2, 0)
+                assert web.send_bytes(refs, b"bin") == web.FanOut(0, 2, 0)
+                for ws in (one, two):
+                    got = [await ws.get_message() for _ in range(4)]
+                    assert got == ["remote 0", "remote 1", "remote 2", b"bin"]
