@@ -29,6 +29,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import trouper
+import trouper.web
 
 
 def test_valid_frames_parse() -> None:
@@ -86,14 +87,15 @@ def test_server_frames_render_as_the_protocol_says() -> None:
 
 
 class Session(trouper.Actor):
-    """Stands in for a WebSocket session: collects what the room delivers."""
+    """Stands in for a WebSocket session: the room's frames reach an actor
+    that is not a session as ``SendText``; it collects them, decoded."""
 
     def __init__(self, out: trio.MemorySendChannel[object]) -> None:
         self.out = out
 
     @trouper.handler
-    async def event(self, msg: ChatMessage | Presence) -> None:
-        await self.out.send(msg)
+    async def frame(self, msg: trouper.web.SendText) -> None:
+        await self.out.send(json.loads(msg.text))
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -101,6 +103,15 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "memory":
         return f"memory://chat-{uuid.uuid4().hex}"
     return f"sqlite:///{tmp_path}/chat.db"
+
+
+def message(id_: int, user: str, text: str) -> dict[str, object]:
+    return {"type": "message", "room": "lobby", "id": id_, "user": user, "text": text}
+
+
+def without_ts(frame: object) -> object:
+    assert isinstance(frame, dict)
+    return {k: v for k, v in frame.items() if k != "ts"}
 
 
 async def test_join_say_leave_and_presence(store_url: str) -> None:
@@ -111,39 +122,62 @@ async def test_join_say_leave_and_presence(store_url: str) -> None:
             b_out, b_in = trio.open_memory_channel[object](100)
             ada = await node.spawn(Session, a_out)
             bo = await node.spawn(Session, b_out)
-            assert await room.ask(EnterRoom("ada", ada)) == Joined("lobby", [], ["ada"])
-            joined = await room.ask(EnterRoom("bo", bo))
-            assert joined.members == ["ada", "bo"]
-            assert await a_in.receive() == Presence("lobby", "bo", "online")
-            first = await room.ask(Post(ada, "hello"))
-            second = await room.ask(Post(bo, "hi ada"))
-            assert (first.id, second.id) == (1, 2) and first.user == "ada"
+            assert await room.ask(EnterRoom("ada", ada)) is None
+            joined = {"type": "joined", "room": "lobby", "history": [], "members": ["ada"]}
+            assert await a_in.receive() == joined
+            await room.ask(EnterRoom("bo", bo))
+            assert (await b_in.receive())["members"] == ["ada", "bo"]  # type: ignore[index]
+            online = {"type": "presence", "room": "lobby", "user": "bo", "status": "online"}
+            assert await a_in.receive() == online
+            assert await room.ask(Post(ada, "hello", 1)) == 1
+            assert await room.ask(Post(bo, "hi ada", 1)) == 2  # seq is per session
             for inbox in (a_in, b_in):  # everyone, the sender included
-                assert [await inbox.receive(), await inbox.receive()] == [first, second]
+                got = [without_ts(await inbox.receive()) for _ in range(2)]
+                assert got == [message(1, "ada", "hello"), message(2, "bo", "hi ada")]
+            # A retried post (its reply was lost): delivered again with its first id.
+            assert await room.ask(Post(ada, "hello", 1)) == 1
+            for inbox in (a_in, b_in):
+                assert without_ts(await inbox.receive()) == message(1, "ada", "hello")
             assert await room.ask(Post(node.dead_letters_ref, "not a member")) is None
             await room.ask(ExitRoom(bo))
-            assert await a_in.receive() == Presence("lobby", "bo", "offline")
+            offline = {"type": "presence", "room": "lobby", "user": "bo", "status": "offline"}
+            assert await a_in.receive() == offline
             await node.stop(ada)  # a closed session counts as leaving
             await trio.testing.wait_all_tasks_blocked()
-            assert await room.ask(EnterRoom("cy", bo)) == Joined("lobby", [first, second], ["cy"])
+            await room.ask(EnterRoom("cy", bo))
+            joined = await b_in.receive()
+            assert isinstance(joined, dict) and joined["members"] == ["cy"]
+            assert [without_ts(m) for m in joined["history"]] == [
+                {k: v for k, v in message(1, "ada", "hello").items() if k != "type"},
+                {k: v for k, v in message(2, "bo", "hi ada").items() if k != "type"},
+            ]
 
 
 async def test_history_survives_the_room_and_ids_keep_increasing(store_url: str) -> None:
     with trio.fail_after(20):
         async with trouper.open_node() as node:
-            out, _ = trio.open_memory_channel[object](1000)
+            out, _inbox = trio.open_memory_channel[object](1000)
             session = await node.spawn(Session, out)
             room = await node.spawn(RoomActor, "r", store_url)
             await room.ask(EnterRoom("ada", session))
             for i in range(150):
-                await room.ask(Post(session, f"m{i}"))
+                await room.ask(Post(session, f"m{i}", i))
             await node.stop(room)
             again = await node.spawn(RoomActor, "r", store_url)  # as after a crash
-            joined = await again.ask(EnterRoom("ada", session))
-            assert len(joined.history) == 100
-            assert [m.text for m in joined.history] == [f"m{i}" for i in range(50, 150)]
-            assert [m.id for m in joined.history] == list(range(51, 151))
-            assert (await again.ask(Post(session, "next"))).id == 151
+            # The reply to the last post was lost: its retry is not stored twice.
+            assert await again.ask(Post(session, "m149", 149)) is None  # not a member yet
+            await again.ask(EnterRoom("ada", session, rejoin=True))
+            assert await again.ask(Post(session, "m149", 149)) == 150
+            assert await again.ask(Post(session, "next", 150)) == 151
+            fresh_out, fresh_in = trio.open_memory_channel[object](10)
+            await again.ask(EnterRoom("bo", await node.spawn(Session, fresh_out)))
+            joined = await fresh_in.receive()
+            assert isinstance(joined, dict)
+            assert [m["text"] for m in joined["history"]] == [
+                *(f"m{i}" for i in range(51, 150)),
+                "next",
+            ]
+            assert [m["id"] for m in joined["history"]] == list(range(52, 152))
 
 
 def test_chat_messages_can_cross_the_wire() -> None:

@@ -13,6 +13,15 @@ The room also keeps the names of its members in the store
 after its node crashed reads them: members whose sessions re-enter it
 (``EnterRoom(rejoin=True)``) come back without a second "online", and those
 that have not re-entered after ``grace`` seconds are announced "offline".
+
+Every event is rendered to its JSON frame once and handed to the members'
+sessions with ``trouper.web.send_text``: straight into the outboxes of the
+sessions of this node, one ``SendText`` to each of the others. The "joined"
+answer goes the same way, so it always comes before the room's next events.
+
+A ``Post`` carries the session's sequence number: a post retried after its
+reply was lost (the room's node died) is recognised from the stored history
+and delivered again with its first id, never stored twice.
 """
 
 from __future__ import annotations
@@ -25,9 +34,10 @@ from contextlib import AsyncExitStack
 import msgspec
 
 import trouper
+import trouper.web
 from trouper.stores import Store, open_store
 
-from ._protocol import HISTORY, ChatMessage, Joined, Presence
+from ._protocol import HISTORY, ChatMessage, Joined, Presence, render
 
 log = logging.getLogger("examples.chat")
 
@@ -43,6 +53,7 @@ class EnterRoom(msgspec.Struct, frozen=True):
 class Post(msgspec.Struct, frozen=True):
     session: trouper.ActorRef
     text: str
+    seq: int = 0  # per session: a retried post has the same one
 
 
 @trouper.message
@@ -61,6 +72,12 @@ class _Stored(msgspec.Struct, array_like=True):
     user: str
     ts: float
     text: str
+    key: str = ""  # the post's session and sequence number (see _post_key)
+
+
+def _post_key(msg: Post) -> str:
+    session = msg.session
+    return f"{session.node_id}{session.path}#{session.uid}:{msg.seq}"
 
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -80,6 +97,9 @@ class RoomActor(trouper.Actor):
         self._saved: list[str] = []
         self.members: dict[trouper.ActorRef, str] = {}
         self.history: deque[ChatMessage] = deque(maxlen=HISTORY)
+        #: The messages in ``history`` by post key, for retried posts.
+        self.keys: dict[str, ChatMessage] = {}
+        self._history_keys: deque[str] = deque(maxlen=HISTORY)  # parallel to history
         self.dropped = 0
 
     async def on_start(self) -> None:
@@ -87,7 +107,8 @@ class RoomActor(trouper.Actor):
         self.store: Store = await self._stack.enter_async_context(open_store(self.store_url))
         for id_, record in await self.store.tail(self.log_name, HISTORY):
             stored = _decode(record)
-            self.history.append(ChatMessage(self.room, id_, stored.user, stored.ts, stored.text))
+            message = ChatMessage(self.room, id_, stored.user, stored.ts, stored.text)
+            self._remember(message, stored.key)
         saved = await self.store.get(self.members_key)
         if saved:
             self.previous = set(_decode_names(saved))
@@ -116,28 +137,39 @@ class RoomActor(trouper.Actor):
     def _online(self) -> list[str]:
         return sorted(set(self.members.values()))
 
-    def _deliver(self, event: ChatMessage | Presence, skip: trouper.ActorRef | None = None) -> None:
-        for session in list(self.members):
-            if session == skip:
-                continue
-            try:
-                session.tell_nowait(event)
-            except trouper.MailboxFull:
-                self.dropped += 1
-                log.warning("room %s: %s is not keeping up; event dropped", self.room, session)
+    def _remember(self, message: ChatMessage, key: str) -> None:
+        if len(self.history) == HISTORY:
+            self.keys.pop(self._history_keys[0], None)  # about to fall out of history
+        self.history.append(message)
+        self._history_keys.append(key)
+        if key:
+            self.keys[key] = message
+
+    def _deliver(
+        self, event: ChatMessage | Presence | Joined, to: list[trouper.ActorRef] | None = None
+    ) -> None:
+        sent = trouper.web.send_text(self.members if to is None else to, render(event))
+        if sent.dropped:
+            self.dropped += sent.dropped
+            log.warning(
+                "room %s: %d sessions not keeping up; event dropped", self.room, sent.dropped
+            )
 
     @trouper.handler
-    async def enter(self, msg: EnterRoom) -> Joined:
+    async def enter(self, msg: EnterRoom) -> None:
+        """Answered with the "joined" frame to the session (not on a rejoin)."""
         first = msg.user not in self.members.values()
+        others = [session for session in self.members if session != msg.session]
         if msg.session not in self.members:
             self.ctx.watch(msg.session)
         self.members[msg.session] = msg.user
         returning = msg.rejoin and msg.user in self.previous
         self.previous.discard(msg.user)
+        if not msg.rejoin:
+            self._deliver(Joined(self.room, list(self.history), self._online()), [msg.session])
         if first and not returning:
-            self._deliver(Presence(self.room, msg.user, "online"), skip=msg.session)
+            self._deliver(Presence(self.room, msg.user, "online"), others)
         await self._save_members()
-        return Joined(self.room, list(self.history), self._online())
 
     @trouper.handler
     async def grace_over(self, msg: _GraceOver) -> None:
@@ -147,18 +179,25 @@ class RoomActor(trouper.Actor):
         await self._save_members()
 
     @trouper.handler
-    async def post(self, msg: Post) -> ChatMessage | None:
+    async def post(self, msg: Post) -> int | None:
+        """Store and deliver; answers the message's id (None: not a member)."""
         user = self.members.get(msg.session)
         if user is None:
             return None  # the session checks membership; a late post is moot
-        ts = time.time()
-        id_ = await self.store.append(self.log_name, _encode(_Stored(user, ts, msg.text)))
-        message = ChatMessage(self.room, id_, user, ts, msg.text)
-        self.history.append(message)
-        if id_ % HISTORY == 0:
-            await self.store.trim(self.log_name, HISTORY)
+        key = _post_key(msg)
+        message = self.keys.get(key)
+        if message is None:
+            ts = time.time()
+            stored = _Stored(user, ts, msg.text, key)
+            id_ = await self.store.append(self.log_name, _encode(stored))
+            message = ChatMessage(self.room, id_, user, ts, msg.text)
+            self._remember(message, key)
+            if id_ % HISTORY == 0:
+                await self.store.trim(self.log_name, HISTORY)
+        # A retried post is delivered again with its first id: members that got
+        # it before the room's node died can tell it by that id.
         self._deliver(message)
-        return message
+        return message.id
 
     async def _remove(self, session: trouper.ActorRef) -> None:
         user = self.members.pop(session, None)

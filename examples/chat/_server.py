@@ -12,7 +12,8 @@ on a live node by whichever directory is asked first.
 A ``ChatSession`` watches the rooms it joined: when one stops (its node went
 down), it asks the directory again and re-enters the new room as the same
 user. A ``say`` that meets a dead room is retried once on the re-resolved
-room, and otherwise answered with an error frame: never lost in silence.
+room, with the same sequence number (so the room never stores it twice), and
+otherwise answered with an error frame: never lost in silence.
 """
 
 # No ``from __future__ import annotations``: handler annotations of session
@@ -28,15 +29,11 @@ from trouper.stores import Store, open_store
 from trouper.web import WebGateway, WebSocketConnection, WebSocketSession
 
 from ._protocol import (
-    ChatMessage,
     Join,
-    Joined,
     Leave,
-    Presence,
     ProtocolViolation,
     Say,
     parse_client_frame,
-    render,
     render_error,
 )
 from ._room import EnterRoom, ExitRoom, Post, RoomActor
@@ -122,26 +119,28 @@ class ChatSession(WebSocketSession):
         self.directory = directory
         self.rooms: dict[str, trouper.ActorRef] = {}
         self.users: dict[str, str] = {}  # room -> the user this session is there
+        self.posts = 0  # sequence numbers of this session's posts
 
-    async def _enter(self, name: str, user: str, rejoin: bool) -> Joined:
-        """Find the room (wherever it lives), enter it and watch it."""
+    async def _enter(self, name: str, user: str, rejoin: bool) -> None:
+        """Find the room (wherever it lives), enter it and watch it. The room
+        sends the "joined" frame itself (not on a rejoin)."""
         room = await self.directory.ask(GetRoom(name), timeout=CLAIM_TIMEOUT + 5)
-        joined: Joined = await room.ask(EnterRoom(user, self.ctx.self_ref, rejoin))
+        await room.ask(EnterRoom(user, self.ctx.self_ref, rejoin))
         old = self.rooms.get(name)
         if old is not None and old != room:
             self.ctx.unwatch(old)
         self.rooms[name] = room
         self.users[name] = user
         self.ctx.watch(room)
-        return joined
 
     async def _post(self, name: str, text: str) -> None:
-        me = self.ctx.self_ref
+        self.posts += 1
+        post = Post(self.ctx.self_ref, text, self.posts)  # a retry has the same seq
         for attempt in range(2):
             try:
                 if attempt:  # the room is gone or forgot us: find it again
                     await self._enter(name, self.users[name], rejoin=True)
-                if await self.rooms[name].ask(Post(me, text)) is not None:
+                if await self.rooms[name].ask(post) is not None:
                     return  # delivered to everyone, us included
             except UNAVAILABLE:
                 pass
@@ -157,10 +156,9 @@ class ChatSession(WebSocketSession):
         if isinstance(frame, Join):
             for _attempt in range(2):
                 try:
-                    joined = await self._enter(frame.room, frame.user, rejoin=False)
+                    await self._enter(frame.room, frame.user, rejoin=False)
                 except UNAVAILABLE:
                     continue
-                self.send_text(render(joined))
                 return
             self.send_text(render_error(f"room {frame.room!r} unavailable, retry"))
         elif isinstance(frame, Say):
@@ -179,10 +177,6 @@ class ChatSession(WebSocketSession):
                 await room.ask(ExitRoom(me))
             except ROOM_GONE:
                 pass  # the room is gone, and we with it
-
-    @trouper.handler
-    async def event(self, msg: ChatMessage | Presence) -> None:
-        self.send_text(render(msg))
 
     @trouper.handler
     async def room_stopped(self, msg: trouper.Terminated) -> None:
