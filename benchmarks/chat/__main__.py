@@ -72,6 +72,10 @@ def run_phase(fleet: Fleet, number: int, rate: float, duration: float, grace: fl
     span = duration + grace
     result["server_cores"] = round((server1 - server0) / span, 2)
     result["clients_cores"] = round((clients1 - clients0) / span, 2)
+    # CPU per delivery (microseconds): what 10,000 deliveries/s would cost each side.
+    deliveries = max(1, result["deliveries"])
+    result["server_us_per_delivery"] = round((server1 - server0) / deliveries * 1e6)
+    result["clients_us_per_delivery"] = round((clients1 - clients0) / deliveries * 1e6)
     progress(f"{fleet.kind} phase {number}: {json.dumps(result)}")
     return result
 
@@ -106,7 +110,8 @@ def measure(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         out["held"] = fixed["held"]
         good = [phase["rate"] for phase in sweep if holds(phase)]
         out["capacity"] = max(good) if good else (None if args.no_sweep else 0.0)
-        out["sweep"] = [{k: p[k] for k in ("rate", "p99_ms", "lost", "held")} for p in sweep]
+        keys = ("rate", "p99_ms", "lost", "held", "server_cores", "clients_cores")
+        out["sweep"] = [{k: p[k] for k in keys} for p in sweep]
     except Exception as exc:  # report what was measured, and why it stopped
         out["error"] = f"{type(exc).__name__}: {exc}"
         progress(f"{kind}: failed: {out['error']}\n{fleet.server_log_tail()}")
@@ -152,7 +157,8 @@ def report(sides: dict[str, dict[str, Any]], args: argparse.Namespace) -> list[d
     fixed["server_gc"] = "disabled" if args.server_gc_off else "default"
     for kind, side in sides.items():
         phase = side.get("fixed") or {}
-        for field in ("p50_ms", "max_ms", "lost", "duplicated", "deliveries", "expected"):
+        fields = ("p50_ms", "max_ms", "lost", "duplicated", "deliveries", "expected")
+        for field in (*fields, "server_us_per_delivery", "clients_us_per_delivery"):
             fixed[f"{kind}_{field}"] = phase.get(field)
         cap[f"{kind}_sweep"] = side.get("sweep")
         if "error" in side:
