@@ -27,3 +27,21 @@ def test_bench_prints_json_lines(tmp_path: Path) -> None:
         assert line["value"] > 0 and line["baseline_value"] > 0
         assert abs(line["ratio"] - line["value"] / line["baseline_value"]) < 0.01 * line["ratio"]
     assert json.loads(out.read_text())
+
+
+def test_bench_chat_measures_both_servers() -> None:
+    """`make bench-chat`, shrunk: 40 clients in 2 processes, one short phase a server."""
+    argv = [sys.executable, "-m", "benchmarks.chat", "--connections", "40", "--rooms", "4"]
+    argv += ["--procs", "2", "--rate", "20", "--duration", "1", "--grace", "1", "--no-sweep"]
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    lines = {json.loads(line)["name"]: json.loads(line) for line in proc.stdout.splitlines()}
+    held = lines["chat_connections_held"]
+    assert (held["value"], held["baseline_value"], held["meets_target"]) == (40, 40, True)
+    fixed = lines["chat_p99_fixed_rate"]
+    for kind in ("trouper", "baseline"):
+        # 20 messages, each to the 10 members of its room
+        assert fixed[f"{kind}_expected"] == fixed[f"{kind}_deliveries"] == 200, fixed
+        assert (fixed[f"{kind}_lost"], fixed[f"{kind}_duplicated"]) == (0, 0), fixed
+    assert fixed["value"] > 0 and fixed["baseline_value"] > 0
+    assert set(lines["chat_rss_per_connection"]) >= KEYS
