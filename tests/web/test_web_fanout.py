@@ -114,7 +114,7 @@ async def test_one_frame_reaches_every_local_session_without_its_actor() -> None
             await wait_actors(node, baseline)
 
 
-async def test_sessions_of_another_node_get_the_frame_through_their_node() -> None:
+async def test_sessions_of_another_node_get_the_frame_through_their_gateway() -> None:
     rec, release = Recorder(), trio.Event()
     config = WebGateway(session=Member, session_args=(rec, release))
     cookie = b"fanout-cookie"
@@ -126,15 +126,28 @@ async def test_sessions_of_another_node_get_the_frame_through_their_node() -> No
         ):
             await sender.connect(host.addresses[0])
             await sender.wait_for_members(2, timeout=10)
+            assert await sender.lookup("trouper.web@web", timeout=5) == gw.ref
             async with open_websocket_url(gw.ws_url) as one, open_websocket_url(gw.ws_url) as two:
                 await rec.wait_for(lambda: len(rec.of("connect")) == 2)
                 await host.spawn(Directory, [event[1] for event in rec.of("connect")], name="dir")
                 directory = await sender.lookup("dir", timeout=5)
                 refs = (await directory.ask("refs")).refs
                 assert [ref.node_id for ref in refs] == ["web", "web"]
+                # One message to the web node's gateway carries the frame for
+                # both; the session whose actor is busy gets it all the same.
+                await one.send_message("hold")
+                await rec.wait_for(lambda: len(rec.of("holding")) == 1)
                 for n in range(3):
                     assert web.send_text(refs, f"remote {n}") == web.FanOut(0, 2, 0)
                 assert web.send_bytes(refs, b"bin") == web.FanOut(0, 2, 0)
                 for ws in (one, two):
                     got = [await ws.get_message() for _ in range(4)]
                     assert got == ["remote 0", "remote 1", "remote 2", b"bin"]
+                release.set()
+                assert await one.get_message() == "released"
+            # A node without a gateway: its actors are told SendText one by one.
+            plain = await sender.spawn(Plain, rec, name="plain")
+            remote_plain = await host.lookup("plain", timeout=5)
+            assert web.send_text([remote_plain], "to plain") == web.FanOut(0, 1, 0)
+            await rec.wait_for(lambda: ("plain", "to plain") in rec.events)
+            await sender.stop(plain)

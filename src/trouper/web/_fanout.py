@@ -7,9 +7,13 @@ member, for nothing. ``send_text`` skips that pass. For each session of this
 node the frame goes straight into the session's bounded outbox, exactly as
 the session's own ``send_text`` would put it there: the session's writer task
 sends it, a full outbox counts as a drop and starts the slow-consumer timer,
-and a closing session takes nothing. A session on another node is told
-``SendText``, which it handles the same way on its node; so is a local actor
-that is not a session (it may handle ``SendText`` itself).
+and a closing session takes nothing.
+
+Sessions on another node cost one message for all of them: the frame and
+their refs go to that node's gateway (registered as ``trouper.web@<node>``),
+which hands the frame to them the same way there. Without a gateway known
+there, each of them is told ``SendText``. So is an actor that is not a
+session (it may handle ``SendText`` itself).
 
 Frames sent through here to one session arrive in the order they were sent.
 They may overtake messages still waiting in the session's mailbox, so a
@@ -22,11 +26,25 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import attrs
+import msgspec
 
 from .._errors import TrouperError
 from ..runtime._ref import ActorRef
 from ..runtime._states import DEAD
+from ..runtime._wire import message
 from ._session import SendBytes, SendText, WebSocketSession
+
+#: The cluster-wide name of each node's gateway actor.
+GATEWAY_NAME = "trouper.web@{}"
+
+
+@message(name="trouper.web.FanOutFrame")
+class FanOutFrame(msgspec.Struct, frozen=True):
+    """To a node's gateway: hand this frame to these sessions of that node."""
+
+    sessions: list[ActorRef]
+    text: str | None = None
+    data: bytes | None = None
 
 
 @attrs.frozen
@@ -47,38 +65,62 @@ def send_text(sessions: Iterable[ActorRef], text: str) -> FanOut:
     Never waits and never raises for one session's sake: what a session
     cannot take is counted in ``dropped``.
     """
-    return _fan_out(sessions, lambda session: session.send_text(text), SendText(text))
+    return _fan_out(sessions, lambda session: session.send_text(text), SendText(text), text=text)
 
 
 def send_bytes(sessions: Iterable[ActorRef], data: bytes) -> FanOut:
     """Queue the binary frame ``data`` on every session in ``sessions``, now."""
     data = bytes(data)
-    return _fan_out(sessions, lambda session: session.send_bytes(data), SendBytes(data))
+    return _fan_out(sessions, lambda session: session.send_bytes(data), SendBytes(data), data=data)
 
 
 def _fan_out(
     sessions: Iterable[ActorRef],
     offer: Callable[[WebSocketSession], bool],
-    remote: SendText | SendBytes,
+    single: SendText | SendBytes,
+    *,
+    text: str | None = None,
+    data: bytes | None = None,
 ) -> FanOut:
     queued = forwarded = dropped = 0
+    elsewhere: dict[str, list[ActorRef]] = {}
     for ref in sessions:
         cell = ref._cell
-        if cell is not None:
-            if cell._state == DEAD:
+        if cell is None:
+            if ref._via is None:  # an actor of this node that is gone
                 dropped += 1
-                continue
-            actor = cell._actor
-            if isinstance(actor, WebSocketSession):
-                if offer(actor):
-                    queued += 1
-                else:
-                    dropped += 1
-                continue
-        try:  # a session of another node (its node queues the frame), or not a session
-            ref.tell_nowait(remote)
-        except TrouperError:
+            else:
+                elsewhere.setdefault(ref.node_id, []).append(ref)
+        elif cell._state == DEAD:
             dropped += 1
-        else:
+        elif isinstance(cell._actor, WebSocketSession):
+            if offer(cell._actor):
+                queued += 1
+            else:
+                dropped += 1
+        elif _tell(ref, single):
             forwarded += 1
+        else:
+            dropped += 1
+    for node_id, refs in elsewhere.items():
+        gateway = refs[0]._remote().lookup(GATEWAY_NAME.format(node_id))
+        if gateway is not None:
+            if _tell(gateway, FanOutFrame(refs, text, data)):
+                forwarded += len(refs)
+            else:
+                dropped += len(refs)
+            continue
+        for ref in refs:
+            if _tell(ref, single):
+                forwarded += 1
+            else:
+                dropped += 1
     return FanOut(queued, forwarded, dropped)
+
+
+def _tell(ref: ActorRef, msg: object) -> bool:
+    try:
+        ref.tell_nowait(msg)
+    except TrouperError:  # a full mailbox or a saturated link
+        return False
+    return True

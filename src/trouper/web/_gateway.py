@@ -28,6 +28,7 @@ from ..runtime._ref import ActorRef
 from ._app import GatewayApp, OpenSession
 from ._config import WebGateway
 from ._connection import GatewayState, WebSocketConnection, WsOpen
+from ._fanout import GATEWAY_NAME, FanOutFrame, send_bytes, send_text
 from ._peers import advertise, peers_url, withdraw
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ class Gateway(Actor):
         self.config = config
         self.state = state
         self._sessions: dict[ActorRef, WebSocketConnection] = {}
+        self._name = GATEWAY_NAME.format(state.node_id)
         self._up = trio.Event()
         self._served = trio.Event()
         self._shutdown = trio.Event()
@@ -57,9 +59,12 @@ class Gateway(Actor):
         await self._up.wait()
         if self._error is not None:
             raise self._error
+        # Other nodes hand this gateway the frames of broadcasts to our sessions.
+        self.ctx.node._register(self._name, self.ctx)
 
     async def on_stop(self) -> None:
         # The sessions (children) have stopped already.
+        self.ctx.node._unregister(self._name, self.ctx)
         self.state.stopping = True
         for conn in self._sessions.values():
             conn.finished.set()
@@ -148,6 +153,13 @@ class Gateway(Actor):
         self.ctx.watch(ref)
         conn.opened.set()
         await ref.tell(WsOpen())
+
+    @handler
+    async def _fan_out(self, msg: FanOutFrame) -> None:
+        if msg.data is not None:
+            send_bytes(msg.sessions, msg.data)
+        elif msg.text is not None:
+            send_text(msg.sessions, msg.text)
 
     @handler
     async def _session_ended(self, msg: Terminated) -> None:
