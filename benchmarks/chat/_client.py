@@ -2,10 +2,12 @@
 
 ``python -m benchmarks.chat._client URL PROC PROCS CONNECTIONS ROOMS CONCURRENCY``
 holds clients ``i = PROC, PROC + PROCS, ...`` (client ``i`` joins room
-``(i // PROCS) % ROOMS``), prints ``{"event": "connected", ...}``, then runs
-the phases it reads from stdin (one JSON command a line) and prints a report
-for each. Sent texts are ``PROC:PHASE:SEQ WALLTIME``: each receiver computes
-the delivery latency from the (``time.time()``) send time in the text.
+``(i // PROCS) % ROOMS``), prints ``{"event": "connected", ...}``, then obeys
+the JSON commands it reads from stdin, one a line: ``phase`` sends this
+process's share of a phase (``{"event": "sent"}`` when done), ``report``
+prints what its members received since (messages arriving late still count).
+Sent texts are ``PROC:PHASE:SEQ WALLTIME``: each receiver computes the
+delivery latency from the (``time.time()``) send time in the text.
 """
 
 from __future__ import annotations
@@ -139,7 +141,8 @@ class Client:
             return
         phase.sent[member.room] += 1
 
-    async def run_phase(self, number: int, rate: float, duration: float, grace: float) -> None:
+    async def run_phase(self, number: int, rate: float, duration: float) -> None:
+        """Send this process's share of the phase; receipts count until ``report``."""
         phase = self.phase = Phase(number)
         for member in self.members:
             member.seen.clear()
@@ -160,8 +163,10 @@ class Client:
                 room = rooms[k % len(rooms)]
                 text = f"{self.proc}:{number}:{k} {wall0 + k * interval!r}"
                 nursery.start_soon(self._say, senders[room], text, phase)
-        await trio.sleep(grace)
-        self.phase = Phase(-1)
+        print(json.dumps({"event": "sent"}), flush=True)
+
+    def report(self) -> None:
+        phase, self.phase = self.phase, Phase(-1)
         print(json.dumps(phase.report(self.members)), flush=True)
 
     async def main(self) -> None:
@@ -177,10 +182,12 @@ class Client:
             print(json.dumps(line), flush=True)
             while True:
                 command = json.loads(await trio.to_thread.run_sync(sys.stdin.readline) or "{}")
-                if command.get("cmd") != "phase":
+                if command.get("cmd") == "phase":
+                    await self.run_phase(command["phase"], command["rate"], command["duration"])
+                elif command.get("cmd") == "report":
+                    self.report()
+                else:
                     break
-                args = command["phase"], command["rate"], command["duration"], command["grace"]
-                await self.run_phase(*args)
             sys.stdout.flush()
             os._exit(0)  # closing thousands of sockets one by one is not worth the wait
 
