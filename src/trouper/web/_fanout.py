@@ -15,8 +15,9 @@ which hands the frame to them the same way there. Without a gateway known
 there, each of them is told ``SendText``. So is an actor that is not a
 session (it may handle ``SendText`` itself).
 
-Frames sent through here to one session arrive in the order they were sent.
-They may overtake messages still waiting in the session's mailbox, so a
+Frames sent through here to one session arrive in the order they were sent
+(across nodes: while that node's gateway stays known or unknown; frames sent
+while it appears or goes can swap places once). They may overtake messages still waiting in the session's mailbox, so a
 broadcaster that must come after a session's own reply (a "joined" before the
 first message) sends that reply through here too.
 """
