@@ -183,3 +183,26 @@ async def test_history_survives_the_room_and_ids_keep_increasing(store_url: str)
 def test_chat_messages_can_cross_the_wire() -> None:
     data = msgspec.msgpack.encode(ChatMessage("r", 1, "u", 0.5, "t"))
     assert msgspec.msgpack.decode(data, type=ChatMessage).text == "t"
+
+
+async def test_a_room_stopped_cleanly_hands_its_members_to_its_successor(store_url: str) -> None:
+    with trio.fail_after(20):
+        async with trouper.open_node() as node:
+            a_out, a_in = trio.open_memory_channel[object](100)
+            b_out, b_in = trio.open_memory_channel[object](100)
+            ada = await node.spawn(Session, a_out)
+            bo = await node.spawn(Session, b_out)
+            room = await node.spawn(RoomActor, "lobby", store_url)
+            await room.ask(EnterRoom("ada", ada))
+            await room.ask(EnterRoom("bo", bo))
+            assert [(await a_in.receive())["type"] for _ in range(2)] == ["joined", "presence"]  # type: ignore[index]
+            assert (await b_in.receive())["type"] == "joined"  # type: ignore[index]
+            await node.stop(room)  # as when its node shuts down
+            successor = await node.spawn(RoomActor, "lobby", store_url, grace=0.5)
+            await successor.ask(EnterRoom("ada", ada, rejoin=True))  # bo does not come back
+            # No second "online" for ada; bo is announced offline after the grace.
+            offline = {"type": "presence", "room": "lobby", "user": "bo", "status": "offline"}
+            assert await a_in.receive() == offline
+            await trio.testing.wait_all_tasks_blocked()
+            assert a_in.statistics().current_buffer_used == 0
+            assert b_in.statistics().current_buffer_used == 0

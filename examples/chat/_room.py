@@ -2,22 +2,24 @@
 
 Sessions (one actor per WebSocket connection) talk to the room with the
 messages below; the room answers a join with the history and the members,
-and delivers every event to its sessions with ``tell_nowait`` so that a slow
-session can never slow the room (its gateway disconnects it instead). The
-history lives in a store, so a room re-created after a crash, or on another
-node, starts where the last one stopped; message ids come from the store's
-log, unique and increasing within a room.
+and delivers every event without waiting, so that a slow session can never
+slow the room (its gateway disconnects it instead). The history lives in a
+store, so a room re-created after a crash, or on another node, starts where
+the last one stopped; message ids come from the store's log, unique and
+increasing within a room.
 
 The room also keeps the names of its members in the store
-(``chat/members/<room>``, cleared when it stops cleanly). A room re-created
-after its node crashed reads them: members whose sessions re-enter it
-(``EnterRoom(rejoin=True)``) come back without a second "online", and those
-that have not re-entered after ``grace`` seconds are announced "offline".
+(``chat/members/<room>``, removed when the last one leaves). A room
+re-created after its node crashed or stopped reads them: members whose
+sessions re-enter it (``EnterRoom(rejoin=True)``) come back without a second
+"online", and those that have not re-entered after ``grace`` seconds are
+announced "offline".
 
 Every event is rendered to its JSON frame once and handed to the members'
 sessions with ``trouper.web.send_text``: straight into the outboxes of the
-sessions of this node, one ``SendText`` to each of the others. The "joined"
-answer goes the same way, so it always comes before the room's next events.
+sessions of this node, one message to each other node's gateway. The
+"joined" answer goes the same way, so it always comes before the room's next
+events.
 
 A ``Post`` carries the session's sequence number: a post retried after its
 reply was lost (the room's node died) is recognised from the stored history
@@ -92,7 +94,7 @@ class RoomActor(trouper.Actor):
         self.grace = grace
         self.log_name = f"chat/{room}"
         self.members_key = f"chat/members/{room}"
-        #: Users of a previous incarnation that ended without a clean stop.
+        #: Users of the previous incarnation that have not re-entered yet.
         self.previous: set[str] = set()
         self._saved: list[str] = []
         self.members: dict[trouper.ActorRef, str] = {}
@@ -116,15 +118,16 @@ class RoomActor(trouper.Actor):
             self.ctx.send_after(self.grace, _GraceOver())
 
     async def on_stop(self) -> None:
+        # The members stay saved: a room stops when its node does, and its
+        # successor on another node must know who was in (a clean stop is no
+        # different from a crash for the sessions that re-enter).
         try:
-            self.members.clear()
-            self.previous.clear()
             await self._save_members()
         finally:
             await self._stack.aclose()
 
     async def _save_members(self) -> None:
-        """Record who is in the room, for a successor after a crash."""
+        """Record who is in the room, for a successor on another node."""
         names = sorted(set(self.members.values()) | self.previous)
         if names == self._saved:
             return
