@@ -17,9 +17,10 @@ session (it may handle ``SendText`` itself).
 
 Frames sent through here to one session arrive in the order they were sent
 (across nodes: while that node's gateway stays known or unknown; frames sent
-while it appears or goes can swap places once). They may overtake messages still waiting in the session's mailbox, so a
-broadcaster that must come after a session's own reply (a "joined" before the
-first message) sends that reply through here too.
+while it appears or goes can swap places once). They may overtake messages
+still waiting in the session's mailbox, so a broadcaster that must come
+after a session's own reply (a "joined" before the first message) sends that
+reply through here too.
 """
 
 from __future__ import annotations
