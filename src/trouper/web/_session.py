@@ -45,8 +45,8 @@ from ._connection import (
 
 @message(name="trouper.web.SendText")
 class SendText(msgspec.Struct, frozen=True):
-    """Told to a ``WebSocketSession``: queue ``text`` as a text frame
-    (``send_text`` above, from any node)."""
+    """Told to a ``WebSocketSession``: queue ``text`` as a text frame, as its
+    ``send_text`` does (so any actor, on any node, can send to a session)."""
 
     text: str
 
