@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import msgspec
+import pytest
 import trio
-from trio_websocket import open_websocket_url
+from trio_websocket import ConnectionClosed, open_websocket_url
+from trio_websocket import WebSocketConnection as WebSocketConnectionClient
 from web_helpers import Recorder, wait_actors
 
 import trouper
@@ -42,6 +44,10 @@ class Member(WebSocketSession):
 
     async def on_connect(self) -> None:
         self.rec.add("connect", self.ctx.self_ref)
+
+    async def on_stop(self) -> None:
+        self.rec.add("stopping", self.ctx.self_ref)
+        await super().on_stop()
 
     async def on_text(self, text: str) -> None:
         if text == "hold":
@@ -151,3 +157,75 @@ async def test_sessions_of_another_node_get_the_frame_through_their_gateway() ->
             assert web.send_text([remote_plain], "to plain") == web.FanOut(0, 1, 0)
             await rec.wait_for(lambda: ("plain", "to plain") in rec.events)
             await sender.stop(plain)
+
+
+class Broadcaster(trouper.Actor):
+    """Sends numbered 1 KiB frames to its sessions through the fast lane, 1 MB/s."""
+
+    def __init__(self, sessions: list[trouper.ActorRef]) -> None:
+        self.sessions = sessions
+
+    async def on_start(self) -> None:
+        self.ctx.start_soon(self.pump)
+
+    async def pump(self) -> None:
+        payload = "x" * 1024
+        sent = 0
+        while True:
+            for _ in range(10):
+                web.send_text(self.sessions, f"{sent} {payload}")
+                sent += 1
+            await trio.sleep(0.01)
+
+
+async def test_a_slow_consumer_fed_by_the_fast_lane_is_cut_off_alone() -> None:
+    rec, release = Recorder(), trio.Event()
+    config = WebGateway(
+        session=Member,
+        session_args=(rec, release),
+        outbox_size=64,
+        slow_consumer_timeout=0.5,
+        close_timeout=5.0,
+    )
+    received = 0
+    reached: dict[int, trio.Event] = {200: trio.Event()}  # received count -> event
+
+    async def fast_reader(ws: WebSocketConnectionClient) -> None:
+        nonlocal received
+        while True:
+            message = await ws.get_message()
+            assert int(message.split(" ", 1)[0]) == received  # in order, nothing dropped
+            received += 1
+            if received in reached:
+                reached[received].set()
+
+    # message_queue_size=1 and no get_message(): the slow client stops
+    # reading its socket almost at once.
+    with trio.fail_after(25):
+        async with (
+            trouper.open_node() as node,
+            open_gateway(node, config) as gw,
+            open_websocket_url(gw.ws_url, message_queue_size=1) as slow,
+            open_websocket_url(gw.ws_url) as fast,
+            trio.open_nursery() as nursery,
+        ):
+            await rec.wait_for(lambda: len(rec.of("connect")) == 2)
+            nursery.start_soon(fast_reader, fast)
+            broadcaster = await node.spawn(Broadcaster, [e[1] for e in rec.of("connect")])
+            with trio.fail_after(5):
+                await reached[200].wait()
+            # the slow one is cut off after slow_consumer_timeout; reading what
+            # is in the pipe then, its client finds the reason
+            with trio.fail_after(5):
+                await rec.wait_for(lambda: bool(rec.of("stopping")))
+            assert len(rec.of("stopping")) == 1  # the fast one goes on
+            with pytest.raises(ConnectionClosed) as info:
+                while True:
+                    await slow.get_message()
+            assert info.value.reason.code == 1008
+            assert info.value.reason.reason == "consumer-too-slow"
+            more = reached[received + 100] = trio.Event()
+            with trio.fail_after(5):
+                await more.wait()  # the fast client keeps its pace
+            await node.stop(broadcaster)
+            nursery.cancel_scope.cancel()
