@@ -24,9 +24,8 @@ import trio_websocket as tws
 from trouper._errors import ConfigurationError, HandshakeFailed
 
 from ._address import Address
-from ._mapping import map_exceptions
 from ._registry import Handler
-from ._tcp import TcpTransport, _nodelay, _peer_name
+from ._tcp import TcpTransport, _peer_name
 from ._tls import TLSConfig
 from ._tls_transport import TlsTransport
 from ._ws_stream import _RECEIVE_BUFFER, Setup, WebSocketStream, open_websocket_stream
@@ -95,12 +94,7 @@ class WsTransport(TcpTransport):
         The connection's reader task runs in ``nursery`` if given, else in a
         system task; either way it ends when the returned stream is closed.
         """
-        self._check(address)
-        context = self._client_context(tls)  # wss: a bad config fails before the network
-        with map_exceptions(address):
-            stream = await trio.open_tcp_stream(address.host, address.port)
-        _nodelay(stream)
-        secured = await self._secure_client(stream, address, context)  # wss: TLS handshake
+        secured = await super().connect(address, tls=tls)  # wss: the TLS handshake too
         host = f"[{address.host}]" if ":" in address.host else address.host
         if address.port != _DEFAULT_PORTS.get(address.scheme):
             host = f"{host}:{address.port}"

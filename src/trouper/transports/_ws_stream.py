@@ -26,9 +26,10 @@ from typing import Any, NoReturn, cast
 import trio
 import trio_websocket as tws
 
-from trouper._errors import HandshakeFailed, ProtocolError
+from trouper._errors import HandshakeFailed
 
 from ._mapping import map_exceptions
+from ._message_stream import MessageStream
 
 __all__ = ["WebSocketStream", "open_websocket_stream"]
 
@@ -197,7 +198,7 @@ async def open_websocket_stream(
     return WebSocketStream(conn, conn.ws, max_message_size, close_timeout)
 
 
-class WebSocketStream(trio.abc.Stream):
+class WebSocketStream(MessageStream):
     """One WebSocket connection as a byte stream of binary messages."""
 
     def __init__(
@@ -207,70 +208,15 @@ class WebSocketStream(trio.abc.Stream):
         max_message_size: int,
         close_timeout: float,
     ) -> None:
-        self.peer = conn.peer
+        super().__init__(conn.peer, max_message_size, close_timeout)
         self.websocket = ws
         self._conn = conn
-        self._max = max_message_size
-        self._close_timeout = close_timeout
-        self._pending = memoryview(b"")
-        self._closed = False
-        self._sending = False
-        self._receiving = False
 
-    def __repr__(self) -> str:
-        return f"<WebSocketStream {self.peer}{' closed' if self._closed else ''}>"
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        if self._closed:
-            raise trio.ClosedResourceError("this WebSocket stream is closed")
-        if self._sending:
-            raise trio.BusyResourceError("another task is already sending on this stream")
-        self._sending = True
-        try:
-            if not data:
-                await trio.lowlevel.checkpoint()
-                return
-            if len(data) <= self._max:
-                await self._send(bytes(data))
-                return
-            view = memoryview(data)
-            for start in range(0, len(view), self._max):
-                await self._send(bytes(view[start : start + self._max]))
-        finally:
-            self._sending = False
-
-    async def _send(self, message: bytes) -> None:
+    async def _send_message(self, message: bytes) -> None:
         try:
             await self.websocket.send_message(message)
         except tws.ConnectionClosed as exc:
             self._lost(exc)
-
-    async def wait_send_all_might_not_block(self) -> None:
-        if self._closed:
-            raise trio.ClosedResourceError("this WebSocket stream is closed")
-        await trio.lowlevel.checkpoint()
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        if self._closed:
-            raise trio.ClosedResourceError("this WebSocket stream is closed")
-        if self._receiving:
-            raise trio.BusyResourceError("another task is already receiving on this stream")
-        if max_bytes is not None and max_bytes < 1:
-            raise ValueError("max_bytes must be >= 1")
-        self._receiving = True
-        try:
-            if self._pending:
-                await trio.lowlevel.checkpoint()
-            else:
-                message = await self._next_message()
-                if max_bytes is None or len(message) <= max_bytes:
-                    return message  # the common case: no copy
-                self._pending = memoryview(message)
-            size = len(self._pending) if max_bytes is None else max_bytes
-            chunk, self._pending = self._pending[:size], self._pending[size:]
-            return bytes(chunk)
-        finally:
-            self._receiving = False
 
     async def _next_message(self) -> bytes:
         while True:
@@ -288,9 +234,7 @@ class WebSocketStream(trio.abc.Stream):
     async def _refuse_text(self) -> NoReturn:
         with trio.move_on_after(self._close_timeout):
             await self.websocket.aclose(_CLOSE_UNSUPPORTED_DATA, "binary messages only")
-        raise ProtocolError(
-            f"{self.peer} sent a text WebSocket message; trouper peers send binary messages only"
-        )
+        raise self._text_refused()
 
     def _lost(self, exc: tws.ConnectionClosed) -> NoReturn:
         if self._closed:

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import trio
 
-from .._errors import ConnectionLost, ProtocolError
+from .._errors import ConnectionLost
+from ..transports._message_stream import MessageStream
 from ._connection import CLOSE_NORMAL, ASGIReceive, ASGISend
 
 if TYPE_CHECKING:
@@ -40,14 +41,12 @@ def peer_name(scope: Mapping[str, Any]) -> str:
     return f"{scheme}://{host}:{port}"
 
 
-class AsgiWebSocketStream(trio.abc.Stream):
+class AsgiWebSocketStream(MessageStream):
     """One accepted ASGI WebSocket as a byte stream of binary messages.
 
-    ``send_all`` sends one message (split above ``max_message_size``);
-    ``receive_some`` returns message bytes, keeping what exceeds
-    ``max_bytes`` for the next call. ``aclose`` sends a close frame (1000,
-    waiting at most ``close_timeout``; none when cancelled) and wakes any
-    task still blocked on this stream with ``ClosedResourceError``.
+    ``aclose`` sends a close frame (1000, waiting at most ``close_timeout``;
+    none when cancelled) and wakes any task still blocked on this stream
+    with ``ClosedResourceError``.
     """
 
     def __init__(
@@ -58,27 +57,12 @@ class AsgiWebSocketStream(trio.abc.Stream):
         max_message_size: int,
         close_timeout: float,
     ) -> None:
-        self.peer = peer
+        super().__init__(peer, max_message_size, close_timeout)
         self._receive = receive
         self._send = send
-        self._max = max_message_size
-        self._close_timeout = close_timeout
-        self._pending = memoryview(b"")
-        self._closed = False  # by aclose
         self._close_sent = False
         self._disconnected = False
-        self._sending = False
-        self._receiving = False
         self._waits: set[trio.CancelScope] = set()
-
-    def __repr__(self) -> str:
-        return f"<AsgiWebSocketStream {self.peer}{' closed' if self._closed else ''}>"
-
-    def _check(self, busy: bool, what: str) -> None:
-        if self._closed:
-            raise trio.ClosedResourceError("this WebSocket stream is closed")
-        if busy:
-            raise trio.BusyResourceError(f"another task is already {what} on this stream")
 
     async def _wait(self, operation: Awaitable[T]) -> T:
         """Await ``operation``, unless ``aclose`` interrupts it."""
@@ -94,39 +78,10 @@ class AsgiWebSocketStream(trio.abc.Stream):
         self._check(self._sending, "sending")
         if self._close_sent or self._disconnected:
             raise ConnectionLost(f"WebSocket from {self.peer} is closed")
-        self._sending = True
-        try:
-            view = memoryview(data)
-            if not view:
-                await trio.lowlevel.checkpoint()
-            for start in range(0, len(view), self._max):
-                chunk = bytes(view[start : start + self._max])
-                await self._wait(self._send({"type": "websocket.send", "bytes": chunk}))
-        finally:
-            self._sending = False
+        await super().send_all(data)
 
-    async def wait_send_all_might_not_block(self) -> None:
-        self._check(False, "sending")
-        await trio.lowlevel.checkpoint()
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        self._check(self._receiving, "receiving")
-        if max_bytes is not None and max_bytes < 1:
-            raise ValueError("max_bytes must be >= 1")
-        self._receiving = True
-        try:
-            if self._pending:
-                await trio.lowlevel.checkpoint()
-            else:
-                message = await self._next_message()
-                if max_bytes is None or len(message) <= max_bytes:
-                    return message
-                self._pending = memoryview(message)
-            size = len(self._pending) if max_bytes is None else max_bytes
-            chunk, self._pending = self._pending[:size], self._pending[size:]
-            return bytes(chunk)
-        finally:
-            self._receiving = False
+    async def _send_message(self, message: bytes) -> None:
+        await self._wait(self._send({"type": "websocket.send", "bytes": message}))
 
     async def _next_message(self) -> bytes:
         while not self._disconnected:
@@ -144,9 +99,7 @@ class AsgiWebSocketStream(trio.abc.Stream):
 
     async def _refuse_text(self) -> NoReturn:
         await self._close(CLOSE_UNSUPPORTED_DATA, "binary messages only")
-        raise ProtocolError(
-            f"{self.peer} sent a text WebSocket message; trouper peers send binary messages only"
-        )
+        raise self._text_refused()
 
     async def _close(self, code: int, reason: str) -> None:
         if self._close_sent or self._disconnected:
