@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import statistics
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from benchmarks._registry import Case
 
@@ -82,6 +83,20 @@ class CaseResult:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
+
+
+def read_line(stream: IO[str] | None, timeout: float, what: str) -> str:
+    """The next stdout line of a child; raise if none comes within ``timeout``
+    or the child has exited."""
+    if stream is None:
+        raise RuntimeError(f"{what}: no stdout pipe")
+    ready, _, _ = select.select([stream], [], [], timeout)
+    if not ready:
+        raise TimeoutError(f"{what}: no output within {timeout:.0f} s")
+    line = stream.readline()
+    if not line:
+        raise RuntimeError(f"{what}: exited without output")
+    return line
 
 
 def child_env() -> dict[str, str]:

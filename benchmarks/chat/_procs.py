@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import select
 import subprocess
 import sys
 import tempfile
 import time
-from typing import IO, Any
+from typing import Any
+
+from benchmarks._runner import read_line
 
 from ._limits import cpu_seconds, rss_bytes
 
@@ -23,16 +24,6 @@ GC_OFF = "import gc; gc.disable(); from {} import main; main()"
 
 def progress(text: str) -> None:
     print(f"[bench-chat] {text}", file=sys.stderr, flush=True)
-
-
-def _readline(stream: IO[str], timeout: float, what: str) -> str:
-    ready, _, _ = select.select([stream], [], [], timeout)
-    if not ready:
-        raise TimeoutError(f"{what}: nothing within {timeout:.0f} s")
-    line = stream.readline()
-    if not line:
-        raise RuntimeError(f"{what}: the process exited")
-    return line
 
 
 class Fleet:
@@ -57,7 +48,7 @@ class Fleet:
         )
         assert self.server.stdout is not None
         while True:
-            line = _readline(self.server.stdout, 60, f"{self.kind} server")
+            line = read_line(self.server.stdout, 60, f"{self.kind} server")
             match = URL.search(line)
             if match:
                 self.url = match.group(1).replace("http://", "ws://") + "/ws"
@@ -100,7 +91,7 @@ class Fleet:
         for number, client in enumerate(self.clients):
             assert client.stdout is not None
             left = max(1.0, deadline - time.monotonic())
-            lines.append(json.loads(_readline(client.stdout, left, f"client {number}")))
+            lines.append(json.loads(read_line(client.stdout, left, f"client {number}")))
         return lines
 
     def command(self, command: dict[str, Any]) -> None:

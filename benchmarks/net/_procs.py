@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import select
 import subprocess
 import sys
 from collections.abc import Sequence
 from typing import IO, Any
 
-from benchmarks._runner import REPO_ROOT, child_env
+from benchmarks._runner import REPO_ROOT, child_env, read_line
 
 STOP_GRACE = 5.0  # seconds a child gets to exit after its stdin closes
 
@@ -39,14 +38,7 @@ def start(argv: Sequence[str], *, pass_fds: Sequence[int] = ()) -> subprocess.Po
 
 def read_json(stream: IO[str] | None, timeout: float, what: str) -> dict[str, Any]:
     """The next stdout line of a child, as JSON; raise if none comes within ``timeout``."""
-    if stream is None:
-        raise RuntimeError(f"{what}: no stdout pipe")
-    ready, _, _ = select.select([stream], [], [], timeout)
-    if not ready:
-        raise TimeoutError(f"{what}: no output within {timeout:.0f} s")
-    line = stream.readline()
-    if not line:
-        raise RuntimeError(f"{what}: exited without output")
+    line = read_line(stream, timeout, what)
     try:
         record = json.loads(line)
     except ValueError as exc:
