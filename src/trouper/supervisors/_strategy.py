@@ -117,7 +117,12 @@ def check_mailbox_size(value: object) -> int | None:
 @attrs.frozen
 class Backoff:
     """Exponential restart delay: ``initial * multiplier**attempt``, capped at
-    ``maximum``, then spread by ``±jitter`` (a fraction of the delay)."""
+    ``maximum``, then spread by ``±jitter`` (a fraction of the delay).
+
+    ``0 <= initial <= maximum``, both finite; ``0 <= jitter <= 1``; a finite
+    ``multiplier >= 1`` (1 is a constant delay). Anything else is a
+    ``ConfigurationError`` naming the field and the value.
+    """
 
     initial: float = 0.01
     maximum: float = 1.0
