@@ -16,20 +16,17 @@ from ``connect``, and a refused client gets a CONNECTION_CLOSE instead.
 from __future__ import annotations
 
 import functools
-import re
 import ssl
-from pathlib import Path
 from typing import Any
 
 from aioquic import tls as aioquic_tls
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.packet import QuicErrorCode, QuicFrameType
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from trouper._errors import ConfigurationError
 
+from ._pem import Identity, load_identity
 from ._quic_recovery import ReorderTolerantConnection
 from ._tls import ALPN_PROTOCOL, TLSConfig
 
@@ -56,10 +53,11 @@ def _base(tls: TLSConfig, *, is_client: bool, idle_timeout: float) -> QuicConfig
         max_stream_data=MAX_STREAM_DATA,
         congestion_control_algorithm="cubic",
     )
-    if tls.certfile is not None:
-        config.certificate, config.certificate_chain, config.private_key = load_identity(tls)
-    elif tls.keyfile is not None:
-        raise ConfigurationError("TLSConfig.keyfile is set but certfile is not")
+    identity = _identity(tls)
+    if identity is not None:
+        config.certificate = identity.certificate
+        config.certificate_chain = list(identity.chain)
+        config.private_key = identity.private_key
     if tls.cafile is not None:
         try:
             config.load_verify_locations(cafile=str(tls.cafile))
@@ -70,39 +68,14 @@ def _base(tls: TLSConfig, *, is_client: bool, idle_timeout: float) -> QuicConfig
     return config
 
 
-_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----\r?\n?", re.S)
-
-
 @functools.lru_cache(maxsize=32)
-def load_identity(tls: TLSConfig) -> tuple[Any, list[Any], Any]:
-    """Certificate, chain and key from PEM files, in any order and key format,
-    as ``ssl`` accepts them (aioquic's own loader wants the key last, PKCS#8).
+def _identity(tls: TLSConfig) -> Identity | None:
+    """The config's certificate and key, read as tls:// reads them (see _pem).
 
     Cached per config, like ``tls://``'s client contexts: it is file I/O on
     the Trio loop, and every dial with the same config needs the same files.
     """
-    assert tls.certfile is not None
-    try:
-        data = Path(tls.certfile).read_bytes()
-        if tls.keyfile is not None:
-            data += b"\n" + Path(tls.keyfile).read_bytes()
-        blocks = [(m.group(1), m.group(0)) for m in _PEM_BLOCK.finditer(data)]
-        certs = [x509.load_pem_x509_certificate(b) for kind, b in blocks if kind == b"CERTIFICATE"]
-        keys = [
-            serialization.load_pem_private_key(b, password=None)
-            for kind, b in blocks
-            if kind.endswith(b"PRIVATE KEY")
-        ]
-    except (OSError, ValueError, TypeError) as exc:
-        raise ConfigurationError(
-            f"cannot load TLS certificate {tls.certfile} / key {tls.keyfile}: {exc}"
-        ) from exc
-    if not certs or len(keys) != 1:
-        raise ConfigurationError(
-            f"TLS certificate {tls.certfile} / key {tls.keyfile}: expected certificates and"
-            f" one private key, found {len(certs)} and {len(keys)}"
-        )
-    return certs[0], certs[1:], keys[0]
+    return load_identity(tls.certfile, tls.keyfile)
 
 
 def client_configuration(

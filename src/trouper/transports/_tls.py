@@ -7,12 +7,13 @@ wants the same certificate in both roles.
 
 from __future__ import annotations
 
-import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
 from trouper._errors import ConfigurationError
+
+from ._pem import StrPath, load_identity
 
 __all__ = ["ALPN_PROTOCOL", "TLSConfig"]
 
@@ -21,15 +22,16 @@ __all__ = ["ALPN_PROTOCOL", "TLSConfig"]
 # instead of receiving frames it cannot parse.
 ALPN_PROTOCOL = "trouper/1"
 
-StrPath = str | os.PathLike[str]
-
 
 @dataclass(frozen=True, slots=True)
 class TLSConfig:
     """Certificates and policy for TLS connections.
 
     ``certfile``/``keyfile``: this node's certificate chain and key (required
-    to serve; optional to connect, but required to pass mutual TLS).
+    to serve; optional to connect, but required to pass mutual TLS), PEM.
+    The certificate comes first in ``certfile``, then any intermediates; the
+    key may be in ``certfile`` too (leave ``keyfile`` None or give the same
+    path) and must not be encrypted. Every transport reads them alike.
     ``cafile``: the CA that peers' certificates must chain to. A server with a
     CA asks clients for a certificate, and with ``require_client_cert`` (the
     default) refuses clients without one: mutual TLS by default. A client
@@ -108,15 +110,11 @@ class TLSConfig:
         # Renegotiation is an old attack surface and nothing here needs it.
         ctx.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION
         ctx.set_alpn_protocols([ALPN_PROTOCOL])
-        if self.certfile is not None:
-            try:
-                ctx.load_cert_chain(self.certfile, self.keyfile)
-            except (OSError, ssl.SSLError) as exc:
-                raise ConfigurationError(
-                    f"cannot load TLS certificate {self.certfile} / key {self.keyfile}: {exc}"
-                ) from exc
-        elif self.keyfile is not None:
-            raise ConfigurationError("TLSConfig.keyfile is set but certfile is not")
+        # Read and checked by the loader quic:// uses too (see _pem), so all
+        # transports accept the same files and word their problems the same.
+        identity = load_identity(self.certfile, self.keyfile)
+        if identity is not None:
+            identity.load_into(ctx)
         return ctx
 
     def _load_ca(self, ctx: ssl.SSLContext) -> None:
