@@ -18,6 +18,7 @@ PUBLIC = {
     "DeadLetters",
     "FrameTooLarge",
     "HandshakeFailed",
+    "LocalProtocolError",
     "MailboxFull",
     "MemberInfo",
     "NameTaken",
@@ -27,9 +28,11 @@ PUBLIC = {
     "NodeStats",
     "OneForAll",
     "OneForOne",
+    "PoisonPill",
     "ProtocolError",
     "Registry",
     "RemoteError",
+    "RemoteProtocolError",
     "RestForOne",
     "RestartIntensity",
     "SpawnRefused",
@@ -72,6 +75,8 @@ def test_error_hierarchy_matches_the_design() -> None:
         trouper.ConnectionLost,
         trouper.HandshakeFailed,
         trouper.ProtocolError,
+        trouper.LocalProtocolError,
+        trouper.RemoteProtocolError,
         trouper.FrameTooLarge,
     ]
     for cls in actor_errors:

@@ -15,10 +15,13 @@ import trio.testing
 
 import trouper
 from trouper.protocols import (
+    Ask,
+    Failure,
     FrameDecoder,
     FrameEncoder,
     Goodbye,
     InitiatorConnection,
+    Reply,
     Tell,
     WireRef,
 )
@@ -118,7 +121,7 @@ async def _more(
 
 async def test_ask_tell_stream_and_errors_across_nodes() -> None:
     with trio.fail_after(20):
-        async with cluster(2) as (a, b):
+        async with cluster(2, remote_tracebacks=True) as (a, b):
             await b.spawn(Echo, name="echo")
             ref = await a.lookup("echo", timeout=5)
             assert ref.node_id == "n1" and ref._cell is None
@@ -138,6 +141,16 @@ async def test_ask_tell_stream_and_errors_across_nodes() -> None:
             with pytest.raises(trouper.UnhandledMessage):
                 await ref.ask(2.5)
             assert await ref.ask(Ping(5)) == Pong(6, "n1")  # restarted after the failure
+
+
+async def test_error_replies_carry_tracebacks_only_when_asked() -> None:
+    with trio.fail_after(20):
+        async with cluster(2) as (a, b):
+            await b.spawn(Echo, name="echo")
+            ref = await a.lookup("echo", timeout=5)
+            with pytest.raises(trouper.RemoteError) as info:
+                await ref.ask("fail")
+            assert info.value.type_name == "ValueError" and info.value.traceback == ""
 
 
 async def test_refs_travel_inside_messages() -> None:
@@ -250,12 +263,11 @@ async def _closed_by_peer(stream: trio.SocketStream, decoder: FrameDecoder) -> l
         "oversize",
         "zero-length",
         "truncated",
-        "unknown-type",
-        "bad-payload",
         "handshake-garbage",
     ],
 )
 async def test_bad_input_closes_only_that_connection(bad: str) -> None:
+    """Framing garbage (and a failed handshake) closes that one connection."""
     with trio.fail_after(20):
         async with cluster(2, max_frame_size=1 << 16) as (a, b):
             await b.spawn(Echo, name="echo")
@@ -268,23 +280,11 @@ async def test_bad_input_closes_only_that_connection(bad: str) -> None:
                 decoder = FrameDecoder()
             else:
                 stream, decoder = await _handshaken(url)
-                target = WireRef("n1", "/user/echo", ref.uid)
+                WireRef("n1", "/user/echo", ref.uid)
                 payloads = {
                     "garbage": struct.pack(">I", 5) + b"\xc1\xc1\xc1\xc1\xc1",
                     "oversize": struct.pack(">I", 1 << 20) + b"x" * 100,
                     "zero-length": struct.pack(">I", 0),
-                    "unknown-type": FrameEncoder().encode(
-                        [Tell(target, "evil:Type", msgspec.Raw(msgspec.msgpack.encode(1)))]
-                    ),
-                    "bad-payload": FrameEncoder().encode(
-                        [
-                            Tell(
-                                target,
-                                "test_remote:Ping",
-                                msgspec.Raw(msgspec.msgpack.encode("not a ping")),
-                            )
-                        ]
-                    ),
                     "truncated": struct.pack(">I", 100) + b"\x91",
                 }
                 await stream.send_all(payloads[bad])
@@ -297,6 +297,52 @@ async def test_bad_input_closes_only_that_connection(bad: str) -> None:
             # The legitimate link and every actor carry on.
             assert await ref.ask(Ping(1)) == Pong(2, "n1")
             assert await ref.ask("count") == 1
+
+
+async def test_a_bad_message_fails_only_itself() -> None:
+    """An unknown type, a payload that does not fit its type, an unknown
+    target: each fails that one message, with a reply naming the type and the
+    reason to an ask, and the link stays up."""
+    with trio.fail_after(20):
+        async with cluster(2) as (a, b):
+            await b.spawn(Echo, name="echo")
+            ref = await a.lookup("echo", timeout=5)
+            stream, decoder = await _handshaken(b.addresses[0])
+            target = WireRef("n1", "/user/echo", ref.uid)
+            nowhere = WireRef("n1", "/user/nobody", 7)
+            one = msgspec.Raw(msgspec.msgpack.encode(1))
+            ping = f"{__name__}:Ping"
+            bad = msgspec.Raw(msgspec.msgpack.encode("not a ping"))
+            good = msgspec.Raw(msgspec.msgpack.encode(Ping(41)))
+            await stream.send_all(
+                FrameEncoder().encode(
+                    [
+                        Tell(target, "evil:Type", one),
+                        Tell(target, ping, bad),
+                        Ask(1, target, "evil:Type", one),
+                        Ask(2, target, ping, bad),
+                        Ask(3, nowhere, ping, good),
+                        Ask(4, target, ping, good),
+                    ]
+                )
+            )
+            answers: dict[int, object] = {}
+            while len(answers) < 4:
+                for env in decoder.feed(await stream.receive_some(65536)):
+                    assert not isinstance(env, Goodbye), env
+                    if isinstance(env, Failure | Reply):
+                        answers[env.id] = env
+            unknown, unfit, dead, fine = (answers[i] for i in (1, 2, 3, 4))
+            assert isinstance(unknown, Failure) and unknown.error_code == "unhandled-message"
+            assert "'evil:Type'" in unknown.message and "unknown message type" in unknown.message
+            assert isinstance(unfit, Failure) and unfit.error_code == "unhandled-message"
+            assert ping in unfit.message and "Expected `object`" in unfit.message
+            assert isinstance(dead, Failure) and dead.error_code == "actor-dead"
+            assert isinstance(fine, Reply)
+            assert msgspec.msgpack.decode(fine.payload, type=Pong) == Pong(42, "n1")
+            await stream.aclose()
+            assert await ref.ask(Ping(1)) == Pong(2, "n1")
+            assert await ref.ask("count") == 2
 
 
 async def test_slow_consumer_keeps_memory_bounded() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ import trio
 import trio.testing
 
 import trouper
+from trouper.remote import Remoting
+from trouper.runtime import cell_of
 
 COOKIE = b"limits"
 
@@ -30,6 +33,15 @@ class Gate(trouper.Actor):
     @trouper.handler
     async def count(self, msg: bytes) -> int:
         return len(msg)
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait for a state another node reaches (no event crosses the wire)."""
+    with trio.fail_after(timeout):
+        while True:
+            if predicate():
+                return
+            await trio.sleep(0.01)
 
 
 async def test_pending_asks_are_bounded_per_peer() -> None:
@@ -51,14 +63,20 @@ async def test_pending_asks_are_bounded_per_peer() -> None:
             async with trio.open_nursery() as nursery:
                 for n in range(5):
                     nursery.start_soon(ask, n)
-                await trio.sleep(0.3)  # time for any ask that could go out to arrive
-                peer = client._remote.peers["srv"]  # type: ignore[union-attr]
-                assert len(peer.asks) == 2  # the others wait for a slot, not fail
-                cell = gate._cell
-                assert cell is not None and cell._actor is not None
-                arrived = cell._actor.entered + len(cell._mailbox or ())  # type: ignore[attr-defined]
-                assert arrived == 2
-                cell._actor.open.set()  # type: ignore[attr-defined]
+                gate_actor = cell_of(gate).instance  # type: ignore[union-attr]
+                assert isinstance(gate_actor, Gate)
+                remoting = client.remote
+                assert isinstance(remoting, Remoting)
+                # Two asks go out (one handled, one queued); the other three
+                # wait for a slot on the client, and none of them fails.
+                await eventually(lambda: remoting.statistics()["srv"].pending_asks == 2)
+                serving = server.remote
+                assert isinstance(serving, Remoting)
+                await eventually(lambda: serving.statistics()["cli"].inbound_asks == 2)
+                assert gate_actor.entered + cell_of(gate).mailbox_depth == 2  # type: ignore[union-attr]
+                assert remoting.statistics()["srv"].pending_asks == 2
+                assert gate_actor.entered == 1
+                gate_actor.open.set()
             assert sorted(results) == [0, 1, 2, 3, 4]
 
 

@@ -1,45 +1,48 @@
 """trouper: a structured-concurrency actor runtime for Python on Trio.
 
-This module is the public API; everything is re-exported from the subpackages.
-(``supervisors`` is imported first: ``Supervisor`` is an actor and ``Actor``
-defaults to a supervision strategy, and this order resolves that loop.)
+This module is the public API; everything is re-exported from the subpackages
+(``tests/test_public_api.py`` pins the names). docs/architecture.md tells which
+subpackage holds what.
 """
 
+from ._errors import ActorDead as ActorDead
+from ._errors import ActorError as ActorError
+from ._errors import ActorNotFound as ActorNotFound
+from ._errors import AskTimeout as AskTimeout
+from ._errors import ConfigurationError as ConfigurationError
+from ._errors import ConnectionLost as ConnectionLost
+from ._errors import FrameTooLarge as FrameTooLarge
+from ._errors import HandshakeFailed as HandshakeFailed
+from ._errors import LocalProtocolError as LocalProtocolError
+from ._errors import MailboxFull as MailboxFull
+from ._errors import NameTaken as NameTaken
+from ._errors import NodeDown as NodeDown
+from ._errors import ProtocolError as ProtocolError
+from ._errors import RemoteError as RemoteError
+from ._errors import RemoteProtocolError as RemoteProtocolError
+from ._errors import SpawnRefused as SpawnRefused
+from ._errors import SupervisionError as SupervisionError
+from ._errors import TransportError as TransportError
+from ._errors import TrouperError as TrouperError
+from ._errors import UnhandledMessage as UnhandledMessage
+from ._open import open_node as open_node
+from ._open import run as run
 from .actors import Actor as Actor
+from .actors import ActorContext as ActorContext
 from .actors import DeadLetter as DeadLetter
+from .actors import PoisonPill as PoisonPill
 from .actors import Terminated as Terminated
 from .actors import handler as handler
-from .runtime import ActorContext as ActorContext
-from .runtime import ActorDead as ActorDead
-from .runtime import ActorError as ActorError
-from .runtime import ActorNotFound as ActorNotFound
+from .actors import message as message
+from .remote import NodeHandle as NodeHandle
 from .runtime import ActorRef as ActorRef
-from .runtime import AskTimeout as AskTimeout
-from .runtime import ConfigurationError as ConfigurationError
-from .runtime import ConnectionLost as ConnectionLost
 from .runtime import DeadLetters as DeadLetters
-from .runtime import FrameTooLarge as FrameTooLarge
-from .runtime import HandshakeFailed as HandshakeFailed
-from .runtime import MailboxFull as MailboxFull
 from .runtime import MemberInfo as MemberInfo
-from .runtime import NameTaken as NameTaken
 from .runtime import Node as Node
-from .runtime import NodeDown as NodeDown
-from .runtime import NodeHandle as NodeHandle
 from .runtime import NodeStats as NodeStats
-from .runtime import ProtocolError as ProtocolError
 from .runtime import Registry as Registry
-from .runtime import RemoteError as RemoteError
-from .runtime import SpawnRefused as SpawnRefused
 from .runtime import StreamReader as StreamReader
-from .runtime import SupervisionError as SupervisionError
 from .runtime import Timer as Timer
-from .runtime import TransportError as TransportError
-from .runtime import TrouperError as TrouperError
-from .runtime import UnhandledMessage as UnhandledMessage
-from .runtime import message as message
-from .runtime import open_node as open_node
-from .runtime import run as run
 from .supervisors import Backoff as Backoff
 from .supervisors import ChildSpec as ChildSpec
 from .supervisors import OneForAll as OneForAll
@@ -69,6 +72,7 @@ __all__ = [
     "DeadLetters",
     "FrameTooLarge",
     "HandshakeFailed",
+    "LocalProtocolError",
     "MailboxFull",
     "MemberInfo",
     "NameTaken",
@@ -78,9 +82,11 @@ __all__ = [
     "NodeStats",
     "OneForAll",
     "OneForOne",
+    "PoisonPill",
     "ProtocolError",
     "Registry",
     "RemoteError",
+    "RemoteProtocolError",
     "RestForOne",
     "RestartIntensity",
     "SpawnRefused",

@@ -17,15 +17,39 @@ decide without parsing messages.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Self
 
 
 class TrouperError(Exception):
-    """Base class of every error trouper raises."""
+    """Base class of every error trouper raises.
+
+    ``with_operation`` and ``with_session`` add context (what was being done,
+    for whom) without changing the error's type, so ``except`` clauses and
+    ``is_retryable`` keep working on the annotated error.
+    """
 
     error_code: ClassVar[str] = "trouper"
     is_retryable: ClassVar[bool] = False
     retry_delay: float | None = None
+    operation: str | None = None
+    session: str | None = None
+
+    def with_operation(self, name: str) -> Self:
+        """Record the operation that failed (``"ask"``, ``"spawn"``...); returns self."""
+        self.operation = name
+        return self
+
+    def with_session(self, id: str) -> Self:
+        """Record the session (or peer, or connection) concerned; returns self."""
+        self.session = id
+        return self
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        context = [
+            f"{k}={v}" for k, v in (("operation", self.operation), ("session", self.session)) if v
+        ]
+        return f"{text} [{', '.join(context)}]" if context else text
 
 
 class ActorError(TrouperError):
@@ -137,13 +161,28 @@ class HandshakeFailed(TransportError):
 
 
 class ProtocolError(TransportError):
-    """Bytes from a peer broke the wire protocol."""
+    """The wire protocol was broken: see who broke it in the two subclasses."""
 
     error_code = "protocol-error"
 
 
-class FrameTooLarge(ProtocolError):
-    """A frame announced a length above the configured maximum."""
+class LocalProtocolError(ProtocolError):
+    """*We* broke the protocol: our own encoder or state machine refused what
+    this node was about to send. The peer did nothing wrong (h11's split)."""
+
+    error_code = "local-protocol-error"
+
+
+class RemoteProtocolError(ProtocolError):
+    """The *peer's* bytes broke the protocol: garbage, a truncated or oversize
+    frame, an envelope out of turn. Only that connection is closed."""
+
+    error_code = "remote-protocol-error"
+
+
+class FrameTooLarge(TransportError):
+    """A message is too large for ``max_frame_size``: refused at the sender,
+    before anything is written, and the link stays up."""
 
     error_code = "frame-too-large"
 

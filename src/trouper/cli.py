@@ -18,7 +18,7 @@ from pathlib import Path
 import trio
 
 from ._errors import ConfigurationError, TrouperError
-from .runtime import open_node
+from ._open import open_node
 from .transports import TLSConfig
 
 

@@ -61,7 +61,7 @@ async def test_ask_and_tell(net: Net) -> None:
             err = info.value
             assert (err.type_name, err.message) == ("ValueError", "remote failure")
             assert (err.node, err.path) == ("n1", "/user/echo")
-            assert "raise ValueError" in err.traceback
+            assert err.traceback == ""  # tracebacks cross only with remote_tracebacks=True
             with pytest.raises(trouper.UnhandledMessage):
                 await ref.ask(2.5)
             silent = await a.lookup("silent", timeout=5)

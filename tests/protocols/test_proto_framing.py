@@ -10,12 +10,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trouper._errors import ConfigurationError, FrameTooLarge, ProtocolError
+from trouper._errors import (
+    ConfigurationError,
+    FrameTooLarge,
+    LocalProtocolError,
+    ProtocolError,
+    RemoteProtocolError,
+)
 from trouper.protocols import (
     ENVELOPE_TYPES,
     HEADER_SIZE,
     Ask,
     Challenge,
+    Credit,
     Envelope,
     ErrorDetail,
     Failure,
@@ -30,6 +37,7 @@ from trouper.protocols import (
     Reply,
     Spawn,
     SpawnResult,
+    Stop,
     StreamCancel,
     StreamCredit,
     StreamEnd,
@@ -70,6 +78,9 @@ def samples() -> list[Envelope]:
         Spawn(3, "app.actors:Greeter", RAW, name="greeter", mailbox_size=64),
         Spawn(4, "app.actors:Greeter", RAW),
         SpawnResult(3, A),
+        Stop(5, A),
+        Stop(6, A, kill=True),
+        Credit(A, 512),
         Heartbeat(12, 1234.5),
         Gossip([Member("node-a", 1, ["tcp://10.0.0.1:7000", "quic://10.0.0.1:7001"], "up", 5)]),
         RegistryUpdate("node-a", {"greeter": A}, {"old": B}, snapshot=True),
@@ -188,7 +199,7 @@ def test_bad_max_frame_size(size: int) -> None:
 def test_oversize_frame_rejected_from_the_header_alone() -> None:
     decoder = FrameDecoder(max_frame_size=1024)
     decoder.feed(b"\x00\x00")
-    with pytest.raises(FrameTooLarge):
+    with pytest.raises(RemoteProtocolError, match="1025-byte frame"):
         decoder.feed(b"\x04\x01")  # 1025 announced, no body sent
     assert decoder.poisoned
 
@@ -196,8 +207,73 @@ def test_oversize_frame_rejected_from_the_header_alone() -> None:
 def test_oversize_frame_after_a_good_one_in_the_same_chunk() -> None:
     good = FrameEncoder().encode([Heartbeat(1, 1.0)])
     decoder = FrameDecoder(max_frame_size=100)
-    with pytest.raises(FrameTooLarge):
+    with pytest.raises(RemoteProtocolError):
         decoder.feed(good + struct.pack(">I", 101))
+
+
+def test_decoder_errors_are_the_peers_and_encoder_errors_ours() -> None:
+    """h11's split: what the peer sent is a RemoteProtocolError; what we were
+    about to send is FrameTooLarge or a LocalProtocolError, never the peer's."""
+    with pytest.raises(RemoteProtocolError):
+        FrameDecoder().feed(b"\x00\x00\x00\x01\xc1")
+    assert not issubclass(FrameTooLarge, RemoteProtocolError)
+    assert issubclass(LocalProtocolError, ProtocolError)
+    assert issubclass(RemoteProtocolError, ProtocolError)
+
+
+def _tell(size: int) -> Tell:
+    return Tell(A, "app:Blob", msgspec.Raw(msgspec.msgpack.encode(b"x" * size)))
+
+
+def test_pack_splits_batches_at_the_frame_limit() -> None:
+    """Two messages that each fit but not together go as two frames, each
+    under the limit, in order; nothing is lost."""
+    limit = 8 * 1024
+    batch = [_tell(6 * 1024), Heartbeat(1, 1.0), _tell(6 * 1024), _tell(10)]
+    out = bytearray()
+    assert FrameEncoder(limit).pack(batch, out) == []
+    sizes = []
+    offset = 0
+    while offset < len(out):
+        (size,) = struct.unpack_from(">I", out, offset)
+        sizes.append(size)
+        offset += HEADER_SIZE + size
+    assert len(sizes) == 2 and max(sizes) <= limit
+    assert FrameDecoder(limit).feed(bytes(out)) == batch
+
+
+def test_pack_sets_aside_a_message_that_can_never_fit() -> None:
+    limit = 4096
+    too_big = _tell(5000)
+    batch = [Heartbeat(1, 1.0), too_big, Heartbeat(2, 2.0)]
+    out = bytearray(b"keep")
+    rejected = FrameEncoder(limit).pack(batch, out)
+    assert [env for env, _ in rejected] == [too_big]
+    assert isinstance(rejected[0][1], FrameTooLarge)
+    assert "app:Blob" in str(rejected[0][1]) and "max_frame_size" in str(rejected[0][1])
+    assert out[:4] == b"keep"
+    assert FrameDecoder(limit).feed(bytes(out[4:])) == [Heartbeat(1, 1.0), Heartbeat(2, 2.0)]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=3000), min_size=1, max_size=40),
+    limit=st.integers(min_value=512, max_value=8192),
+)
+def test_pack_never_exceeds_the_limit_and_keeps_order(sizes: list[int], limit: int) -> None:
+    batch = [_tell(n) for n in sizes]
+    out = bytearray()
+    rejected = FrameEncoder(limit).pack(batch, out)
+    offset = 0
+    while offset < len(out):
+        (size,) = struct.unpack_from(">I", out, offset)
+        assert 0 < size <= limit
+        offset += HEADER_SIZE + size
+    kept = [env for env in batch if all(env is not r for r, _ in rejected)]
+    assert FrameDecoder(limit).feed(bytes(out)) == kept
+    for env, error in rejected:
+        assert isinstance(error, FrameTooLarge)
+        assert len(FrameEncoder(2**31).encode([env])) - HEADER_SIZE > limit - 5
 
 
 def test_zero_length_frame() -> None:

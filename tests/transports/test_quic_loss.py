@@ -112,7 +112,7 @@ async def test_reordering_is_learned_instead_of_cutting_the_window(
                 async with source.stream(400, window=32) as items:
                     received = [item async for item in items]
                 assert [item[0] for item in received] == [i % 256 for i in range(400)]
-                link = a._remote.peers["b"].conn  # type: ignore[union-attr]
+                link = a.remote.peers["b"].conn  # type: ignore[attr-defined]
                 assert link is not None
                 recovery = link.stream.session.quic._loss  # type: ignore[attr-defined]
             nursery.cancel_scope.cancel()

@@ -91,7 +91,9 @@ async def test_registered_and_configurable() -> None:
 def test_a_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     from trouper.transports import _registry
 
-    monkeypatch.delitem(_registry._TRANSPORTS, "wss")
+    monkeypatch.delitem(_registry._TRANSPORTS, "wss", raising=False)
+    # As if trio-websocket were not installed: the lazy import fails.
+    monkeypatch.setitem(_registry.LAZY, "wss", ("trouper.transports._not_installed", "X"))
     with pytest.raises(ConfigurationError, match=r"pip install 'trouper\[ws\]'"):
         get_transport("wss")
 

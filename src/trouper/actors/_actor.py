@@ -18,14 +18,20 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Union
 
 from .._errors import ConfigurationError
 from ..protocols._codec import default_registry
+from ._messages import PoisonPill
 
 if TYPE_CHECKING:
-    from ..runtime._cell import Cell as ActorContext
     from ..supervisors._strategy import Strategy
+    from ._context import ActorContext
 
 _HANDLER_MARK = "__trouper_handler__"
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def is_handler(fn: object) -> bool:
+    """True for a function marked with ``@handler``."""
+    return bool(getattr(fn, _HANDLER_MARK, False))
 
 
 def handler(fn: F) -> F:
@@ -104,7 +110,13 @@ class ClassInfo:
 
     def __init__(self, cls: type[Actor]) -> None:
         self.declared: dict[type, Entry] = _collect_handlers(cls)
+        if PoisonPill in self.declared:
+            raise ConfigurationError(
+                f"{cls.__qualname__}: PoisonPill cannot be handled (it always stops the actor)"
+            )
         self.cache: dict[type, Entry | None] = dict(self.declared)
+        # Never dispatched, even to ``receive``: the runtime acts on it.
+        self.cache[PoisonPill] = None
         receive = getattr(cls, "receive", None)
         self.fallback: Entry | None = None
         if receive is not None:

@@ -6,6 +6,8 @@ from typing import Any
 
 import msgspec
 
+from ..protocols import default_registry
+
 
 class Terminated(msgspec.Struct, frozen=True):
     """A watched actor stopped. ``reason`` is ``"normal"``, ``"killed"``,
@@ -23,3 +25,14 @@ class DeadLetter(msgspec.Struct, frozen=True):
     sender: Any
     recipient: Any
     reason: str
+
+
+class PoisonPill(msgspec.Struct, frozen=True):
+    """Stops the actor that receives it once the messages queued before it
+    are handled, as Akka's ``PoisonPill`` does; what arrives after it goes to
+    dead letters. (``ctx.stop()`` is immediate: after the current message.)
+    Its supervisor stops it for good, whatever its restart type. It may be
+    told to an actor on another node."""
+
+
+default_registry.register(PoisonPill, "trouper:PoisonPill")

@@ -15,6 +15,7 @@ from ._codec import type_name as type_name
 from ._envelopes import ENVELOPE_TYPES as ENVELOPE_TYPES
 from ._envelopes import Ask as Ask
 from ._envelopes import Challenge as Challenge
+from ._envelopes import Credit as Credit
 from ._envelopes import Envelope as Envelope
 from ._envelopes import ErrorDetail as ErrorDetail
 from ._envelopes import Failure as Failure
@@ -27,6 +28,7 @@ from ._envelopes import RegistryUpdate as RegistryUpdate
 from ._envelopes import Reply as Reply
 from ._envelopes import Spawn as Spawn
 from ._envelopes import SpawnResult as SpawnResult
+from ._envelopes import Stop as Stop
 from ._envelopes import StreamCancel as StreamCancel
 from ._envelopes import StreamCredit as StreamCredit
 from ._envelopes import StreamEnd as StreamEnd
@@ -39,7 +41,9 @@ from ._envelopes import Watch as Watch
 from ._envelopes import Welcome as Welcome
 from ._envelopes import WireRef as WireRef
 from ._flow import CreditGranter as CreditGranter
+from ._flow import CreditLedger as CreditLedger
 from ._flow import CreditWindow as CreditWindow
+from ._flow import TellCredits as TellCredits
 from ._framing import DEFAULT_MAX_FRAME_SIZE as DEFAULT_MAX_FRAME_SIZE
 from ._framing import HEADER_SIZE as HEADER_SIZE
 from ._framing import FrameDecoder as FrameDecoder
@@ -69,7 +73,9 @@ __all__ = [
     "Challenge",
     "ConnState",
     "Connection",
+    "Credit",
     "CreditGranter",
+    "CreditLedger",
     "CreditWindow",
     "DecHook",
     "Direction",
@@ -93,12 +99,14 @@ __all__ = [
     "Role",
     "Spawn",
     "SpawnResult",
+    "Stop",
     "StreamCancel",
     "StreamCredit",
     "StreamEnd",
     "StreamItem",
     "StreamOpen",
     "Tell",
+    "TellCredits",
     "Terminated",
     "TokenBucket",
     "TypeRegistry",

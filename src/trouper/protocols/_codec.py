@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from trouper._errors import ConfigurationError, ProtocolError, TrouperError
+from trouper._errors import ConfigurationError, RemoteProtocolError, TrouperError
 
 __all__ = [
     "BUILTIN_TYPES",
@@ -185,12 +185,13 @@ class PayloadCodec:
     ) -> object:
         """Decode ``raw`` into the type registered as ``type_name``.
 
-        Anything wrong with the name or the bytes is a ``ProtocolError``;
+        Anything wrong with the name or the bytes is a ``RemoteProtocolError``
+        (the runtime fails only that one message with it);
         errors the ``dec_hook`` raises as trouper errors pass through.
         """
         tp = self.registry._by_name.get(type_name)
         if tp is None:
-            raise ProtocolError(f"unknown message type {type_name!r}")
+            raise RemoteProtocolError(f"unknown message type {type_name!r}")
         decoder = self._decoders.get(tp)
         if decoder is None:
             decoder = self._decoder_for(tp, type_name)
@@ -199,11 +200,11 @@ class PayloadCodec:
         except TrouperError:
             raise
         except msgspec.ValidationError as exc:
-            raise ProtocolError(f"invalid {type_name} payload: {exc}") from exc
+            raise RemoteProtocolError(f"invalid {type_name} payload: {exc}") from exc
         except Exception as exc:
-            # Peer bytes must surface as ProtocolError only (msgspec may also
+            # Peer bytes must surface as RemoteProtocolError only (msgspec may also
             # raise DecodeError, RecursionError...).
-            raise ProtocolError(f"undecodable {type_name} payload: {exc}") from exc
+            raise RemoteProtocolError(f"undecodable {type_name} payload: {exc}") from exc
 
     def _decoder_for(self, tp: type, type_name: str) -> msgspec.msgpack.Decoder[Any]:
         try:

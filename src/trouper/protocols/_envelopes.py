@@ -33,6 +33,7 @@ __all__ = [
     "ENVELOPE_TYPES",
     "Ask",
     "Challenge",
+    "Credit",
     "Envelope",
     "ErrorDetail",
     "Failure",
@@ -45,6 +46,7 @@ __all__ = [
     "Reply",
     "Spawn",
     "SpawnResult",
+    "Stop",
     "StreamCancel",
     "StreamCredit",
     "StreamEnd",
@@ -189,6 +191,15 @@ class Terminated(_Envelope, tag=16, frozen=True, array_like=True, gc=False):
     reason: str
 
 
+class Credit(_Envelope, tag=17, frozen=True, array_like=True, gc=False):
+    """Target's node → sender's node: ``n`` more ``Tell`` s to ``target`` may
+    be sent. Per-destination credit: a slow actor's mailbox never makes the
+    link's reader wait, so heartbeats and replies are never stuck behind it."""
+
+    target: WireRef
+    n: Credits
+
+
 # -- streams -----------------------------------------------------------------
 
 
@@ -243,6 +254,15 @@ class Spawn(_Envelope, tag=30, frozen=True, array_like=True, gc=False):
     mailbox_size: U64 | None = None
 
 
+class Stop(_Envelope, tag=32, frozen=True, array_like=True, gc=False):
+    """Stop (``kill=False``: children first, ``on_stop`` runs) or kill an actor
+    of the receiving node; answered by a ``Reply`` or a ``Failure``."""
+
+    id: U64
+    target: WireRef
+    kill: bool = False
+
+
 class SpawnResult(_Envelope, tag=31, frozen=True, array_like=True, gc=False):
     id: U64
     ref: WireRef
@@ -291,6 +311,7 @@ Envelope: TypeAlias = (
     | Watch
     | Unwatch
     | Terminated
+    | Credit
     | StreamOpen
     | StreamItem
     | StreamCredit
@@ -298,6 +319,7 @@ Envelope: TypeAlias = (
     | StreamCancel
     | Spawn
     | SpawnResult
+    | Stop
     | Heartbeat
     | Gossip
     | RegistryUpdate

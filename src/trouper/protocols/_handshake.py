@@ -31,7 +31,7 @@ from typing import ClassVar, NoReturn
 
 import msgspec
 
-from trouper._errors import ConfigurationError, HandshakeFailed, ProtocolError
+from trouper._errors import ConfigurationError, HandshakeFailed, LocalProtocolError
 
 from ._envelopes import Challenge, Envelope, Goodbye, Hello, Welcome
 from ._state import ConnectionState, ConnState, Direction, Event, Role, event_of
@@ -44,7 +44,7 @@ __all__ = [
     "InitiatorConnection",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MIN_NONCE_SIZE = 16
 MAX_NONCE_SIZE = 64
 _LABEL = "trouper-handshake"
@@ -73,7 +73,8 @@ class Connection:
     ``send`` before sending anything yourself. Handshake envelopes are built
     here; data envelopes are only checked (the caller routes them). Wrong
     cookie, version or identity raise ``HandshakeFailed``; envelopes out of
-    order raise ``ProtocolError``. Either way the state becomes ``ERROR``, and
+    order raise ``RemoteProtocolError`` (received) or ``LocalProtocolError``
+    (sent). Either way the state becomes ``ERROR``, and
     ``close()`` still returns a ``Goodbye`` to tell the peer why.
     """
 
@@ -158,7 +159,7 @@ class Connection:
         event = event_of(env)
         if event is not Event.DATA and event is not Event.GOODBYE:
             self._state.fail()
-            raise ProtocolError(f"{type(env).__name__} is sent by the handshake itself")
+            raise LocalProtocolError(f"{type(env).__name__} is sent by the handshake itself")
         self._state.process(_SEND, event, type(env).__name__)
 
     def close(self, reason: str, code: str = "") -> Goodbye:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import enum
 
-from trouper._errors import ProtocolError
+from trouper._errors import LocalProtocolError, RemoteProtocolError
 
 from ._envelopes import Challenge, Envelope, Goodbye, Hello, Welcome
 
@@ -134,7 +134,9 @@ class ConnectionState:
         self.state = INITIAL_STATE[role]
 
     def process(self, direction: Direction, event: Event, what: str | None = None) -> ConnState:
-        """Apply the event, or raise ``ProtocolError`` and enter ``ERROR``.
+        """Apply the event, or raise and enter ``ERROR``: ``LocalProtocolError``
+        for something we tried to send out of turn, ``RemoteProtocolError``
+        for something the peer sent out of turn.
 
         ``what`` names the envelope in the error message (default: the event).
         """
@@ -143,7 +145,8 @@ class ConnectionState:
             old = self.state
             self.state = ConnState.ERROR
             verb = "send" if direction is Direction.SEND else "receive"
-            raise ProtocolError(
+            error = LocalProtocolError if direction is Direction.SEND else RemoteProtocolError
+            raise error(
                 f"{self.role.value} cannot {verb} {what or event.value} in state {old.value}"
             )
         self.state = new

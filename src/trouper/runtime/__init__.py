@@ -1,67 +1,58 @@
-"""The runtime: nodes, cells, refs, timers, names, dead letters, errors."""
+"""The runtime: the local kernel of a node.
 
-from .._errors import ActorDead as ActorDead
-from .._errors import ActorError as ActorError
-from .._errors import ActorNotFound as ActorNotFound
-from .._errors import AskTimeout as AskTimeout
-from .._errors import ConfigurationError as ConfigurationError
-from .._errors import ConnectionLost as ConnectionLost
-from .._errors import FrameTooLarge as FrameTooLarge
-from .._errors import HandshakeFailed as HandshakeFailed
-from .._errors import MailboxFull as MailboxFull
-from .._errors import NameTaken as NameTaken
-from .._errors import NodeDown as NodeDown
-from .._errors import ProtocolError as ProtocolError
-from .._errors import RemoteError as RemoteError
-from .._errors import SpawnRefused as SpawnRefused
-from .._errors import SupervisionError as SupervisionError
-from .._errors import TransportError as TransportError
-from .._errors import TrouperError as TrouperError
-from .._errors import UnhandledMessage as UnhandledMessage
-from ._cell import Cell as ActorContext
+Cells, mailboxes, refs, timers, names, events, supervision carried out, and
+the ``Node`` that owns them. It knows nothing of networks: ``trouper.remote``
+plugs in through ``RemoteLayer``, and the layers above use the documented
+interface below (``Kernel``, ``Cell``, ``cell_of``, ``node_of``...), never the
+runtime's private attributes.
+"""
+
+from ..protocols import default_registry as _default_registry
+from ._cell import Cell as Cell
 from ._events import DeadLetters as DeadLetters
+from ._host import hosted as hosted
+from ._kernel import Kernel as Kernel
+from ._mailbox import ParkedItem as ParkedItem
+from ._names import Registry as Registry
+from ._node import MemberInfo as MemberInfo
 from ._node import Node as Node
+from ._node import NodeHandle as NodeHandle
 from ._node import NodeStats as NodeStats
-from ._node import Registry as Registry
-from ._node import open_node as open_node
-from ._node import run as run
 from ._ref import ActorRef as ActorRef
-from ._ref import StreamReader as StreamReader
-from ._remote import MemberInfo as MemberInfo
-from ._spawn_node import NodeHandle as NodeHandle
+from ._ref import Reply as Reply
+from ._ref import current_sender as current_sender
+from ._spi import RemoteLayer as RemoteLayer
+from ._spi import Watcher as Watcher
+from ._spi import cell_of as cell_of
+from ._spi import node_of as node_of
+from ._streams import ConsumerGone as ConsumerGone
+from ._streams import StreamReader as StreamReader
+from ._streams import StreamSink as StreamSink
 from ._timers import Timer as Timer
-from ._wire import message as message
+
+#: ActorRefs may be sent as payloads (and inside any message).
+_default_registry.register(ActorRef, "trouper:ActorRef")
 
 __all__ = [
-    "ActorContext",
-    "ActorDead",
-    "ActorError",
-    "ActorNotFound",
     "ActorRef",
-    "AskTimeout",
-    "ConfigurationError",
-    "ConnectionLost",
+    "Cell",
+    "ConsumerGone",
     "DeadLetters",
-    "FrameTooLarge",
-    "HandshakeFailed",
-    "MailboxFull",
+    "Kernel",
     "MemberInfo",
-    "NameTaken",
     "Node",
-    "NodeDown",
     "NodeHandle",
     "NodeStats",
-    "ProtocolError",
+    "ParkedItem",
     "Registry",
-    "RemoteError",
-    "SpawnRefused",
+    "RemoteLayer",
+    "Reply",
     "StreamReader",
-    "SupervisionError",
+    "StreamSink",
     "Timer",
-    "TransportError",
-    "TrouperError",
-    "UnhandledMessage",
-    "message",
-    "open_node",
-    "run",
+    "Watcher",
+    "cell_of",
+    "current_sender",
+    "hosted",
+    "node_of",
 ]

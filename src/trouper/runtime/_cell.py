@@ -1,4 +1,4 @@
-"""``Cell``: the runtime's record of one actor, and its ``ActorContext``.
+"""``Cell``: the runtime's record of one actor, its queues and its task.
 
 A cell owns a bounded mailbox of ``(msg, sender, reply)`` items and an
 unbounded queue of system messages beside it. It holds a Trio task only while
@@ -9,29 +9,35 @@ couple of scheduler passes so that ping-pong patterns (sequential asks) do not
 pay for a new task per message. An idle cell holds no task and no deque.
 
 Failures never unwind across cells: a handler's exception suspends the cell
-and becomes a system message to its parent, which decides (see
-``_lifecycle``). Only a failure past the top guardian reaches the node.
+and becomes a system message to its parent, which decides (``_supervision``).
+Only a failure past the top guardian reaches the node.
+
+The methods without a leading underscore are the runtime's interface to the
+layers built on it (the actor context, remoting, the web gateway); the rest
+is private to ``trouper.runtime``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .._errors import ActorDead, ConfigurationError, NameTaken, SpawnRefused, UnhandledMessage
-from ..actors._actor import Actor, ClassInfo, Entry, class_info
-from ..actors._messages import Terminated
-from ..supervisors._strategy import ChildSpec, RestartIntensity, RestartType
+from .._errors import UnhandledMessage
+from ..actors._actor import Actor, ClassInfo, class_info
+from ..actors._messages import PoisonPill
 from . import _lifecycle as life
-from ._ref import WATCH_NOTICE, ActorRef, StreamFailed, StreamRequest, current_cell
-from ._states import DEAD, NEW, RUNNING, STOPPING
-from ._timers import Timer
+from ._cell_ops import CellOps
+from ._mailbox import SpaceWaiter, Waiter
+from ._ref import WATCH_NOTICE, ActorRef, current_cell
+from ._states import DEAD, NEW, RUNNING
+from ._streams import StreamSink, pump
 
 if TYPE_CHECKING:
+    from ..supervisors._strategy import RestartIntensity, RestartType, Shutdown
+    from ._background import BackgroundTasks
     from ._node import Node
 
 log = logging.getLogger("trouper")
@@ -39,48 +45,10 @@ log = logging.getLogger("trouper")
 Item = tuple[Any, ActorRef | None, Any]
 
 
-class _SpaceWaiter:
-    __slots__ = ("item", "task")
+class Cell(CellOps):
+    """One actor's cell."""
 
-    def __init__(self, task: trio.lowlevel.Task, item: Item) -> None:
-        self.task = task
-        self.item = item
-
-
-class Cell:
-    """One actor's cell; also its ``ActorContext`` (``self.ctx`` inside it)."""
-
-    __slots__ = (
-        "_active",
-        "_actor",
-        "_args",
-        "_bg",
-        "_children",
-        "_cls",
-        "_current_reply",
-        "_gen",
-        "_info",
-        "_intensity",
-        "_kill_mode",
-        "_kwargs",
-        "_mailbox",
-        "_mailbox_size",
-        "_reason",
-        "_restart",
-        "_scope",
-        "_sender",
-        "_shutdown",
-        "_state",
-        "_sysq",
-        "_terminated",
-        "_waiters",
-        "_watchers",
-        "_watching",
-        "name",
-        "node",
-        "parent",
-        "ref",
-    )
+    __slots__ = ()
 
     def __init__(
         self,
@@ -94,7 +62,7 @@ class Cell:
         uid: int,
         mailbox_size: int,
         restart: RestartType,
-        shutdown: float,
+        shutdown: Shutdown,
     ) -> None:
         self.node = node
         self.parent = parent
@@ -105,22 +73,23 @@ class Cell:
         self._kwargs = kwargs
         self._info: ClassInfo = class_info(cls)
         self._actor: Actor | None = None
+        self._context: Any = None  # the ActorContext facade, made with the first instance
         self._mailbox: deque[Item] | None = None
         self._mailbox_size = mailbox_size
         self._sysq: deque[Any] | None = None
-        self._waiters: deque[_SpaceWaiter] | None = None
+        self._waiters: deque[Waiter] | None = None
         self._state = NEW
         self._active = False
         self._scope: trio.CancelScope | None = None
         self._gen = 0
         self._children: dict[Cell, None] | None = None
-        self._watchers: set[Any] | None = None  # Cells and RemoteWatchers
+        self._watchers: set[Any] | None = None  # Cells and remote watchers
         self._watching: set[ActorRef] | None = None
-        self._bg: life.BackgroundTasks | None = None
+        self._bg: BackgroundTasks | None = None
         self._sender: ActorRef | None = None
         self._current_reply: Any = None
         self._restart: RestartType = restart
-        self._shutdown = shutdown
+        self._shutdown: Shutdown = shutdown
         self._intensity: RestartIntensity | None = None
         self._terminated: trio.Event | None = None
         self._reason = ""
@@ -128,6 +97,15 @@ class Cell:
 
     def __repr__(self) -> str:
         return f"<Cell {self.ref.path} state={self._state}>"
+
+    def system(self, msg: Any) -> None:
+        """Queue a system message: never bounded, never dropped while alive."""
+        sysq = self._sysq
+        if sysq is None:
+            sysq = self._sysq = deque()
+        sysq.append(msg)
+        if not self._active:
+            self._schedule()
 
     # ------------------------------------------------------------------ queues
 
@@ -143,21 +121,16 @@ class Cell:
         if not self._active and self._state == RUNNING:
             self._schedule()
 
-    def _system(self, msg: Any) -> None:
-        """Queue a system message: never bounded, never dropped while alive."""
-        sysq = self._sysq
-        if sysq is None:
-            sysq = self._sysq = deque()
-        sysq.append(msg)
-        if not self._active:
-            self._schedule()
+    def _full(self) -> bool:
+        mailbox = self._mailbox
+        return mailbox is not None and (len(mailbox) >= self._mailbox_size or bool(self._waiters))
 
     async def _wait_for_space(self, item: Item) -> None:
         """Park until the cell hands ``item`` into its mailbox (FIFO)."""
         waiters = self._waiters
         if waiters is None:
             waiters = self._waiters = deque()
-        waiter = _SpaceWaiter(trio.lowlevel.current_task(), item)
+        waiter = SpaceWaiter(trio.lowlevel.current_task(), item)
         waiters.append(waiter)
 
         def abort(_: Any) -> trio.lowlevel.Abort:
@@ -174,34 +147,41 @@ class Cell:
         while waiters and len(mailbox) < self._mailbox_size:
             waiter = waiters.popleft()
             mailbox.append(waiter.item)
-            trio.lowlevel.reschedule(waiter.task)
+            waiter.admitted()
 
     def _schedule(self) -> None:
         self._active = True
-        self.node._nursery.start_soon(self._run, name=self.ref.path)
+        self.node.kernel.start_cell_task(self._run, self.ref.path)
 
     # ------------------------------------------------------------------ the task
 
     async def _run(self) -> None:
         current_cell.set(self)
-        node = self.node
-        node._tasks += 1
+        kernel = self.node.kernel
+        kernel.tasks += 1
         try:
             with trio.CancelScope() as scope:
                 self._scope = scope
                 if self._kill_mode:
                     scope.cancel()
                 await self._loop()
+        except BaseException as exc:
+            if not life.is_interrupt(exc):
+                raise  # a bug in the runtime itself: fail loudly
+            # KeyboardInterrupt inside an actor: the node stops, gracefully
+            # (every on_stop runs), and open_node raises it.
+            kernel.fatal(self, exc)
         finally:
             self._scope = None
             self._active = False
-            node._tasks -= 1
+            kernel.tasks -= 1
         if scope.cancelled_caught:
             life.after_kill(self)
 
     async def _loop(self) -> None:
-        linger = self.node._linger
-        throughput = self.node._throughput
+        kernel = self.node.kernel
+        linger = kernel.linger
+        throughput = kernel.throughput
         idle_passes = 0
         while True:
             sysq = self._sysq
@@ -214,7 +194,7 @@ class Cell:
             mailbox = self._mailbox
             if self._state != RUNNING or not mailbox:
                 if idle_passes >= linger or self._state == DEAD:
-                    if mailbox is not None and not mailbox:
+                    if mailbox is not None and not mailbox and not self._waiters:
                         self._mailbox = None
                     return
                 idle_passes += 1
@@ -238,24 +218,30 @@ class Cell:
         msg, sender, reply = item
         entry = self._info.lookup(type(msg))
         if reply is not None or entry is None or entry.is_stream:
-            await self._deliver_slow(entry, msg, sender, reply)
+            await self._deliver_slow(msg, sender, reply)
             return
         self._sender = sender
         try:
             await entry.fn(self._actor, msg)
-        except Exception as exc:
+        except BaseException as exc:
+            if not life.is_failure(exc):
+                raise
             life.dead_letter(self, msg, sender, f"failed: {exc!r}")
             life.crash(self, exc)
 
-    async def _deliver_slow(
-        self, entry: Entry | None, msg: Any, sender: ActorRef | None, reply: Any
-    ) -> None:
+    async def _deliver_slow(self, msg: Any, sender: ActorRef | None, reply: Any) -> None:
         if reply is WATCH_NOTICE:
             watching = self._watching
             if watching is None or msg.ref not in watching:
                 return  # unwatched after the notice was queued: Akka drops it too
             watching.discard(msg.ref)
             reply = None
+        if type(msg) is PoisonPill:
+            if reply is not None:
+                reply.set(None)
+            life.poisoned(self)
+            return
+        entry = self._info.lookup(type(msg))
         if entry is None:
             life.dead_letter(self, msg, sender, "unhandled")
             if reply is not None:
@@ -265,8 +251,9 @@ class Cell:
             return
         self._sender = sender
         if entry.is_stream:
-            if type(reply) is StreamRequest:
-                self.start_soon(self._pump, entry, msg, reply)
+            if isinstance(reply, StreamSink):
+                actor = self._actor
+                self.start_soon(pump, self, entry, actor, msg, reply)
             elif reply is None:
                 life.dead_letter(self, msg, sender, "stream handler told: use ref.stream()")
             else:
@@ -279,7 +266,9 @@ class Cell:
         self._current_reply = reply
         try:
             result = await entry.fn(self._actor, msg)
-        except Exception as exc:
+        except BaseException as exc:
+            if not life.is_failure(exc):
+                raise
             self._current_reply = None
             if reply is not None:
                 reply.fail(exc)
@@ -289,217 +278,3 @@ class Cell:
         self._current_reply = None
         if reply is not None:
             reply.set(result)
-
-    async def _pump(self, entry: Entry, msg: Any, request: StreamRequest) -> None:
-        send = request.send
-        actor = self._actor
-        agen = entry.fn(actor, msg)
-        async with send:
-            try:
-                async for value in agen:
-                    await send.send(value)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return  # the consumer left: the generator is closed, nothing failed
-            except Exception as exc:
-                # The actor fails at once, like any other handler (so nothing
-                # it receives after this is handled by the failed instance),
-                # then the consumer gets the error.
-                life.dead_letter(self, msg, None, f"failed: {exc!r}")
-                if self._state == RUNNING and self._actor is actor:
-                    life.crash(self, exc)
-                failed = StreamFailed(exc)
-                try:
-                    send.send_nowait(failed)
-                except trio.WouldBlock:
-                    with trio.move_on_after(self._shutdown):
-                        await send.send(failed)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    pass
-                return
-            finally:
-                await agen.aclose()
-            try:
-                await send.send(life.STREAM_END)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
-
-    # ------------------------------------------------------- the ActorContext API
-
-    @property
-    def self_ref(self) -> ActorRef:
-        """This actor's own ref."""
-        return self.ref
-
-    @property
-    def sender(self) -> ActorRef | None:
-        """The sender of the message being handled (None from outside actors)."""
-        return self._sender
-
-    @property
-    def children(self) -> list[ActorRef]:
-        """This actor's live children, in start order."""
-        return [] if self._children is None else [c.ref for c in self._children]
-
-    async def spawn(
-        self,
-        cls: type[Actor] | ChildSpec,
-        *args: Any,
-        name: str | None = None,
-        mailbox_size: int | None = None,
-        restart: RestartType = "transient",
-        shutdown: float = 5.0,
-        _segment: str | None = None,
-        **kwargs: Any,
-    ) -> ActorRef:
-        """Start a child under this actor's supervision and return its ref.
-
-        Returns once its ``on_start`` has finished; raises ``SpawnRefused`` if
-        the constructor or ``on_start`` failed (the child is then gone).
-        """
-        if isinstance(cls, ChildSpec):
-            spec = cls
-            cls, args, kwargs = spec.cls, spec.args, dict(spec.kwargs)
-            name, restart, shutdown = spec.name, spec.restart, spec.shutdown
-            mailbox_size = spec.mailbox_size
-        if not (isinstance(cls, type) and issubclass(cls, Actor)):
-            raise ConfigurationError(f"spawn needs an Actor subclass, got {cls!r}")
-        if self._state >= STOPPING:
-            raise SpawnRefused(f"{self.ref.path} is stopping; it cannot spawn {cls.__name__}")
-        node = self.node
-        uid = node._next_uid()
-        if name is None:
-            segment = _segment or f"${uid - node._uid_base:x}"
-        else:
-            if not name or "/" in name or name.startswith("$"):
-                raise ConfigurationError(f"invalid actor name {name!r}")
-            if name in node._names:
-                raise NameTaken(f"the name {name!r} is taken on node {node.id}")
-            segment = name
-        size = node._mailbox_size if mailbox_size is None else mailbox_size
-        if size < 1:
-            raise ConfigurationError("mailbox_size must be at least 1")
-        cell = Cell(
-            node,
-            self,
-            cls,
-            args,
-            kwargs or None,
-            name,
-            f"{self.ref.path}/{segment}",
-            uid,
-            size,
-            restart,
-            shutdown,
-        )
-        try:
-            cell._actor = cell._instantiate()
-        except Exception as exc:
-            raise SpawnRefused(f"{cls.__name__}({args!r}) failed: {exc!r}") from exc
-        if self._children is None:
-            self._children = {}
-        self._children[cell] = None
-        if name is not None:
-            node._register(name, cell)
-        node._paths[cell.ref.path] = cell
-        node._live += 1
-        if cell._info.has_on_start:
-            done = life.Done()
-            cell._system(life.Start(None, done, initial=True))
-            await done.wait()
-            if done.error is not None:
-                raise SpawnRefused(
-                    f"{cell.ref.path} failed to start: {done.error!r}"
-                ) from done.error
-        else:
-            cell._state = RUNNING
-            await trio.lowlevel.checkpoint_if_cancelled()
-        return cell.ref
-
-    def _instantiate(self) -> Actor:
-        cls = self._cls
-        actor = cls.__new__(cls)
-        actor.ctx = self
-        actor.__init__(*self._args, **(self._kwargs or {}))  # type: ignore[misc]
-        return actor
-
-    def watch(self, ref: ActorRef) -> None:
-        """Receive ``Terminated(ref, reason)`` when ``ref`` stops (at once if it
-        has); for an actor on another node, also when that node goes down."""
-        target = ref._cell
-        if target is self:
-            return
-        if self._watching is None:
-            self._watching = set()
-        self._watching.add(ref)
-        if target is None:
-            ref._remote().watch(self, ref)
-            return
-        if target._state == DEAD:
-            self._enqueue((Terminated(ref, target._reason), None, WATCH_NOTICE))
-            return
-        if target._watchers is None:
-            target._watchers = set()
-        target._watchers.add(self)
-
-    def unwatch(self, ref: ActorRef) -> None:
-        """Stop watching ``ref``; no ``Terminated`` for it arrives afterwards."""
-        if self._watching is not None:
-            self._watching.discard(ref)
-        target = ref._cell
-        if target is None:
-            if ref._via is not None:
-                ref._via.unwatch(self, ref)
-        elif target._watchers is not None:
-            target._watchers.discard(self)
-
-    def send_after(self, delay: float, msg: Any) -> Timer:
-        """Deliver ``msg`` to this actor after ``delay`` seconds, unless the
-        timer is cancelled or the actor stops or restarts first."""
-        return self.node._timers.start(self, delay, msg, None)
-
-    def every(self, interval: float, msg: Any, *, initial_delay: float | None = None) -> Timer:
-        """Deliver ``msg`` every ``interval`` seconds until cancelled, stopped or restarted."""
-        if interval <= 0:
-            raise ConfigurationError("every() needs a positive interval")
-        first = interval if initial_delay is None else initial_delay
-        return self.node._timers.start(self, first, msg, interval)
-
-    def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        """Run ``fn(*args)`` in this actor's own nursery. It is cancelled when
-        the actor stops or restarts; if it raises, the actor fails."""
-        if self._state == DEAD:
-            raise ActorDead(f"{self.ref.path} is dead")
-        if self._bg is None:
-            self._bg = life.BackgroundTasks(self)
-            self.node._nursery.start_soon(self._bg.run, name=f"{self.ref.path} (tasks)")
-        self._bg.start_soon(fn, args)
-
-    def stop(self, ref: ActorRef | None = None) -> None:
-        """Stop this actor (after the current message), or one of its children.
-
-        Stopping itself is a normal exit: a ``permanent`` actor is restarted by
-        its supervisor, ``transient`` and ``temporary`` ones are not.
-        """
-        if ref is None or ref == self.ref:
-            self._system(life.SelfStop(self._gen))
-            return
-        target = ref._local()
-        if target.parent is not self:
-            raise ConfigurationError(f"{self.ref.path} can only stop itself or its children")
-        # Run by this actor's own task, like a supervision decision, so the
-        # child's shutdown timeout (then a kill) applies as it does elsewhere.
-        self._system(life.StopChild(target))
-
-    # -------------------------------------------------------------- helpers
-
-    def _watched_stopped(self, ref: ActorRef, reason: str) -> None:
-        """An actor this cell watches stopped: queue its ``Terminated``."""
-        if self._state != DEAD:
-            self._enqueue((Terminated(ref, reason), None, WATCH_NOTICE))
-
-    def _terminated_event(self) -> trio.Event:
-        if self._terminated is None:
-            self._terminated = trio.Event()
-            if self._state == DEAD:
-                self._terminated.set()
-        return self._terminated

@@ -1,132 +1,75 @@
-"""Start, stop, crash, restart: everything that changes a cell's life.
+"""Start, stop, crash, kill: everything that changes a cell's life.
 
-Supervision runs in one place and in order: a failing cell suspends itself and
-sends ``ChildExited`` to its parent's system queue; the parent's own task
-decides (restart with backoff, stop, or escalate by failing itself). Nothing
-here runs on the failing task's stack, and a cell's life only ever changes in
-its own task (or, for a kill, when it has no task), so no two tasks race on it.
+Every state change goes through ``Cell.advance`` (the table in
+``_states``). A cell's life only ever changes in its own task (or, for a
+kill, when it has no task), so no two tasks race on it; what a supervisor
+decides about its children is in ``_supervision``.
+
+What counts as a failure: any ``BaseException`` from user code except
+``trio.Cancelled`` (cancellation is never a failure) and ``KeyboardInterrupt``
+(which stops the whole node, gracefully). A ``SystemExit`` or a
+``GeneratorExit`` raised by a handler fails that actor only.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .._errors import ActorDead, SupervisionError
-from ..supervisors._strategy import Strategy
-from ._ref import STREAM_END as STREAM_END
+from .._errors import ActorDead
 from ._ref import WATCH_NOTICE
-from ._states import DEAD, NEW, RUNNING, STOPPING, SUSPENDED
+from ._states import DEAD, NEW, RUNNING, STOPPING, SUSPENDED, Event
+from ._sysmsg import (
+    ChildExited,
+    Crash,
+    RestartChildren,
+    SelfStop,
+    Start,
+    Stop,
+    StopChild,
+    Teardown,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._cell import Cell, Item
 
 log = logging.getLogger("trouper")
 
-
-# ------------------------------------------------------------ system messages
-
-
-class Done:
-    """Completion of an operation another task waits for."""
-
-    __slots__ = ("error", "event")
-
-    def __init__(self) -> None:
-        self.event = trio.Event()
-        self.error: BaseException | None = None
-
-    async def wait(self) -> None:
-        await self.event.wait()
+_NOT_FAILURES = (trio.Cancelled, KeyboardInterrupt)
 
 
-class Start:
-    __slots__ = ("cause", "done", "initial")
-
-    def __init__(self, cause: BaseException | None, done: Done, initial: bool) -> None:
-        self.cause = cause
-        self.done = done
-        self.initial = initial
-
-
-class Stop:
-    __slots__ = ("reason",)
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
+def is_failure(exc: BaseException) -> bool:
+    """True for what should fail an actor; False for cancellation and ^C."""
+    if isinstance(exc, _NOT_FAILURES):
+        return False
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.subgroup(_NOT_FAILURES) is None
+    return True
 
 
-class StopChild:
-    """``ctx.stop(child)``: stop it from the parent's own task."""
-
-    __slots__ = ("child",)
-
-    def __init__(self, child: Cell) -> None:
-        self.child = child
-
-
-class Teardown:
-    __slots__ = ("done",)
-
-    def __init__(self, done: Done) -> None:
-        self.done = done
-
-
-class SelfStop:
-    __slots__ = ("gen",)
-
-    def __init__(self, gen: int) -> None:
-        self.gen = gen
-
-
-class Crash:
-    """A background task of the cell failed."""
-
-    __slots__ = ("exc", "gen")
-
-    def __init__(self, gen: int, exc: BaseException) -> None:
-        self.gen = gen
-        self.exc = exc
-
-
-class ChildExited:
-    """A child crashed (``exc``) or exited normally (``exc is None``)."""
-
-    __slots__ = ("child", "exc", "gen")
-
-    def __init__(self, child: Cell, gen: int, exc: BaseException | None) -> None:
-        self.child = child
-        self.gen = gen
-        self.exc = exc
-
-
-class RestartChildren:
-    """Sent by a parent to itself when a backoff delay has passed."""
-
-    __slots__ = ("cause", "children", "gens")
-
-    def __init__(self, children: list[Cell], gens: list[int], cause: BaseException | None) -> None:
-        self.children = children
-        self.gens = gens
-        self.cause = cause
+def is_interrupt(exc: BaseException) -> bool:
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    return isinstance(exc, BaseExceptionGroup) and exc.subgroup(KeyboardInterrupt) is not None
 
 
 async def handle_system(cell: Cell, msg: Any) -> None:
+    from . import _supervision as sup
+
     kind = type(msg)
     if kind is ChildExited:
-        await on_child_exited(cell, msg.child, msg.gen, msg.exc)
+        await sup.on_child_exited(cell, msg.child, msg.gen, msg.exc)
     elif kind is Start:
         try:
             await start(cell, msg)
         finally:
             # Killed (cancelled) mid-start: release whoever waits (a spawn or
             # a restart), or the parent waits for ever in its own task.
-            if not msg.done.event.is_set():
-                msg.done.error = ActorDead(f"{cell.ref.path} was killed while starting")
-                msg.done.event.set()
+            msg.done.finish(ActorDead(f"{cell.ref.path} was killed while starting"))
     elif kind is Stop:
         await stop(cell, msg.reason)
     elif kind is Teardown:
@@ -138,17 +81,21 @@ async def handle_system(cell: Cell, msg: Any) -> None:
             # bookkeeping before the parent can run again).
             msg.done.event.set()
     elif kind is StopChild:
-        if msg.child.parent is cell:
-            await stop_child(cell, msg.child, "normal")
+        try:
+            if msg.child.parent is cell:
+                await sup.stop_child(cell, msg.child, msg.reason)
+        finally:
+            if msg.done is not None:
+                msg.done.finish()
     elif kind is RestartChildren:
-        await restart_children(cell, msg.children, msg.gens, msg.cause)
+        await sup.restart_children(cell, msg.children, msg.gens, msg.cause)
     elif kind is SelfStop:
         if msg.gen == cell._gen and cell._state == RUNNING:
-            cell._state = SUSPENDED
+            cell.advance(Event.EXITED)
             report_exit(cell, None)
     elif kind is Crash:
-        if msg.gen == cell._gen and cell._state == RUNNING:
-            crash(cell, msg.exc)
+        if msg.gen == cell._gen:
+            crash_if_running(cell, msg.exc)
     else:  # pragma: no cover - a bug in the runtime itself
         raise AssertionError(f"unknown system message {msg!r}")
 
@@ -157,7 +104,7 @@ async def handle_system(cell: Cell, msg: Any) -> None:
 
 
 def dead_letter(cell: Cell, msg: Any, sender: Any, reason: str) -> None:
-    cell.node._dead_letters.record(msg, sender, cell.ref, reason)
+    cell.node.kernel.dead_letters.record(msg, sender, cell.ref, reason)
 
 
 def reject(cell: Cell, item: Item, reason: str) -> None:
@@ -176,85 +123,35 @@ def reject(cell: Cell, item: Item, reason: str) -> None:
 def crash(cell: Cell, exc: BaseException) -> None:
     """The actor failed: suspend it and tell its supervisor."""
     log.error("actor %s failed: %r", cell.ref.path, exc, exc_info=exc)
-    cell._state = SUSPENDED
+    cell.advance(Event.FAILED)
     report_exit(cell, exc)
+
+
+def crash_if_running(cell: Cell, exc: BaseException) -> None:
+    if cell._state == RUNNING:
+        crash(cell, exc)
+
+
+def poisoned(cell: Cell) -> None:
+    """A ``PoisonPill`` reached the head of the mailbox: nothing after it is
+    handled, and the parent stops the actor for good (Akka's semantics; a
+    ``Supervisor`` keeps the child's spec, as after ``terminate_child``)."""
+    if cell._state != RUNNING:
+        return
+    cell.advance(Event.POISONED)
+    parent = cell.parent
+    if parent is None:
+        cell.system(Stop("poisoned"))
+    else:
+        parent.system(StopChild(cell, "normal"))
 
 
 def report_exit(cell: Cell, exc: BaseException | None) -> None:
     parent = cell.parent
     if parent is None:
-        cell.node._fatal(cell, exc)
+        cell.node.kernel.fatal(cell, exc)
     else:
-        parent._system(ChildExited(cell, cell._gen, exc))
-
-
-def strategy_of(cell: Cell) -> Strategy:
-    actor = cell._actor
-    if actor is None or actor.supervision is None:
-        return cell.node._supervision
-    return actor.supervision
-
-
-async def on_child_exited(parent: Cell, child: Cell, gen: int, exc: BaseException | None) -> None:
-    if child._gen != gen or child._state != SUSPENDED or child.parent is not parent:
-        return  # stale: the child was restarted or stopped since it reported
-    if parent._state != RUNNING:
-        return  # the parent is stopping or failed: its own stop takes the child
-    reason = "normal" if exc is None else f"error: {exc!r}"
-    kind = child._restart
-    if kind == "temporary" or (kind == "transient" and exc is None):
-        await stop_child(parent, child, reason)
-        return
-    strategy = strategy_of(parent)
-    directive = "restart" if exc is None else strategy.decider(exc)
-    if directive == "stop":
-        await stop_child(parent, child, reason)
-        return
-    if directive == "escalate":
-        assert exc is not None
-        crash(parent, exc)
-        return
-    if parent._intensity is None:
-        parent._intensity = strategy.intensity()
-    intensity = parent._intensity
-    if not intensity.record(trio.current_time()):
-        error = SupervisionError(
-            f"{parent.ref.path}: more than {strategy.max_restarts} restarts within "
-            f"{strategy.within}s; last failure in {child.ref.path}: {exc!r}"
-        )
-        error.__cause__ = exc
-        crash(parent, error)
-        return
-    node = parent.node
-    node._restarts += 1
-    siblings = [c for c in (parent._children or ()) if c._state != DEAD]
-    affected = strategy.affected(siblings, child)
-    for cell in reversed(affected):
-        if cell._restart == "temporary":
-            # OTP: a temporary sibling is terminated, never restarted.
-            await stop_child(parent, cell, "shutdown")
-        else:
-            await teardown_child(parent, cell)
-    affected = [c for c in affected if c._restart != "temporary"]
-    gens = [c._gen for c in affected]
-    delay = strategy.backoff.delay(intensity.recent - 1, node._rng)
-    if delay > 0:
-        node._timers.call_later(delay, parent, RestartChildren(affected, gens, exc))
-    else:
-        await restart_children(parent, affected, gens, exc)
-
-
-async def restart_children(
-    parent: Cell, children: list[Cell], gens: list[int], cause: BaseException | None
-) -> None:
-    for child, gen in zip(children, gens, strict=True):
-        if parent._state != RUNNING:
-            return
-        if child._state != SUSPENDED or child._gen != gen or child.parent is not parent:
-            continue
-        done = Done()
-        child._system(Start(cause, done, initial=False))
-        await done.wait()
+        parent.system(ChildExited(cell, cell._gen, exc))
 
 
 # ------------------------------------------------------------ start / stop
@@ -266,23 +163,25 @@ async def start(cell: Cell, msg: Start) -> None:
     info = cell._info
     try:
         if cell._actor is None:
-            cell._actor = cell._instantiate()
+            cell._actor = cell.instantiate()
         actor = cell._actor
         if info.has_on_start:
             await actor.on_start()
         if msg.cause is not None and info.has_on_restart:
             await actor.on_restart(msg.cause)
-    except Exception as exc:
+    except BaseException as exc:
+        if not is_failure(exc):
+            raise
         if msg.initial:
             done.error = exc
             await stop_children(cell, "parent failed to start")
             finalize(cell, f"error: {exc!r}")
-        else:
+        elif cell._state in (NEW, RUNNING, SUSPENDED):
             crash(cell, exc)
         done.event.set()
         return
     if cell._state in (NEW, SUSPENDED):
-        cell._state = RUNNING
+        cell.advance(Event.STARTED)
     done.event.set()
 
 
@@ -290,7 +189,7 @@ async def stop(cell: Cell, reason: str) -> None:
     """Stop in the cell's own task: children first, then on_stop, then gone."""
     if cell._state >= STOPPING:
         return
-    cell._state = STOPPING
+    cell.advance(Event.STOP)
     await stop_children(cell, "parent stopping")
     await run_on_stop(cell)
     if cell._bg is not None:
@@ -300,9 +199,9 @@ async def stop(cell: Cell, reason: str) -> None:
 
 async def teardown(cell: Cell) -> None:
     """Before a restart: stop the children and the old instance, keep the cell."""
-    if cell._state == DEAD:
+    if cell._state >= STOPPING:
         return
-    cell._state = SUSPENDED
+    cell.advance(Event.TEARDOWN)
     await stop_children(cell, "parent restarting")
     await run_on_stop(cell)
     if cell._bg is not None:
@@ -322,12 +221,16 @@ async def run_on_stop(cell: Cell) -> None:
     if actor is not None and cell._info.has_on_stop:
         try:
             await actor.on_stop()
-        except Exception as exc:
+        except BaseException as exc:
+            if not is_failure(exc):
+                raise
             log.error("actor %s: on_stop failed: %r", cell.ref.path, exc, exc_info=exc)
 
 
 async def stop_children(cell: Cell, reason: str) -> None:
     """Stop every child, in reverse start order, one at a time (OTP order)."""
+    from ._supervision import stop_child
+
     children = cell._children
     while children:
         child = next(reversed(children))
@@ -335,45 +238,7 @@ async def stop_children(cell: Cell, reason: str) -> None:
         children.pop(child, None)
 
 
-async def stop_child(parent: Cell, child: Cell, reason: str) -> None:
-    """Stop ``child`` and wait until it is gone; kill it past its shutdown time."""
-    if child._state == DEAD:
-        return
-    if (
-        not child._active
-        and not child._children
-        and child._bg is None
-        and (child._actor is None or not child._info.has_on_stop)
-    ):
-        # Idle, childless and nothing to run: stopping is pure bookkeeping.
-        child._state = STOPPING
-        finalize(child, reason)
-        return
-    done = child._terminated_event()
-    child._system(Stop(reason))
-    with trio.move_on_after(child._shutdown) as scope:
-        await done.wait()
-    # (the deadline may expire just as the child finishes: then no kill)
-    if scope.cancelled_caught and not done.is_set():
-        log.warning("actor %s did not stop within %ss: killed", child.ref.path, child._shutdown)
-        kill(child)
-        await done.wait()
-
-
-async def teardown_child(parent: Cell, child: Cell) -> None:
-    if child._state == DEAD:
-        return
-    done = Done()
-    child._system(Teardown(done))
-    with trio.move_on_after(child._shutdown) as scope:
-        await done.wait()
-    # Not if the teardown finished as the deadline expired: a late kill would
-    # clear the instance again (a new generation) after the restart's
-    # generations were taken, and the restart would be dropped as stale.
-    if scope.cancelled_caught and not done.event.is_set():
-        log.warning("actor %s did not stop within %ss: killed", child.ref.path, child._shutdown)
-        kill(child, mode="teardown")
-        await done.wait()
+# -------------------------------------------------------------------- kill
 
 
 def kill(cell: Cell, mode: str = "kill") -> None:
@@ -381,13 +246,12 @@ def kill(cell: Cell, mode: str = "kill") -> None:
     descendants'. ``mode="teardown"`` keeps the cell for a restart."""
     for child in list(cell._children or ()):
         kill(child)
+    cell._kill_mode = mode
     if cell._active:
-        cell._kill_mode = mode
         if cell._scope is not None:
             cell._scope.cancel()
         # else: the task has not started yet; it cancels itself when it does.
     else:
-        cell._kill_mode = mode
         after_kill(cell)
 
 
@@ -411,7 +275,8 @@ def after_kill(cell: Cell) -> None:
             clear_instance(cell)
         # else the teardown completed before the cancel landed (at the next
         # checkpoint): clearing again would make the parent's restart stale.
-        cell._state = SUSPENDED
+        if cell._state != SUSPENDED:
+            cell.advance(Event.TEARDOWN)
         if cell._sysq:
             # The cell lives on: what is queued (a Teardown, the parent's
             # Start) still runs, in a new task, rather than being dropped.
@@ -427,9 +292,10 @@ def flush_system(cell: Cell) -> None:
         msg = sysq.popleft()
         done = getattr(msg, "done", None)
         if done is not None:
-            if type(msg) is Start and done.error is None:
-                done.error = ActorDead(f"{cell.ref.path} stopped before it started")
-            done.event.set()
+            if type(msg) is Start:
+                done.finish(ActorDead(f"{cell.ref.path} stopped before it started"))
+            else:
+                done.finish()
 
 
 def finalize(cell: Cell, reason: str) -> None:
@@ -438,12 +304,13 @@ def finalize(cell: Cell, reason: str) -> None:
         return
     for child in list(cell._children or ()):
         kill(child)  # stragglers only: a normal stop has stopped them already
-    cell._state = DEAD
+    cell.advance(Event.GONE)
     cell._reason = reason
     node = cell.node
-    node._live -= 1
+    kernel = node.kernel
+    kernel.live -= 1
     if cell.name is not None:
-        node._unregister(cell.name, cell)
+        kernel.names.unregister(cell.name, cell.ref)
     parent = cell.parent
     if parent is not None and parent._children is not None:
         parent._children.pop(cell, None)
@@ -462,21 +329,20 @@ def finalize(cell: Cell, reason: str) -> None:
     while waiters:
         waiter = waiters.popleft()
         reject(cell, waiter.item, reason)
-        trio.lowlevel.reschedule(waiter.task)
+        waiter.rejected()
     flush_system(cell)
     for watcher in list(cell._watchers or ()):
-        watcher._watched_stopped(cell.ref, reason)
+        watcher.watched_stopped(cell.ref, reason)
     cell._watchers = None
     for ref in cell._watching or ():
         target = ref._cell
         if target is None:
             if ref._via is not None:
                 ref._via.unwatch(cell, ref)
-        elif target._watchers is not None:
-            target._watchers.discard(cell)
+        else:
+            target.remove_watcher(cell)
     cell._watching = None
-    if node._paths.get(cell.ref.path) is cell:
-        del node._paths[cell.ref.path]
+    kernel.forget(cell)
     if cell._terminated is not None:
         cell._terminated.set()
 
@@ -484,59 +350,20 @@ def finalize(cell: Cell, reason: str) -> None:
 # ------------------------------------------------------- background tasks
 
 
-class BackgroundTasks:
-    """An actor's own nursery, hosted by one task in the node's nursery.
+def start_background(cell: Cell, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    from ._background import BackgroundTasks
 
-    ``ctx.start_soon`` is synchronous, so tasks started before the host task
-    has opened its nursery wait in ``pending``. A failure in any of them is a
-    failure of the actor (a ``Crash`` system message), never of the node.
-    """
+    if cell._state == DEAD:
+        raise ActorDead(f"{cell.ref.path} is dead")
+    if cell._bg is None:
+        cell._bg = BackgroundTasks(cell)
+        cell.node.kernel.start_cell_task(cell._bg.run, f"{cell.ref.path} (tasks)")
+    cell._bg.start_soon(fn, args)
 
-    __slots__ = ("cancelled", "cell", "finished", "gen", "nursery", "pending", "scope")
 
-    def __init__(self, cell: Cell) -> None:
-        self.cell = cell
-        self.gen = cell._gen
-        self.nursery: trio.Nursery | None = None
-        self.pending: list[tuple[Callable[..., Awaitable[Any]], tuple[Any, ...]]] = []
-        self.scope: trio.CancelScope | None = None
-        self.cancelled = False
-        self.finished = trio.Event()
+def report_background_failure(cell: Cell, gen: int, exc: BaseException) -> None:
+    cell.system(Crash(gen, exc))
 
-    async def run(self) -> None:
-        try:
-            with trio.CancelScope() as self.scope:
-                if self.cancelled:
-                    self.scope.cancel()
-                async with trio.open_nursery() as nursery:
-                    self.nursery = nursery
-                    for fn, args in self.pending:
-                        nursery.start_soon(self._guard, fn, args)
-                    self.pending.clear()
-                    await trio.sleep_forever()
-        finally:
-            self.nursery = None
-            self.finished.set()
 
-    def start_soon(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
-        if self.nursery is None:
-            self.pending.append((fn, args))
-        else:
-            self.nursery.start_soon(self._guard, fn, args)
-
-    async def _guard(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
-        try:
-            await fn(*args)
-        except Exception as exc:
-            self.cell._system(Crash(self.gen, exc))
-
-    def cancel(self) -> None:
-        self.cancelled = True
-        self.pending.clear()
-        if self.scope is not None:
-            self.scope.cancel()
-
-    async def close(self) -> None:
-        """Cancel every task and wait until they have all unwound."""
-        self.cancel()
-        await self.finished.wait()
+def self_stop(cell: Cell) -> None:
+    cell.system(SelfStop(cell._gen))

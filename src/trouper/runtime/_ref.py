@@ -19,10 +19,11 @@ import trio
 
 from .._errors import ActorDead, AskTimeout, ConfigurationError, MailboxFull
 from ._states import DEAD
+from ._streams import StreamReader, StreamRequest
 
 if TYPE_CHECKING:
     from ._cell import Cell
-    from ._remote import Remoting
+    from ._spi import RemoteLayer
 
 #: The cell whose task (or background task) is running, if any: the implicit
 #: sender of every tell and ask, as in Akka.
@@ -86,80 +87,6 @@ class Reply:
         return trio.lowlevel.Abort.SUCCEEDED
 
 
-class StreamEnd:
-    """Marks the normal end of a stream (an end without it is an abort)."""
-
-    __slots__ = ()
-
-
-STREAM_END = StreamEnd()
-
-
-class StreamFailed:
-    """Carries the exception that ended a stream to its consumer."""
-
-    __slots__ = ("exc",)
-
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
-
-
-class StreamRequest:
-    """The reply slot of a ``stream()``: a bounded channel whose buffer is the
-    consumer's credit. The producer can never run ahead of it."""
-
-    __slots__ = ("send",)
-
-    def __init__(self, send: trio.MemorySendChannel[Any]) -> None:
-        self.send = send
-
-    def set(self, value: Any) -> None:
-        # A plain handler reached through stream(): one item, then the end.
-        try:
-            self.send.send_nowait(value)
-            self.send.send_nowait(STREAM_END)
-        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        self.send.close()
-
-    def fail(self, exc: BaseException) -> None:
-        try:
-            self.send.send_nowait(StreamFailed(exc))
-        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        self.send.close()
-
-
-class StreamReader:
-    """Async iterator over what a stream handler yields."""
-
-    __slots__ = ("_done", "_recv", "_ref")
-
-    def __init__(self, recv: trio.MemoryReceiveChannel[Any], ref: ActorRef) -> None:
-        self._recv = recv
-        self._ref = ref
-        self._done = False
-
-    def __aiter__(self) -> StreamReader:
-        return self
-
-    async def __anext__(self) -> Any:
-        if self._done:
-            raise StopAsyncIteration
-        try:
-            item = await self._recv.receive()
-        except trio.EndOfChannel:
-            self._done = True
-            raise ActorDead(f"{self._ref.path} stopped before its stream ended") from None
-        if type(item) is StreamEnd:
-            self._done = True
-            raise StopAsyncIteration
-        if type(item) is StreamFailed:
-            self._done = True
-            raise item.exc
-        return item
-
-
 class ActorRef:
     """The address of an actor: hashable, comparable, and the same on every node."""
 
@@ -171,7 +98,7 @@ class ActorRef:
         path: str,
         uid: int,
         cell: Cell | None = None,
-        via: Remoting | None = None,
+        via: RemoteLayer | None = None,
     ) -> None:
         self.node_id = node_id
         self.path = path
@@ -201,7 +128,7 @@ class ActorRef:
             raise ConfigurationError(f"{self!r} is not an actor of this node")
         return cell
 
-    def _remote(self) -> Remoting:
+    def _remote(self) -> RemoteLayer:
         via = self._via
         if via is None:
             raise ConfigurationError(
@@ -227,7 +154,7 @@ class ActorRef:
         """Deliver ``msg`` now, or raise ``MailboxFull``."""
         cell = self._cell
         if cell is None:
-            self._remote().post(self, msg, wait=False)
+            self._remote().tell_nowait(self, msg)
             return
         mailbox = cell._mailbox
         full = mailbox is not None and (len(mailbox) >= cell._mailbox_size or cell._waiters)
@@ -238,7 +165,16 @@ class ActorRef:
     async def ask(self, msg: Any, timeout: float | None = 5.0) -> Any:
         """Send ``msg`` and return the handler's result; raises ``AskTimeout``
         after ``timeout`` seconds, ``ActorDead`` at once for a dead actor, and
-        the handler's own exception if it failed."""
+        the handler's own exception if it failed.
+
+        ``timeout=0`` (or less) leaves no time for an answer: it raises
+        ``AskTimeout`` at once, every time, and the message is not sent.
+        """
+        if timeout is not None and not timeout > 0:
+            if timeout != timeout:
+                raise ConfigurationError("ask timeout is nan: give seconds, or None to wait")
+            await trio.lowlevel.checkpoint()
+            raise AskTimeout(self._timeout_text(msg, timeout))
         cell = self._cell
         if cell is None:
             return await self._remote().ask(self, msg, timeout)
@@ -259,7 +195,7 @@ class ActorRef:
             raise AskTimeout(self._timeout_text(msg, timeout))
         await trio.lowlevel.checkpoint_if_cancelled()
         if timeout is not None:
-            cell.node._timers.ask_timeout(timeout, reply, self, msg)
+            cell.node.kernel.timers.ask_timeout(timeout, reply, self, msg)
         cell._enqueue(item)
         return await reply.wait()
 
@@ -275,14 +211,11 @@ class ActorRef:
         """
         if window < 1:
             raise ConfigurationError("a stream window must be at least 1")
-        if self._cell is None:
-            from ._streams import open_remote_stream
-
-            peer = self._remote().peer_of(self.node_id)
-            async with open_remote_stream(peer, self, msg, window) as reader:
+        cell = self._cell
+        if cell is None:
+            async with self._remote().open_stream(self, msg, window) as reader:
                 yield reader
             return
-        cell = self._cell
         send, recv = trio.open_memory_channel[Any](window)
         item = (msg, current_sender(), StreamRequest(send))
         if cell._state == DEAD:
@@ -298,9 +231,7 @@ class ActorRef:
 async def _put(cell: Cell, item: tuple[Any, ActorRef | None, Any]) -> None:
     """Enqueue, waiting for space if the mailbox is full. An actor never waits
     on its own mailbox (it is the only one who could empty it)."""
-    mailbox = cell._mailbox
-    full = mailbox is not None and (len(mailbox) >= cell._mailbox_size or cell._waiters)
-    if full and current_cell.get() is not cell:
+    if cell._full() and current_cell.get() is not cell:
         await cell._wait_for_space(item)
     else:
         cell._enqueue(item)

@@ -1,215 +1,189 @@
-"""Streams across nodes, with credit-based flow control end to end.
+"""Streams: a handler that is an async generator, and whoever consumes it.
 
-The consumer grants ``window`` credits in ``StreamOpen`` and more as its
-application takes items (``CreditGranter``: half a window at a time); the
-producer's forwarder sends an item only while it holds a credit, and the
-actor's generator is suspended behind a one-slot local channel meanwhile. So
-at most ``window`` items are ever in flight or buffered, however slow the
-consumer: memory stays bounded.
+The producer side is the same for every consumer: ``pump`` runs the
+generator in the actor's own nursery and hands each item to a ``StreamSink``,
+which waits for the consumer's credit. A local consumer's sink is a bounded
+memory channel (``StreamRequest``: its buffer *is* the credit); a consumer on
+another node gets a sink from the remote layer that waits for credit sent
+over the wire. Either way the producer can never run ahead of the consumer.
+
+A consumer that leaves early ends only that stream: the generator is closed,
+and whatever it raises while closing (yielding inside a nursery makes
+``aclose`` raise) is logged, never a failure of the actor or the node.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import logging
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 import trio
 
-from .. import _errors as errors
-from ..protocols import (
-    CreditGranter,
-    CreditWindow,
-    FrameEncoder,
-    StreamCancel,
-    StreamCredit,
-    StreamEnd,
-    StreamItem,
-    StreamOpen,
-)
-from ..protocols._envelopes import ErrorDetail
-from ._ref import (
-    STREAM_END,
-    ActorRef,
-    StreamFailed,
-    StreamReader,
-    StreamRequest,
-    _put,
-    current_sender,
-)
-from ._ref import StreamEnd as EndMarker
-from ._states import DEAD
-from ._wire import error_detail, wire_ref
+from .._errors import ActorDead
 
 if TYPE_CHECKING:
+    from ..actors._actor import Actor, Entry
     from ._cell import Cell
-    from ._peer import Peer
+    from ._ref import ActorRef
+
+log = logging.getLogger("trouper")
 
 
-class RemoteStream:
-    """The consumer's side of a stream whose producer is on a peer."""
+class ConsumerGone(Exception):
+    """Raised by a sink whose consumer left (internal to the runtime)."""
 
-    __slots__ = ("granter", "id", "peer", "recv", "send")
 
-    def __init__(self, peer: Peer, id: int, window: int) -> None:
-        self.peer = peer
-        self.id = id
-        # One slot beyond the window for the end marker.
-        self.send, self.recv = trio.open_memory_channel[Any](window + 1)
-        self.granter = CreditGranter(window)
+class StreamEnd:
+    """Marks the normal end of a stream (an end without it is an abort)."""
 
-    def item(self, value: Any) -> None:
-        self.granter.on_item()  # ProtocolError if the producer overran its credit
+    __slots__ = ()
+
+
+STREAM_END = StreamEnd()
+
+
+class StreamFailed:
+    """Carries the exception that ended a stream to its consumer."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+class StreamSink:
+    """Where a stream handler's items go. ``set``/``fail`` make a sink usable
+    as a reply slot too (a plain handler reached through ``stream()``, or a
+    message rejected before it ran)."""
+
+    __slots__ = ()
+
+    async def send(self, value: Any) -> None:
+        """Hand over one item, waiting for credit; ``ConsumerGone`` if it left."""
+        raise NotImplementedError
+
+    async def end(self, exc: BaseException | None) -> None:
+        """The producer is done (``exc`` if it failed); never raises."""
+        raise NotImplementedError
+
+    def set(self, value: Any) -> None:
+        raise NotImplementedError
+
+    def fail(self, exc: BaseException) -> None:
+        raise NotImplementedError
+
+
+class StreamRequest(StreamSink):
+    """A local consumer: a bounded channel whose buffer is its credit."""
+
+    __slots__ = ("grace", "send_channel")
+
+    def __init__(self, send: trio.MemorySendChannel[Any], grace: float = 5.0) -> None:
+        self.send_channel = send
+        self.grace = grace
+
+    async def send(self, value: Any) -> None:
         try:
-            self.send.send_nowait(value)
+            await self.send_channel.send(value)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # the consumer left; its StreamCancel is on the way
+            raise ConsumerGone from None
 
-    def end(self, exc: BaseException | None) -> None:
+    async def end(self, exc: BaseException | None) -> None:
+        marker: Any = STREAM_END if exc is None else StreamFailed(exc)
+        channel = self.send_channel
         try:
-            self.send.send_nowait(STREAM_END if exc is None else StreamFailed(exc))
+            try:
+                channel.send_nowait(marker)
+            except trio.WouldBlock:
+                # The consumer has a full window to read first; it gets the
+                # end after it, or after ``grace`` seconds an abort.
+                with trio.move_on_after(self.grace):
+                    await channel.send(marker)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        channel.close()
+
+    def set(self, value: Any) -> None:
+        try:
+            self.send_channel.send_nowait(value)
+            self.send_channel.send_nowait(STREAM_END)
         except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
             pass
-        self.send.close()
+        self.send_channel.close()
 
-    def consumed(self) -> None:
-        credit = self.granter.on_processed(1)
-        if credit:
-            self.peer.send_quiet(StreamCredit(self.id, credit))
+    def fail(self, exc: BaseException) -> None:
+        try:
+            self.send_channel.send_nowait(StreamFailed(exc))
+        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        self.send_channel.close()
 
 
-class RemoteStreamReader(StreamReader):
-    """A ``StreamReader`` that grants credit back as items are taken."""
+class StreamReader:
+    """Async iterator over what a stream handler yields."""
 
-    __slots__ = ("_stream",)
+    __slots__ = ("_done", "_recv", "_ref")
 
-    def __init__(self, stream: RemoteStream, ref: ActorRef) -> None:
-        super().__init__(stream.recv, ref)
-        self._stream = stream
+    def __init__(self, recv: trio.MemoryReceiveChannel[Any], ref: ActorRef) -> None:
+        self._recv = recv
+        self._ref = ref
+        self._done = False
+
+    def __aiter__(self) -> StreamReader:
+        return self
 
     async def __anext__(self) -> Any:
-        item = await super().__anext__()
-        self._stream.consumed()
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            item = await self._recv.receive()
+        except trio.EndOfChannel:
+            self._done = True
+            raise ActorDead(f"{self._ref.path} stopped before its stream ended") from None
+        if type(item) is StreamEnd:
+            self._done = True
+            raise StopAsyncIteration
+        if type(item) is StreamFailed:
+            self._done = True
+            raise item.exc
+        return self._received(item)
+
+    def _received(self, item: Any) -> Any:
         return item
 
 
-@asynccontextmanager
-async def open_remote_stream(
-    peer: Peer, ref: ActorRef, msg: Any, window: int
-) -> AsyncIterator[StreamReader]:
-    name, payload = peer.remoting.codec.encode_payload(msg)
-    stream_id = next(peer.ids)
-    stream = RemoteStream(peer, stream_id, window)
-    sender = current_sender()
-    peer.send(
-        StreamOpen(
-            stream_id,
-            wire_ref(ref),
-            name,
-            msgspec.Raw(payload),
-            window,
-            None if sender is None else wire_ref(sender),
-        )
-    )
-    peer.streams[stream_id] = stream
-    await trio.lowlevel.checkpoint()
+async def pump(cell: Cell, entry: Entry, actor: Actor | None, msg: Any, sink: StreamSink) -> None:
+    """Run one stream handler into ``sink``, in the actor's own nursery."""
+    from . import _lifecycle as life
+
+    agen = entry.fn(actor, msg)
     try:
-        yield RemoteStreamReader(stream, ref)
-    finally:
-        stream.recv.close()
-        if peer.streams.pop(stream_id, None) is not None:
-            peer.send_quiet(StreamCancel(stream_id, "consumer left"))
-
-
-class Producer:
-    """The producer's side: credits from the consumer, and a cancel scope."""
-
-    __slots__ = ("credit", "event", "id", "scope")
-
-    def __init__(self, id: int, credit: int) -> None:
-        self.id = id
-        self.credit = CreditWindow(credit)
-        self.event = trio.Event()
-        self.scope = trio.CancelScope()
-
-    def grant(self, n: int) -> None:
-        self.credit.grant(n)
-        self.event.set()
-
-
-async def open_producer(
-    peer: Peer, env: StreamOpen, cell: Cell | None, msg: Any, sender: ActorRef | None
-) -> None:
-    node = peer.remoting.node
-    if cell is None or cell._state == DEAD:
-        dead = errors.ActorDead(f"{env.target.path} is dead")
-        peer.send_quiet(StreamEnd(env.id, error_detail(dead, node.id, env.target.path)))
+        async for value in agen:
+            await sink.send(value)
+    except ConsumerGone:
+        await _close_quietly(agen, cell)
         return
-    send, recv = trio.open_memory_channel[Any](1)
-    producer = Producer(env.id, env.credit)
-    peer.producers[env.id] = producer
-    await _put(cell, (msg, sender, StreamRequest(send)))
-    node._nursery.start_soon(_forward, peer, producer, recv, env.target.path)
+    except BaseException as exc:
+        if not life.is_failure(exc):
+            await _close_quietly(agen, cell)
+            raise
+        # The actor fails at once, like any other handler (so nothing it
+        # receives after this is handled by the failed instance), then the
+        # consumer gets the error.
+        life.dead_letter(cell, msg, None, f"failed: {exc!r}")
+        if cell._actor is actor:
+            life.crash_if_running(cell, exc)
+        await sink.end(exc)
+        return
+    await sink.end(None)
 
 
-async def _forward(
-    peer: Peer, producer: Producer, recv: trio.MemoryReceiveChannel[Any], path: str
-) -> None:
-    node_id = peer.remoting.node.id
-    codec = peer.remoting.codec
-    end: ErrorDetail | None = None
-    lane = None
-    with producer.scope:
-        lane = await peer.open_lane()
-        async with recv:
-            while True:
-                try:
-                    item = await recv.receive()
-                except trio.EndOfChannel:
-                    dead = errors.ActorDead(f"{path} stopped before its stream ended")
-                    end = error_detail(dead, node_id, path)
-                    break
-                if type(item) is EndMarker:
-                    break
-                if type(item) is StreamFailed:
-                    end = error_detail(item.exc, node_id, path)
-                    break
-                while not producer.credit.can_send:
-                    producer.event = trio.Event()
-                    await producer.event.wait()
-                producer.credit.consume()
-                try:
-                    name, payload = codec.encode_payload(item)
-                except errors.TrouperError as exc:
-                    end = error_detail(exc, node_id, path)
-                    break
-                env = StreamItem(producer.id, name, msgspec.Raw(payload))
-                if lane is None:
-                    peer.send_quiet(env)
-                elif not await _send_on_lane(lane, env):
-                    producer.scope.cancel()  # the connection is gone: so is the consumer
-    if not producer.scope.cancelled_caught:
-        env_end = StreamEnd(producer.id, end)
-        if lane is None:
-            peer.send_quiet(env_end)
-        else:
-            await _send_on_lane(lane, env_end)
-    if lane is not None:
-        with trio.move_on_after(_LANE_CLOSE_TIMEOUT, shield=True):
-            await lane[0].aclose()
-    peer.producers.pop(producer.id, None)
+async def _close_quietly(agen: Any, cell: Cell) -> None:
+    from . import _lifecycle as life
 
-
-# Closing a lane only sends its FIN; this bounds it if the link is stuck.
-_LANE_CLOSE_TIMEOUT = 5.0
-
-
-async def _send_on_lane(lane: tuple[trio.abc.SendStream, FrameEncoder], env: Any) -> bool:
-    """One envelope as one frame on a lane; False if the lane broke."""
-    stream, encoder = lane
     try:
-        await stream.send_all(encoder.encode([env]))
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        return False
-    return True
+        await agen.aclose()
+    except BaseException as exc:
+        if not life.is_failure(exc):
+            raise
+        log.debug("a stream of %s raised while closing: %r", cell.ref.path, exc)

@@ -54,7 +54,11 @@ class Timer:
     @property
     def active(self) -> bool:
         """True until it has fired for good, been cancelled, or gone stale."""
-        return not self._cancelled and (self.system or self.gen == self.cell._gen)
+        return (
+            not self._cancelled
+            and self.cell._state != DEAD
+            and (self.system or self.gen == self.cell._gen)
+        )
 
     def _fire(self, service: TimerService, now: float) -> None:
         if self._cancelled:
@@ -63,7 +67,7 @@ class Timer:
         if cell._state == DEAD:
             return
         if self.system:
-            cell._system(self.msg)
+            cell.system(self.msg)
             return
         if self.gen != cell._gen:
             return
@@ -84,10 +88,11 @@ class _AskDeadlines:
     timer entry watches the oldest pending one.
     """
 
-    __slots__ = ("armed", "items", "service")
+    __slots__ = ("armed", "items", "service", "timeout")
 
-    def __init__(self, service: TimerService) -> None:
+    def __init__(self, service: TimerService, timeout: float) -> None:
         self.service = service
+        self.timeout = timeout
         self.items: deque[tuple[float, Reply, ActorRef, Any, float]] = deque()
         self.armed = False
 
@@ -112,19 +117,29 @@ class _AskDeadlines:
                     return
                 reply.fail(AskTimeout(ref._timeout_text(msg, timeout)))
             items.popleft()
+        # Nothing pending: forget this timeout value, or a program that uses
+        # many distinct timeouts would keep an entry for each, for ever.
+        if service._asks.get(self.timeout) is self:
+            del service._asks[self.timeout]
 
 
 class TimerService:
-    __slots__ = ("_asks", "_heap", "_scope", "_seq")
+    __slots__ = ("_asks", "_compacted", "_heap", "_scope", "_seq")
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, Timer | _AskDeadlines]] = []
         self._scope: trio.CancelScope | None = None
         self._seq = itertools.count()
         self._asks: dict[float, _AskDeadlines] = {}
+        self._compacted = 1024
 
     def __len__(self) -> int:
         return len(self._heap)
+
+    @property
+    def ask_queues(self) -> int:
+        """Distinct ask timeouts with asks pending (each is one queue)."""
+        return len(self._asks)
 
     def start(self, cell: Cell, delay: float, msg: Any, interval: float | None) -> Timer:
         timer = Timer(cell, trio.current_time() + max(0.0, delay), msg, interval, False)
@@ -141,14 +156,24 @@ class TimerService:
         """Fail ``reply`` with ``AskTimeout`` unless it is answered in time."""
         queue = self._asks.get(timeout)
         if queue is None:
-            queue = self._asks[timeout] = _AskDeadlines(self)
+            queue = self._asks[timeout] = _AskDeadlines(self, timeout)
         queue.add(trio.current_time() + timeout, reply, ref, msg, timeout)
 
     def _push(self, deadline: float, entry: Timer | _AskDeadlines) -> None:
+        if len(self._heap) >= 2 * self._compacted:
+            self._compact()
         heapq.heappush(self._heap, (deadline, next(self._seq), entry))
         scope = self._scope
         if scope is not None and deadline < scope.deadline:
             scope.deadline = deadline
+
+    def _compact(self) -> None:
+        """Drop cancelled and stale timers (a cancelled hour-long timer, the
+        timers of a stopped actor) instead of keeping them until they are due;
+        amortised: only once the heap has doubled since the last time."""
+        self._heap = [e for e in self._heap if type(e[2]) is not Timer or e[2].active]
+        heapq.heapify(self._heap)
+        self._compacted = max(1024, len(self._heap))
 
     def _fire_due(self, now: float) -> None:
         heap = self._heap

@@ -8,10 +8,14 @@ from ._strategy import RestartIntensity as RestartIntensity
 from ._strategy import RestForOne as RestForOne
 from ._strategy import Strategy as Strategy
 from ._strategy import child as child
+from ._supervisor import ChildCounts as ChildCounts
+from ._supervisor import ChildInfo as ChildInfo
 from ._supervisor import Supervisor as Supervisor
 
 __all__ = [
     "Backoff",
+    "ChildCounts",
+    "ChildInfo",
     "ChildSpec",
     "OneForAll",
     "OneForOne",

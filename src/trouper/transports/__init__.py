@@ -2,15 +2,19 @@
 
 ``parse_address(url)`` gives an ``Address``; ``get_transport(address.scheme)``
 gives the ``Transport`` that can ``connect`` to it or ``serve`` on it. ``tcp``
-and ``tls`` are registered on import, ``quic`` and ``ws``/``wss`` too when
-their extras are installed; other schemes plug in through
-``register_transport``. Errors leave this package as ``TransportError``
+and ``tls`` are registered on import; ``quic`` and ``ws``/``wss`` are imported
+the first time they are asked for (when their extras are installed), so
+``import trouper`` loads neither aioquic nor trio-websocket; other schemes
+plug in through ``register_transport``. Errors leave this package as ``TransportError``
 subclasses (see ``map_exceptions``) or ``ConfigurationError``.
 """
+
+import importlib
 
 from ._address import Address as Address
 from ._address import parse_address as parse_address
 from ._mapping import map_exceptions as map_exceptions
+from ._registry import LAZY
 from ._registry import Handler as Handler
 from ._registry import LaneStream as LaneStream
 from ._registry import Transport as Transport
@@ -39,20 +43,13 @@ __all__ = [
 register_transport(TcpTransport())
 register_transport(TlsTransport())
 
-try:  # quic:// needs the ``quic`` extra (aioquic)
-    from ._quic import QuicTransport as QuicTransport
-except ImportError:  # pragma: no cover - depends on the installation
-    pass
-else:
-    register_transport(QuicTransport())
-    __all__ += ["QuicTransport"]
+__all__ += ["QuicTransport", "WsTransport", "WssTransport"]
 
-try:  # ws:// and wss:// need the ``ws`` extra (trio-websocket)
-    from ._ws import WssTransport as WssTransport
-    from ._ws import WsTransport as WsTransport
-except ImportError:  # pragma: no cover - depends on the installation
-    pass
-else:
-    register_transport(WsTransport())
-    register_transport(WssTransport())
-    __all__ += ["WsTransport", "WssTransport"]
+
+def __getattr__(name: str) -> object:
+    # The optional transports are imported on first use (their extras load
+    # aioquic and trio-websocket), here as in get_transport.
+    for module_name, class_name in LAZY.values():
+        if class_name == name:
+            return getattr(importlib.import_module(module_name), class_name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,6 +8,7 @@ registering a transport under an existing scheme.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
@@ -81,6 +82,29 @@ class LaneStream(Protocol):
 _TRANSPORTS: dict[str, Transport] = {}
 #: The optional transports, by scheme: the extra that installs each.
 _EXTRAS = {"quic": "quic", "ws": "ws", "wss": "ws"}
+#: Transports imported on first use, so that ``import trouper`` loads neither
+#: aioquic nor trio-websocket: scheme -> (module, class).
+LAZY: dict[str, tuple[str, str]] = {
+    "quic": ("trouper.transports._quic", "QuicTransport"),
+    "ws": ("trouper.transports._ws", "WsTransport"),
+    "wss": ("trouper.transports._ws", "WssTransport"),
+}
+
+
+def load_lazy(scheme: str) -> Transport | None:
+    """Import and register the built-in transport for ``scheme``, if there is
+    one and its extra is installed; None otherwise."""
+    entry = LAZY.get(scheme)
+    if entry is None:
+        return None
+    module_name, class_name = entry
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:  # the extra is not installed
+        return None
+    transport: Transport = getattr(module, class_name)()
+    _TRANSPORTS.setdefault(scheme, transport)
+    return _TRANSPORTS[scheme]
 
 
 def register_transport(transport: Transport) -> Transport | None:
@@ -99,10 +123,12 @@ def register_transport(transport: Transport) -> Transport | None:
 
 def get_transport(scheme: str) -> Transport:
     """The transport registered for ``scheme`` (``"tcp"``, ``"tls"``, ...)."""
-    try:
-        return _TRANSPORTS[scheme.lower()]
-    except KeyError:
-        known = ", ".join(sorted(_TRANSPORTS)) or "none"
+    scheme = scheme.lower()
+    transport = _TRANSPORTS.get(scheme) or load_lazy(scheme)
+    if transport is not None:
+        return transport
+    else:
+        known = ", ".join(sorted({*_TRANSPORTS, *LAZY})) or "none"
         extra = _EXTRAS.get(scheme.lower())
         hint = ""
         if extra is not None:

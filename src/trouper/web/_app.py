@@ -26,7 +26,7 @@ from ._connection import (
 from ._peers import AsgiWebSocketStream, limit_session_messages, peer_name
 
 if TYPE_CHECKING:
-    from ..runtime._ref import ActorRef
+    from ..runtime import ActorRef
     from ._config import WebGateway
 
 log = logging.getLogger("trouper.web")

@@ -31,9 +31,8 @@ import attrs
 import msgspec
 
 from .._errors import TrouperError
-from ..runtime._ref import ActorRef
-from ..runtime._states import DEAD
-from ..runtime._wire import message
+from ..actors import message
+from ..runtime import ActorRef, cell_of, node_of
 from ._session import SendBytes, SendText, WebSocketSession
 
 #: The cluster-wide name of each node's gateway actor.
@@ -87,16 +86,19 @@ def _fan_out(
     queued = forwarded = dropped = 0
     elsewhere: dict[str, list[ActorRef]] = {}
     for ref in sessions:
-        cell = ref._cell
+        cell = cell_of(ref)
         if cell is None:
-            if ref._via is None:  # an actor of this node that is gone
+            node = node_of(ref)
+            if node is None or ref.node_id == node.id:  # unreachable, or ours and gone
                 dropped += 1
             else:
                 elsewhere.setdefault(ref.node_id, []).append(ref)
-        elif cell._state == DEAD:
+            continue
+        actor = cell.instance
+        if actor is None:
             dropped += 1
-        elif isinstance(cell._actor, WebSocketSession):
-            if offer(cell._actor):
+        elif isinstance(actor, WebSocketSession):
+            if offer(actor):
                 queued += 1
             else:
                 dropped += 1
@@ -105,7 +107,8 @@ def _fan_out(
         else:
             dropped += 1
     for node_id, refs in elsewhere.items():
-        gateway = refs[0]._remote().lookup(GATEWAY_NAME.format(node_id))
+        via = node_of(refs[0])
+        gateway = None if via is None else via.registry.get(GATEWAY_NAME.format(node_id))
         if gateway is not None:
             if _tell(gateway, FanOutFrame(refs, text, data)):
                 forwarded += len(refs)

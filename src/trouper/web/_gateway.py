@@ -22,17 +22,16 @@ import hypercorn.trio
 import trio
 
 from .._errors import ConfigurationError, TrouperError
-from ..actors._actor import Actor, handler
-from ..actors._messages import Terminated
-from ..runtime._ref import ActorRef
+from ..actors import Actor, Terminated, handler
+from ..runtime import ActorRef
 from ._app import GatewayApp, OpenSession
 from ._config import WebGateway
 from ._connection import GatewayState, WebSocketConnection, WsOpen
 from ._fanout import GATEWAY_NAME, FanOutFrame, send_bytes, send_text
-from ._peers import advertise, peers_url, withdraw
+from ._peers import peers_url
 
 if TYPE_CHECKING:
-    from ..runtime._node import Node
+    from ..runtime import Node
 
 log = logging.getLogger("trouper.web")
 
@@ -60,11 +59,11 @@ class Gateway(Actor):
         if self._error is not None:
             raise self._error
         # Other nodes hand this gateway the frames of broadcasts to our sessions.
-        self.ctx.node._register(self._name, self.ctx)
+        self.ctx.node.registry.register(self._name, self.ctx.self_ref)
 
     async def on_stop(self) -> None:
         # The sessions (children) have stopped already.
-        self.ctx.node._unregister(self._name, self.ctx)
+        self.ctx.node.registry.unregister(self._name)
         self.state.stopping = True
         for conn in self._sessions.values():
             conn.finished.set()
@@ -100,7 +99,7 @@ class Gateway(Actor):
         state = self.state
         if state.remoting is None or self.config.peers_path is None:
             return
-        withdraw(state.remoting, peers_url(state.url, self.config.peers_path))
+        state.remoting.withdraw(peers_url(state.url, self.config.peers_path))
         async with trio.open_nursery() as nursery:
             for stream in list(state.peers):
                 nursery.start_soon(stream.aclose)
@@ -129,7 +128,7 @@ class Gateway(Actor):
         self.state.port = int(url.rsplit(":", 1)[1])  # a restart keeps the port
         log.info("node %s: web gateway on %s", self.state.node_id, url)
         if self.state.remoting is not None and self.config.peers_path is not None:
-            advertise(self.state.remoting, peers_url(url, self.config.peers_path))
+            self.state.remoting.advertise(peers_url(url, self.config.peers_path))
         self._up.set()
 
     @handler
@@ -221,23 +220,24 @@ async def start_gateway(
         config = WebGateway(**options)
     elif options:
         config = attrs.evolve(config, **options)
-    existing = node._paths.get(f"/system/{SEGMENT}")
+    existing = node.kernel.cell_at(f"/system/{SEGMENT}")
     if existing is not None:
         raise ConfigurationError(f"node {node.id} runs a web gateway already ({existing.ref})")
-    if config.peers_path is not None and node._remote is None:
+    if config.peers_path is not None and node.remote is None:
         raise ConfigurationError(
             "WebGateway.peers_path lets other nodes connect: open the node with a cookie"
         )
-    state = GatewayState(node.id, config.port, node._remote)
-    # (node._system_spawn, with a shutdown time that covers the sessions'
-    # shared close budget and the server's graceful shutdown)
-    ref = await node._system_root.spawn(
+    state = GatewayState(node.id, config.port, node.remote)
+    # A shutdown time that covers the sessions' shared close budget and the
+    # server's graceful shutdown.
+    ref = await node.kernel.spawn_system(
+        None,
         Gateway,
         config,
         state,
         restart="transient",
         shutdown=config.close_timeout + config.graceful_timeout + 3.0,
-        _segment=SEGMENT,
+        segment=SEGMENT,
     )
     return GatewayHandle(node, ref, state, config)
 

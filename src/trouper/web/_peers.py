@@ -2,7 +2,7 @@
 
 A WebSocket upgrade on ``peers_path`` is not a session: it is a trouper
 peer, handed as a ``trio.abc.Stream`` (``AsgiWebSocketStream``) to the
-node's ``Remoting.accept``, exactly like a connection accepted by a ws://
+node's ``Remoting.accept`` (``trouper.remote``), exactly like a connection accepted by a ws://
 listener. The node advertises ``ws://host:port/peers_path`` among its
 addresses while the gateway serves, so peers can dial it and gossip it.
 
@@ -14,16 +14,13 @@ Binary messages only: a text message closes the connection (1003) and is a
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import trio
 
 from .._errors import ConnectionLost
 from ..transports._message_stream import MessageStream
 from ._connection import CLOSE_NORMAL, ASGIReceive, ASGISend
-
-if TYPE_CHECKING:
-    from ..runtime._remote import Remoting
 
 T = TypeVar("T")
 
@@ -158,16 +155,3 @@ def limit_session_messages(
 def peers_url(base: str, path: str) -> str:
     """``http://host:port`` (the bound gateway) → ``ws://host:port/path``."""
     return "ws" + base.removeprefix("http") + path
-
-
-def advertise(remoting: Remoting, url: str) -> None:
-    """List ``url`` among the node's addresses (gossiped to the cluster)."""
-    if url not in remoting.addresses:
-        remoting.addresses.append(url)
-        remoting.node.addresses = tuple(remoting.addresses)
-
-
-def withdraw(remoting: Remoting, url: str) -> None:
-    if url in remoting.addresses:
-        remoting.addresses.remove(url)
-        remoting.node.addresses = tuple(remoting.addresses)

@@ -25,9 +25,8 @@ from typing import Any
 import msgspec
 import trio
 
-from ..actors._actor import _HANDLER_MARK, Actor, handler
-from ..runtime._states import STOPPING
-from ..runtime._wire import message
+from ..actors import Actor, handler, is_handler, message
+from ..runtime import cell_of
 from ._connection import (
     CLOSE_ABNORMAL,
     CLOSE_GOING_AWAY,
@@ -86,7 +85,7 @@ class WebSocketSession(Actor):
         # A failure in any handler of a session closes its socket with 1011:
         # wrap the subclass's own handlers (before the dispatch table is built).
         for name, fn in list(vars(cls).items()):
-            if getattr(fn, _HANDLER_MARK, False) and inspect.iscoroutinefunction(fn):
+            if is_handler(fn) and inspect.iscoroutinefunction(fn):
                 setattr(cls, name, _marking_failure(fn))
         super().__init_subclass__(**kwargs)
 
@@ -152,7 +151,8 @@ class WebSocketSession(Actor):
     async def on_stop(self) -> None:
         conn = self.connection
         parent = self.ctx.parent
-        stopping = parent is not None and parent._state >= STOPPING  # the gateway is going
+        parent_cell = None if parent is None else cell_of(parent)
+        stopping = parent_cell is not None and parent_cell.stopping  # the gateway is going
         if self._close_request is None:
             code = CLOSE_GOING_AWAY if stopping else CLOSE_NORMAL
             self._request_close(CLOSE_INTERNAL_ERROR if self._failed else code, "")

@@ -25,7 +25,7 @@ import trio
 from .. import _errors as errors
 
 if TYPE_CHECKING:
-    from ._node import Node
+    from ._layer import Remoting
 
 _counter = itertools.count(1)
 
@@ -72,15 +72,14 @@ class NodeHandle:
 
 
 async def start_node_process(
-    parent: Node,
+    remote: Remoting,
     *,
     name: str | None,
     allow_spawn: Sequence[str],
     listen: str,
     timeout: float,
 ) -> NodeHandle:
-    remote = parent._remote
-    assert remote is not None
+    parent = remote.node
     node_id = name or f"{parent.id}-{next(_counter)}"
     tmp = Path(tempfile.mkdtemp(prefix="trouper-node-"))
     cookie_file = tmp / "cookie"
@@ -113,7 +112,7 @@ async def start_node_process(
             ready = json.loads(line)
             handle = NodeHandle(node_id, process, ready["addresses"], tmp)
             while not any(m.node_id == node_id and m.status == "up" for m in parent.members()):
-                await remote.changed.wait()
+                await remote.wait_changed()
     except (trio.TooSlowError, ValueError, KeyError) as exc:
         process.kill()
         with trio.CancelScope(shield=True):

@@ -1,0 +1,128 @@
+"""``open_node`` and ``run``: where a node and its remote layer are put together.
+
+The runtime (``trouper.runtime``) is the local kernel and knows nothing of
+networks; ``trouper.remote`` is plugged into it here, when the node is given a
+cookie. This module is the only place that knows both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import trio
+
+from ._errors import ConfigurationError
+from ._options import check_options
+from .remote import REMOTE_OPTIONS, RemoteConfig, Remoting
+from .runtime import Node, hosted
+from .supervisors import Strategy
+from .transports import TLSConfig
+
+T = TypeVar("T")
+
+_NODE_OPTIONS = (
+    "name",
+    "mailbox_size",
+    "throughput",
+    "linger",
+    "shutdown_timeout",
+    "supervision",
+    "seed",
+    "listen",
+    "seeds",
+    "cookie",
+    "tls",
+    "allow_spawn",
+)
+
+
+@asynccontextmanager
+async def open_node(
+    name: str | None = None,
+    *,
+    mailbox_size: int = 1000,
+    throughput: int = 256,
+    linger: int = 2,
+    shutdown_timeout: float = 10.0,
+    supervision: Strategy | None = None,
+    seed: int | None = None,
+    listen: str | Sequence[str] = (),
+    seeds: Sequence[str] = (),
+    cookie: str | bytes | None = None,
+    tls: TLSConfig | None = None,
+    allow_spawn: Sequence[str] = (),
+    **remote_options: Any,
+) -> AsyncIterator[Node]:
+    """Run a node for the duration of the block.
+
+    Leaving the block stops every actor, children first and each level in
+    reverse start order, running ``on_stop``; whatever has not stopped after
+    ``shutdown_timeout`` seconds is killed.
+
+    With ``cookie`` (and usually ``listen`` or ``seeds``) the node joins a
+    cluster: ``listen`` URLs (``tcp://127.0.0.1:0``...), ``seeds`` to dial,
+    ``tls`` for ``tls://``/``wss://``/``quic://`` links, ``allow_spawn``
+    ("module:Class" globs) for remote spawns. ``remote_options`` tune the links
+    and their limits (``heartbeat_interval``, ``max_frame_size``,
+    ``max_pending_asks``, ``tell_window``, ``rate_limit``... see docs/remote.md).
+    """
+    check_options(remote_options, [*_NODE_OPTIONS, *sorted(REMOTE_OPTIONS)])
+    node = Node(
+        name=name,
+        mailbox_size=mailbox_size,
+        throughput=throughput,
+        linger=linger,
+        shutdown_timeout=shutdown_timeout,
+        supervision=supervision,
+        seed=seed,
+    )
+    config = _remote_config(listen, seeds, cookie, tls, allow_spawn, remote_options)
+    if config is not None:
+        node.attach_remote(Remoting(node, config))
+    async with hosted(node):
+        yield node
+
+
+def _remote_config(
+    listen: str | Sequence[str],
+    seeds: Sequence[str],
+    cookie: str | bytes | None,
+    tls: TLSConfig | None,
+    allow_spawn: Sequence[str],
+    options: dict[str, Any],
+) -> RemoteConfig | None:
+    listen = (listen,) if isinstance(listen, str) else tuple(listen)
+    if isinstance(seeds, str):
+        seeds = (seeds,)
+    if isinstance(allow_spawn, str):
+        allow_spawn = (allow_spawn,)
+    if cookie is None:
+        if listen or seeds or options or allow_spawn or tls is not None:
+            raise ConfigurationError("a node that joins a cluster needs cookie=...")
+        return None
+    if isinstance(cookie, str):
+        cookie = cookie.encode()
+    if not isinstance(cookie, bytes):
+        raise ConfigurationError(f"cookie must be str or bytes, not {type(cookie).__name__}")
+    if tls is not None and not isinstance(tls, TLSConfig):
+        raise ConfigurationError(f"tls must be a trouper.TLSConfig, not {tls!r}")
+    return RemoteConfig(
+        cookie=cookie,
+        listen=listen,
+        seeds=tuple(seeds),
+        tls=tls,
+        allow_spawn=tuple(allow_spawn),
+        **options,
+    )
+
+
+def run(main: Callable[[Node], Awaitable[T]], **options: Any) -> T:
+    """``trio.run`` a node: opens it with ``options`` and returns ``await main(node)``."""
+
+    async def _main() -> T:
+        async with open_node(**options) as node:
+            return await main(node)
+
+    return trio.run(_main)

@@ -1,0 +1,158 @@
+"""Names: the actors of this node registered by name, the cluster-wide view
+(``node.registry``), and the lookups waiting for a name to appear.
+
+A waiter is registered only while a ``lookup(name, timeout=)`` waits, and is
+removed when it returns, found or not, so lookups of names that never appear
+leave nothing behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import trio
+
+from .._errors import ConfigurationError, NameTaken
+
+if TYPE_CHECKING:
+    from ._ref import ActorRef
+    from ._spi import RemoteLayer
+
+Listener = Callable[[str, "ActorRef", bool], None]
+
+
+class Names:
+    """This node's own names (name -> ref), kept by the runtime."""
+
+    __slots__ = ("_local", "_waiters", "listener", "node_id")
+
+    def __init__(self, node_id: str) -> None:
+        self.node_id = node_id
+        self._local: dict[str, ActorRef] = {}
+        self._waiters: dict[str, tuple[trio.Event, int]] = {}
+        #: Told of every change (the remote layer spreads them to peers).
+        self.listener: Listener | None = None
+
+    def __len__(self) -> int:
+        return len(self._local)
+
+    def get(self, name: str) -> ActorRef | None:
+        return self._local.get(name)
+
+    def items(self) -> list[tuple[str, ActorRef]]:
+        return list(self._local.items())
+
+    def register(self, name: str, ref: ActorRef) -> None:
+        check_name(name)
+        existing = self._local.get(name)
+        if existing is not None:
+            if existing == ref:
+                return
+            raise NameTaken(f"the name {name!r} is taken on node {self.node_id} by {existing}")
+        self._local[name] = ref
+        self.wake(name)
+        if self.listener is not None:
+            self.listener(name, ref, True)
+
+    def unregister(self, name: str, ref: ActorRef | None = None) -> None:
+        """Remove ``name`` (only if it still names ``ref``, when given)."""
+        existing = self._local.get(name)
+        if existing is None or (ref is not None and existing != ref):
+            return
+        del self._local[name]
+        if self.listener is not None:
+            self.listener(name, existing, False)
+
+    def wake(self, name: str) -> None:
+        """A name appeared (here, or on another node): wake its lookups."""
+        entry = self._waiters.get(name)
+        if entry is not None:
+            event, count = entry
+            event.set()
+            self._waiters[name] = (trio.Event(), count)
+
+    async def wait(self, name: str) -> None:
+        """Wait until ``name`` may have appeared (callers check again)."""
+        event, count = self._waiters.get(name, (trio.Event(), 0))
+        self._waiters[name] = (event, count + 1)
+        try:
+            await event.wait()
+        finally:
+            current, count = self._waiters[name]
+            if count <= 1:
+                del self._waiters[name]
+            else:
+                self._waiters[name] = (current, count - 1)
+
+    @property
+    def waiting(self) -> int:
+        """Names with a lookup waiting for them (bounded by the waiting tasks)."""
+        return len(self._waiters)
+
+
+def check_name(name: object) -> str:
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("$"):
+        raise ConfigurationError(
+            f"invalid actor name {name!r}: a non-empty string without '/' "
+            "that does not start with '$'"
+        )
+    if len(name) > 255:
+        raise ConfigurationError(f"an actor name is at most 255 characters, got {len(name)}")
+    return name
+
+
+class Registry:
+    """Names across the cluster (``node.registry``): this node's own, and
+    those every other node announced. A local name wins over a remote one;
+    between two remote nodes holding the same name, the smaller node id wins.
+    Names owned by a node vanish when it leaves or is declared down."""
+
+    __slots__ = ("_names", "_remote")
+
+    def __init__(self, names: Names) -> None:
+        self._names = names
+        self._remote: RemoteLayer | None = None
+
+    def _attach(self, remote: RemoteLayer) -> None:
+        self._remote = remote
+
+    def get(self, name: str) -> ActorRef | None:
+        """The ref registered under ``name`` anywhere in the cluster, or None."""
+        ref = self._names.get(name)
+        if ref is None and self._remote is not None:
+            ref = self._remote.lookup(name)
+        return ref
+
+    def names(self) -> list[str]:
+        """Every name known in the cluster, sorted."""
+        found = {name for name, _ in self._names.items()}
+        if self._remote is not None:
+            found.update(self._remote.names())
+        return sorted(found)
+
+    def local(self) -> dict[str, ActorRef]:
+        """The names registered on this node."""
+        return dict(self._names.items())
+
+    def register(self, name: str, ref: ActorRef) -> None:
+        """Give an actor of this node one more name (Erlang's ``register/2``);
+        ``NameTaken`` if another actor has it. The name goes when the actor
+        stops, or with ``unregister``."""
+        cell = ref._cell
+        if cell is None or cell.node.kernel.names is not self._names:
+            raise ConfigurationError(f"{ref} is not an actor of this node")
+        if cell.dead:
+            raise ConfigurationError(f"{ref} is dead")
+        self._names.register(name, ref)
+        cell.node.kernel.extra_name(cell, name)
+
+    def unregister(self, name: str) -> None:
+        """Remove a name of this node (the actor keeps running)."""
+        self._names.unregister(name)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def __len__(self) -> int:
+        return len(self.names())
