@@ -16,11 +16,11 @@ import trio
 
 from ._check import check
 from ._config import Config
-from ._driver import run
+from ._driver import load_outcome, run
 from ._report import json_line, summary
 
 
-def parse_args(argv: list[str]) -> Config:
+def parse_args(argv: list[str]) -> Config | Path:
     defaults = Config()
     parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__)
     env_duration = float(os.environ.get("SOAK_DURATION", defaults.duration))
@@ -50,7 +50,10 @@ def parse_args(argv: list[str]) -> Config:
         default=(defaults.workload.burst_min, defaults.workload.burst_max),
     )
     parser.add_argument("--slow-mailbox", type=int, default=defaults.workload.slow_mailbox)
+    parser.add_argument("--recheck", type=Path, help="check an earlier run's workdir again")
     args = parser.parse_args(argv)
+    if args.recheck:
+        return Path(args.recheck)
     if args.short:
         return Config.short(seed=args.seed, workdir=args.workdir)
     chaos_min, chaos_max = args.chaos
@@ -74,8 +77,8 @@ def parse_args(argv: list[str]) -> Config:
 def main(argv: list[str]) -> int:
     config = parse_args(argv)
     try:
-        outcome = trio.run(run, config)
-    except ValueError as exc:
+        outcome = load_outcome(config) if isinstance(config, Path) else trio.run(run, config)
+    except (ValueError, OSError) as exc:
         print(f"soak: {exc}", file=sys.stderr)
         return 2
     verdict = check(outcome)

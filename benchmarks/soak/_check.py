@@ -7,7 +7,8 @@
   arrived twice.
 - ``order``: from one sender loop (``ask``, ``tell``) to one actor, numbers arrive rising.
 - ``progress``: a steady ask loop to a live node is never ``stall_bound`` s without an
-  answer; a gap during which the target was dead or restarting is excused.
+  answer. The time its target was dead, and ``down_after + RECOVERY`` s after it came
+  back, do not count; ``max_ask_gap_s`` is the longest gap that remains.
 - ``hang``: no ask outlived its own timeout, and no bound of the driver passed.
 - ``memory``: the seed node's RSS grew by at most ``rss_growth_mib`` after warm-up.
 - ``shutdown``, ``crash``, ``membership``: found by the driver (see ``_driver``).
@@ -42,6 +43,9 @@ ENDINGS = {
     "stop": "stopped by the final SIGTERM",
     "crash": "exited",
 }
+#: Seconds after ``down_after`` that a restarted node gets to answer asks again: the old
+#: incarnation is found down, the new one's names spread, the senders look them up.
+RECOVERY = 2.0
 ORDERED = ("ask", "tell")  # key kinds with one message in flight or sent in sequence
 
 
@@ -209,7 +213,11 @@ def order(run: Run, figures: dict[str, Any]) -> list[Violation]:
 
 def progress(run: Run, figures: dict[str, Any]) -> list[Violation]:
     config, found, worst = run.outcome.config, [], 0.0
-    outages = _outages(run.outcome)
+    grace = config.workload.down_after + RECOVERY
+    away = {
+        node: [(start, stop + grace) for start, stop in spans]
+        for node, spans in _outages(run.outcome).items()
+    }
     for label, entries in run.journals.items():
         sender = run.lives[label]
         if sender.ready is None:
@@ -221,23 +229,34 @@ def progress(run: Run, figures: dict[str, Any]) -> list[Violation]:
         peers = [node for node in NODES if node != sender.node]
         indexes = range(config.workload.ask_loops)
         loops = {f"{sender.node}.{sender.start}.ask.{p}.{i}" for p in peers for i in indexes}
-        for key in loops | set(times):
+        for key in sorted(loops | set(times)):
             target = key.split(".")[3]
             end = sender.ended if sender.ended is not None else run.outcome.finished
             points = [sender.ready, *sorted(times.get(key, [])), end]
             for a, b in itertools.pairwise(points):
-                if any(start < b and a < stop for start, stop in outages[target]):
-                    continue
-                worst = max(worst, b - a)
-                if b - a > config.stall_bound:
+                up = (b - a) - _covered(a, b, away[target])
+                worst = max(worst, up)
+                if up > config.stall_bound:
                     what = (
                         f"{key}: no answer from {target} for {b - a:.1f}s "
-                        f"({run.rel(a)} to {run.rel(b)}) while it was up"
+                        f"({run.rel(a)} to {run.rel(b)}), {up:.1f}s of it while {target} "
+                        f"was up (and past a {grace:g}s grace after any restart of it)"
                     )
                     found.append(Violation("progress", target, a, what))
     figures["max_ask_gap_s"] = round(worst, 2)
     figures["stalls"] = len(found)
     return found
+
+
+def _covered(a: float, b: float, spans: list[tuple[float, float]]) -> float:
+    """How much of ``[a, b]`` the (possibly overlapping) ``spans`` cover."""
+    covered, reach = 0.0, a
+    for start, stop in sorted(spans):
+        low, high = max(start, reach), min(stop, b)
+        if high > low:
+            covered += high - low
+        reach = max(reach, high)
+    return covered
 
 
 def _outages(outcome: Outcome) -> dict[str, list[tuple[float, float]]]:

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,9 @@ import trio
 
 from benchmarks._runner import REPO_ROOT, child_env
 
-from ._config import NODES, SEED, Config
+from ._config import NODES, SEED, Config, Workload
+
+OUTCOME = "outcome.json"  # beside the journals, so that ``--recheck DIR`` can judge again
 
 
 @dataclass(slots=True)
@@ -328,7 +330,7 @@ async def run(config: Config) -> Outcome:
         finally:
             with trio.CancelScope(shield=True):
                 await driver.kill_all()
-    return Outcome(
+    outcome = Outcome(
         config=config,
         workdir=workdir,
         began=driver.began,
@@ -338,4 +340,25 @@ async def run(config: Config) -> Outcome:
         converged_after=driver.converged_after,
         finished=time.time(),
         loadavg=(load_before, loadavg()),
+    )
+    (workdir / OUTCOME).write_text(json.dumps(asdict(outcome), default=str))
+    return outcome
+
+
+def load_outcome(workdir: Path) -> Outcome:
+    """The outcome a run left in ``workdir``, to check it again."""
+    data = json.loads((workdir / OUTCOME).read_text())
+    config = data.pop("config")
+    workload = Workload(**config.pop("workload"))
+    config["workdir"] = workdir
+    return Outcome(
+        config=Config(**config, workload=workload),
+        workdir=workdir,
+        began=data["began"],
+        lives=[Life(**life) for life in data["lives"]],
+        rss=[(t, kib) for t, kib in data["rss"]],
+        violations=[Violation(**v) for v in data["violations"]],
+        converged_after=data["converged_after"],
+        finished=data["finished"],
+        loadavg=(data["loadavg"][0], data["loadavg"][1]),
     )

@@ -80,7 +80,7 @@ def summary(verdict: Verdict) -> str:
         ),
     ]
     for check in CHECKS:
-        failed = sorted(verdict.failed(check), key=lambda v: (v.at is None, v.at or 0.0))
+        failed = sorted(verdict.failed(check), key=lambda v: (v.at is None, v.at or 0.0, v.what))
         lines.append(f"{'FAIL' if failed else 'ok  '} {check}: {RULES[check]}")
         for violation in failed[:SHOWN]:
             when = "" if violation.at is None else f"{violation.at - outcome.began:+.1f}s "
