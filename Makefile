@@ -76,4 +76,4 @@ bench-net: $(STAMP)
 SOAK_DURATION ?= 180
 .PHONY: soak
 soak: $(STAMP)
-	$(BIN)/python -m benchmarks.soak --duration $(SOAK_DURATION) $(SOAK_ARGS)
+	@$(BIN)/python -m benchmarks.soak --duration $(SOAK_DURATION) $(SOAK_ARGS)
