@@ -75,7 +75,7 @@ class Run:
     arrivals: dict[tuple[str, int], list[tuple[str, str]]]
 
     def rel(self, t: float) -> str:
-        return f"+{t - self.outcome.began:.1f}s"
+        return f"{t - self.outcome.began:+.1f}s"
 
     def tells_to(self, node: str, start: float, end: float) -> str:
         """Tells accepted for ``slow-<node>`` between ``start`` and ``end``, by sender."""

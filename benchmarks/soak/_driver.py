@@ -114,6 +114,8 @@ class Proc:
 
 
 class Driver:
+    """One run's processes and record; ``scenario`` is the run itself."""
+
     def __init__(self, config: Config, workdir: Path, nursery: trio.Nursery) -> None:
         self.config = config
         self.workdir = workdir
