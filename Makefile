@@ -68,3 +68,12 @@ bench-chat: $(STAMP)
 .PHONY: bench-net
 bench-net: $(STAMP)
 	$(BIN)/python -m benchmarks.net $(BENCH_NET_ARGS)
+
+# The soak test: three node processes for SOAK_DURATION seconds under a seeded chaos of
+# kill -9 and restarts, slow actors, bursts of tells and steady asks. One JSON line of
+# figures on stdout, a summary on stderr; exit 1 if a check failed. SOAK_ARGS passes
+# flags (--seed N, --short for the 20 s run of make test, --help for the rest).
+SOAK_DURATION ?= 180
+.PHONY: soak
+soak: $(STAMP)
+	@$(BIN)/python -m benchmarks.soak --duration $(SOAK_DURATION) $(SOAK_ARGS)
