@@ -174,6 +174,7 @@ class Link(Actor):
         seed: bool,
         first: _Started | None,
         peer_id: str | None = None,
+        incarnation: int = 0,
     ) -> None:
         self.remoting = remoting
         self.url = url
@@ -181,6 +182,9 @@ class Link(Actor):
         #: ``node.connect`` waits on this for the first attempt's outcome.
         self.first = first
         self.peer_id = peer_id
+        #: The incarnation gossip told of: an older one being down is no
+        #: reason to give up on this one.
+        self.incarnation = incarnation
 
     async def on_stop(self) -> None:
         if self.peer_id is not None and not self.seed:
@@ -195,7 +199,12 @@ class Link(Actor):
         attempt = 0
         while True:
             peer = remoting.peers.get(self.peer_id) if self.peer_id else None
-            if peer is not None and peer.status == "down" and not self.seed:
+            if (
+                peer is not None
+                and peer.status == "down"
+                and not self.seed
+                and peer.incarnation >= self.incarnation
+            ):
                 self.ctx.stop()
                 return
             if peer is not None and peer.conn is not None:
@@ -255,13 +264,14 @@ class Tick:
 
 
 class Dial:
-    """Start a link to a node met through gossip."""
+    """Start a link to a node (an incarnation of it) met through gossip."""
 
-    __slots__ = ("node_id", "url")
+    __slots__ = ("incarnation", "node_id", "url")
 
-    def __init__(self, url: str, node_id: str) -> None:
+    def __init__(self, url: str, node_id: str, incarnation: int) -> None:
         self.url = url
         self.node_id = node_id
+        self.incarnation = incarnation
 
 
 class ClusterActor(Actor):
@@ -278,7 +288,9 @@ class ClusterActor(Actor):
     @handler
     async def dial(self, msg: Dial) -> None:
         try:
-            await self.ctx.spawn(Link, self.remoting, msg.url, False, None, msg.node_id)
+            await self.ctx.spawn(
+                Link, self.remoting, msg.url, False, None, msg.node_id, msg.incarnation
+            )
         except errors.TrouperError as exc:
             self.remoting.linked.discard(msg.node_id)
             log.warning("node %s: cannot dial %s: %s", self.remoting.node.id, msg.url, exc)

@@ -168,7 +168,9 @@ class Membership:
                 if self.cluster is None:
                     return
                 try:
-                    self.cluster.tell_nowait(Dial(member.addresses[0], member.node))
+                    self.cluster.tell_nowait(
+                        Dial(member.addresses[0], member.node, member.incarnation)
+                    )
                 except errors.TrouperError:
                     return  # busy: the next gossip offers it again
                 self.linked.add(member.node)
