@@ -18,6 +18,7 @@ connection, after a ``Goodbye`` that says why; nothing else does.
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -73,6 +74,11 @@ class Connection:
         self.closing: str | None = None
         self.goodbye_sent = False
         self.error: BaseException | None = None
+        # A plain TCP socket can be written without waiting (see write_now).
+        self.fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
+        self.writing = False
+        self.leftover: bytes | None = None
+        self.buffer = bytearray()
 
     @property
     def preferred(self) -> bool:
@@ -125,6 +131,7 @@ class Connection:
                 except* errors.TransportError as group:
                     self.error = group.exceptions[0]
         finally:
+            self.fd = -1  # closed below: its number may soon name another socket
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(self.stream)
 
@@ -223,26 +230,67 @@ class Connection:
             bucket.try_take(trio.current_time(), chunk)
             count -= chunk
 
+    def _pack(self, peer: Peer, batch: list[Envelope]) -> bytearray:
+        buffer = self.buffer
+        buffer.clear()
+        for env, exc in self.encoder.pack(batch, buffer):
+            peer.remoting.unsendable(peer, env, exc)
+        return buffer
+
+    def write_now(self, peer: Peer) -> None:
+        """Write what is queued from the caller's task, if this is a plain TCP
+        link with no write in progress; otherwise (or for what the socket does
+        not take at once) wake the writer.
+
+        The write is a single non-blocking ``os.write``: synchronous, so no
+        cancellation can stop it halfway, and it never waits. An idle link
+        thus sends an ask or a reply without a switch to the writer task (a
+        good part of a loopback round trip); a busy one still batches."""
+        outbox = peer.outbox
+        if self.fd < 0 or self.writing or self.leftover is not None or self.goodbye_sent:
+            outbox.wake()
+            return
+        batch = outbox.take(_BATCH_COUNT, _BATCH_BYTES)
+        if not batch:
+            return
+        data = self._pack(peer, batch)
+        try:
+            written = os.write(self.fd, data) if data else 0
+        except BlockingIOError:
+            written = 0
+        except OSError:
+            written = 0  # the writer's send_all will report it properly
+        if written == len(data):
+            outbox.wrote(trio.current_time())
+            if len(outbox):
+                outbox.wake()
+            return
+        self.leftover = bytes(data[written:])
+        outbox.wake()
+
     async def _writer(self, peer: Peer) -> None:
         outbox = peer.outbox
-        buffer = bytearray()
         stream = self.stream
-        encoder = self.encoder
         while True:
-            batch = outbox.take(_BATCH_COUNT, _BATCH_BYTES)
-            if not batch:
-                await outbox.wait_for_work()
-                continue
-            buffer.clear()
-            last = self.goodbye_sent and any(type(e) is Goodbye for e in batch)
-            for env, exc in encoder.pack(batch, buffer):
-                peer.remoting.unsendable(peer, env, exc)
+            if self.leftover is not None:
+                data: bytes | bytearray = self.leftover
+                last = False
+            else:
+                batch = outbox.take(_BATCH_COUNT, _BATCH_BYTES)
+                if not batch:
+                    await outbox.wait_for_work()
+                    continue
+                last = self.goodbye_sent and any(type(e) is Goodbye for e in batch)
+                data = self._pack(peer, batch)
+            self.writing = True
             try:
-                if buffer:
-                    await stream.send_all(buffer)
+                if data:
+                    await stream.send_all(data)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                 raise errors.ConnectionLost(f"writing to {peer.node_id}: {exc}") from exc
             finally:
+                self.writing = False
+                self.leftover = None
                 outbox.wrote(trio.current_time())
             if last:
                 self.scope.cancel()  # the Goodbye is out: hang up

@@ -226,7 +226,8 @@ class RemoteReply:
             self.fail(exc)  # too large, or not a registered type: the asker hears why
             return
         self._finish()
-        peer.send_quiet(Reply(self.id, name, payload))
+        if peer.status != "down":
+            peer.send_now(Reply(self.id, name, payload))
 
     def fail(self, exc: BaseException) -> None:
         if not self._finish():

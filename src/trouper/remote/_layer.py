@@ -211,7 +211,17 @@ class Remoting(Membership, Requests):
         target = wire_ref(ref)
         sender = current_sender()
         source = None if sender is None else wire_ref(sender)
-        with trio.move_on_after(float("inf") if timeout is None else timeout):
+        if timeout is None:
+            return await peer.ask(lambda i: Ask(i, target, name, payload, source, None))
+        timers = self.node.kernel.timers
+        if len(peer.asks) < self.config.max_pending_asks and not peer.outbox.full:
+            # The hot path: the deadline is an entry in the node's timer
+            # queue (as for a local ask), not a cancel scope.
+            return await peer.ask(
+                lambda i: Ask(i, target, name, payload, source, timeout),
+                lambda reply: timers.ask_timeout(timeout, reply, ref, msg),
+            )
+        with trio.move_on_after(timeout):  # waiting for a slot counts against it
             return await peer.ask(lambda i: Ask(i, target, name, payload, source, timeout))
         raise errors.AskTimeout(ref._timeout_text(msg, timeout))
 

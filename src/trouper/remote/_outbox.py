@@ -73,11 +73,14 @@ class Outbox:
     def overflowing(self) -> bool:
         return self.bytes >= self.hard_limit
 
-    def push(self, env: Envelope, *, urgent: bool = False) -> None:
+    def push(self, env: Envelope, *, urgent: bool = False, wake: bool = True) -> None:
+        """Queue ``env``; ``wake=False`` when the caller will try to write it
+        at once itself (and ``wake()`` the writer if it cannot)."""
         if not self.urgent and not self.normal:
             if self.busy_since is None:
                 self.busy_since = trio.current_time()
-            self._wakeup.set()
+            if wake:
+                self._wakeup.set()
             if self._drained.is_set():
                 self._drained = trio.Event()
         if urgent:
@@ -131,6 +134,9 @@ class Outbox:
         if not kept:
             self._drained.set()
         return dropped
+
+    def wake(self) -> None:
+        self._wakeup.set()
 
     async def wait_for_work(self) -> None:
         if not self.urgent and not self.normal:

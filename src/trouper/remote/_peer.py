@@ -77,7 +77,7 @@ class Peer:
         # What this node asked of the peer.
         self.asks: dict[int, Any] = {}
         self.ids = itertools.count(1)
-        self.ask_slots = trio.Semaphore(config.max_pending_asks)
+        self.slot_freed = trio.Event()
         self.credits: TellCredits[WireRef] = TellCredits(config.tell_window)
         self.credit_waiters: dict[WireRef, tuple[trio.Event, int]] = {}
         self.streams: dict[int, RemoteStream] = {}
@@ -117,6 +117,16 @@ class Peer:
         if self.status == "down":
             raise errors.NodeDown(f"node {self.node_id} is down")
         self.outbox.push(env, urgent=urgent)
+
+    def send_now(self, env: Envelope) -> None:
+        """Queue ``env`` and, on an idle TCP link, write it at once from this
+        task (an ask or a reply: someone waits for it); never waits."""
+        if self.status == "down":
+            raise errors.NodeDown(f"node {self.node_id} is down")
+        conn = self.conn
+        self.outbox.push(env, wake=conn is None)
+        if conn is not None:
+            conn.write_now(self)
 
     def send_quiet(self, env: Envelope, *, urgent: bool = False) -> None:
         """Send if the peer is still there; an answer to a dead node is moot."""
@@ -169,22 +179,32 @@ class Peer:
             event.set()
         self.credit_waiters.clear()
 
-    async def exchange(self, make: Any) -> Any:
+    async def ask(self, make: Any, deadline: Any = None) -> Any:
         """Send ``make(id)`` and wait for its ``Reply``, ``Failure`` or
-        ``SpawnResult`` (the caller bounds the wait)."""
+        ``SpawnResult``: at most ``max_pending_asks`` at once per peer (more
+        callers wait for a slot). ``deadline(reply)``, if given, arms the
+        ask's timeout on the node's timer queue (no cancel scope: the hot
+        path); otherwise the caller bounds the wait."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while len(self.asks) >= self.config.max_pending_asks or self.outbox.full:
+            self.check_up()
+            if self.outbox.full:
+                await self.outbox.wait_for_space()
+            else:
+                self.slot_freed = trio.Event() if self.slot_freed.is_set() else self.slot_freed
+                await self.slot_freed.wait()
+        self.check_up()
         reply = Reply(trio.lowlevel.current_task())
         request_id = next(self.ids)
         self.asks[request_id] = reply
         try:
-            await self.wait_for_space()
-            self.send(make(request_id))
+            self.send_now(make(request_id))
+            if deadline is not None:
+                deadline(reply)
             return await reply.wait()
         finally:
             self.asks.pop(request_id, None)
-
-    async def ask(self, make: Any) -> Any:
-        async with self.ask_slots:
-            return await self.exchange(make)
+            self.slot_freed.set()
 
     def pending_asks(self) -> int:
         return len(self.asks)

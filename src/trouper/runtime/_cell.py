@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("trouper")
 
+#: How long an idle cell keeps its task, waiting for more work, before it
+#: gives it back (after ``linger`` scheduler passes).
+_LINGER_TIME = 0.002
+
 Item = tuple[Any, ActorRef | None, Any]
 
 
@@ -78,6 +82,8 @@ class Cell(CellOps):
         self._mailbox_size = mailbox_size
         self._sysq: deque[Any] | None = None
         self._waiters: deque[Waiter] | None = None
+        self._wake: trio.lowlevel.Task | None = None
+        self._fed_remotely = False
         self._state = NEW
         self._active = False
         self._scope: trio.CancelScope | None = None
@@ -106,6 +112,8 @@ class Cell(CellOps):
         sysq.append(msg)
         if not self._active:
             self._schedule()
+        elif self._wake is not None:
+            self._wake_up()
 
     # ------------------------------------------------------------------ queues
 
@@ -118,8 +126,11 @@ class Cell(CellOps):
         if mailbox is None:
             mailbox = self._mailbox = deque()
         mailbox.append(item)
-        if not self._active and self._state == RUNNING:
-            self._schedule()
+        if not self._active:
+            if self._state == RUNNING:
+                self._schedule()
+        elif self._wake is not None:
+            self._wake_up()
 
     def _full(self) -> bool:
         mailbox = self._mailbox
@@ -148,6 +159,27 @@ class Cell(CellOps):
             waiter = waiters.popleft()
             mailbox.append(waiter.item)
             waiter.admitted()
+
+    async def _linger(self, kernel: Any) -> None:
+        """Park this task until work arrives or ``_LINGER_TIME`` passes. The
+        deadline is an entry in the node's timer heap, not a cancel scope
+        (which would cost more than the linger saves)."""
+        task = trio.lowlevel.current_task()
+        self._wake = task
+        kernel.timers.wake_later(_LINGER_TIME, self, task)
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            self._wake = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def _wake_up(self, task: trio.lowlevel.Task | None = None) -> None:
+        """Wake the lingering task (``task``: only if it is still that one)."""
+        waiting = self._wake
+        if waiting is not None and (task is None or task is waiting):
+            self._wake = None
+            trio.lowlevel.reschedule(waiting)
 
     def _schedule(self) -> None:
         self._active = True
@@ -183,6 +215,7 @@ class Cell(CellOps):
         linger = kernel.linger
         throughput = kernel.throughput
         idle_passes = 0
+        lingered = False
         while True:
             sysq = self._sysq
             if sysq:
@@ -194,6 +227,16 @@ class Cell(CellOps):
             mailbox = self._mailbox
             if self._state != RUNNING or not mailbox:
                 if idle_passes >= linger or self._state == DEAD:
+                    if not lingered and self._fed_remotely and self._state == RUNNING:
+                        # Keep the task a moment longer: a peer's next ask
+                        # is a network round trip away, and a new task per
+                        # message costs more than this wait. (Local work
+                        # needs no such wait: the passes above cover it.)
+                        lingered = True
+                        self._fed_remotely = False
+                        await self._linger(kernel)
+                        idle_passes = 0
+                        continue
                     if mailbox is not None and not mailbox and not self._waiters:
                         self._mailbox = None
                     return
@@ -201,6 +244,7 @@ class Cell(CellOps):
                 await trio.lowlevel.checkpoint()
                 continue
             idle_passes = 0
+            lingered = False
             handled = 0
             while True:
                 item = mailbox.popleft()

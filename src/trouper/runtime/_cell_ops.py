@@ -53,7 +53,9 @@ class CellOps:
         "_state",
         "_sysq",
         "_terminated",
+        "_fed_remotely",
         "_waiters",
+        "_wake",
         "_watchers",
         "_watching",
         "name",
@@ -81,6 +83,8 @@ class CellOps:
     _state: int
     _terminated: trio.Event | None
     _waiters: deque[Waiter] | None
+    _wake: trio.lowlevel.Task | None
+    _fed_remotely: bool
     _watchers: set[Any] | None
     _watching: set[ActorRef] | None
 
@@ -121,6 +125,7 @@ class CellOps:
     def try_deliver(self, item: Item) -> bool:
         """Into the mailbox if it has room (True); never waits. A dead actor
         takes anything (into dead letters, failing an ask)."""
+        self._fed_remotely = True
         mailbox = self._mailbox
         if (
             self._state == DEAD

@@ -123,11 +123,24 @@ class _AskDeadlines:
             del service._asks[self.timeout]
 
 
+class _Wake:
+    """A lingering cell task's deadline (see ``Cell._linger``)."""
+
+    __slots__ = ("cell", "task")
+
+    def __init__(self, cell: Cell, task: trio.lowlevel.Task) -> None:
+        self.cell = cell
+        self.task = task
+
+    def _fire(self, service: TimerService, now: float) -> None:
+        self.cell._wake_up(self.task)
+
+
 class TimerService:
     __slots__ = ("_asks", "_compacted", "_heap", "_scope", "_seq")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Timer | _AskDeadlines]] = []
+        self._heap: list[tuple[float, int, Timer | _AskDeadlines | _Wake]] = []
         self._scope: trio.CancelScope | None = None
         self._seq = itertools.count()
         self._asks: dict[float, _AskDeadlines] = {}
@@ -152,6 +165,10 @@ class TimerService:
         self._push(timer.deadline, timer)
         return timer
 
+    def wake_later(self, delay: float, cell: Cell, task: trio.lowlevel.Task) -> None:
+        """Wake ``cell``'s lingering ``task`` after ``delay``, if it still waits."""
+        self._push(trio.current_time() + delay, _Wake(cell, task))
+
     def ask_timeout(self, timeout: float, reply: Reply, ref: ActorRef, msg: Any) -> None:
         """Fail ``reply`` with ``AskTimeout`` unless it is answered in time."""
         queue = self._asks.get(timeout)
@@ -159,7 +176,7 @@ class TimerService:
             queue = self._asks[timeout] = _AskDeadlines(self, timeout)
         queue.add(trio.current_time() + timeout, reply, ref, msg, timeout)
 
-    def _push(self, deadline: float, entry: Timer | _AskDeadlines) -> None:
+    def _push(self, deadline: float, entry: Timer | _AskDeadlines | _Wake) -> None:
         if len(self._heap) >= 2 * self._compacted:
             self._compact()
         heapq.heappush(self._heap, (deadline, next(self._seq), entry))
