@@ -287,7 +287,11 @@ class Peer:
             conn.close_soon(reason)
             self.detach(conn, reason)
         self.status = "down"
-        self.outbox.discard()
+        dead_letters = self.remoting.node.dead_letters
+        for env in self.outbox.discard():
+            if isinstance(env, Tell):
+                # Queued for a reconnect that will never come: say so.
+                dead_letters.record(env.type_name, None, env.target, "node down")
         self.outbox.release_waiters()
         self.wake_all()
         self.fail_in_flight(errors.NodeDown(f"node {self.node_id} is down: {reason}"))
