@@ -74,8 +74,10 @@ class Connection:
         self.closing: str | None = None
         self.goodbye_sent = False
         self.error: BaseException | None = None
-        # A plain TCP socket can be written without waiting (see write_now).
-        self.fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
+        # A plain TCP socket can be written without waiting (see write_now),
+        # and read without the stream wrapper (see _receive).
+        self.sock: Any = stream.socket if isinstance(stream, trio.SocketStream) else None
+        self.fd = -1 if self.sock is None else self.sock.fileno()
         self.writing = False
         self.leftover: bytes | None = None
         self.buffer = bytearray()
@@ -201,7 +203,12 @@ class Connection:
         a ``RemoteProtocolError``, a broken stream ``ConnectionLost``.
         """
         try:
-            data = await stream.receive_some(65536)
+            if stream is self.stream and self.fd >= 0:
+                # A plain TCP link: the trio socket itself, without the
+                # stream wrapper's bookkeeping (this reader is its only one).
+                data = await self.sock.recv(65536)
+            else:
+                data = await stream.receive_some(65536)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise errors.ConnectionLost(f"reading{where} from {peer.node_id}: {exc}") from exc
         except errors.TransportError:
