@@ -129,14 +129,14 @@ class Membership:
                 continue
             outbox = peer.outbox
             stalled = outbox.stalled_for(now)
+            if conn.goodbye_sent:
+                continue  # closing; the Goodbye's own deadline ends it
             if outbox.overflowing or stalled > config.slow_consumer_timeout:
-                why = (
-                    f"slow consumer: {outbox.bytes} bytes queued"
+                peer.slow_consumer(
+                    f"{outbox.bytes} bytes queued"
                     if outbox.overflowing
-                    else f"slow consumer: nothing read for {stalled:.1f}s"
+                    else f"nothing read for {stalled:.1f}s"
                 )
-                log.warning("node %s: disconnecting %s (%s)", self.node.id, peer.node_id, why)
-                conn.goodbye(why, "slow-consumer")
                 continue
             seq = next(peer.heartbeats)
             peer.send_quiet(Heartbeat(seq, now), urgent=True)

@@ -119,9 +119,33 @@ class Peer:
         self.outbox.push(env, urgent=urgent)
 
     def send_quiet(self, env: Envelope, *, urgent: bool = False) -> None:
-        """Send if the peer is still there; an answer to a dead node is moot."""
-        if self.status != "down":
-            self.outbox.push(env, urgent=urgent)
+        """Send if the peer is still there; an answer to a dead node is moot.
+
+        Replies and control never wait for space, so the hard limit is
+        checked here, at once: checked only at the next tick, a peer asking
+        fast and reading nothing could pile up any amount in between. What
+        comes after a Goodbye is dropped: it would never be written.
+        """
+        conn = self.conn
+        if self.status == "down" or (conn is not None and conn.goodbye_sent):
+            return
+        self.outbox.push(env, urgent=urgent)
+        if self.outbox.overflowing:
+            self.slow_consumer(f"{self.outbox.bytes} bytes queued")
+
+    def slow_consumer(self, why: str) -> None:
+        """Disconnect a peer that does not read what it is sent (after a
+        Goodbye that says so, which it gets only if it reads after all)."""
+        conn = self.conn
+        if conn is None or conn.goodbye_sent:
+            return
+        log.warning(
+            "node %s: disconnecting %s (slow consumer: %s)",
+            self.remoting.node.id,
+            self.node_id,
+            why,
+        )
+        conn.goodbye(f"slow consumer: {why}", "slow-consumer")
 
     def check_up(self) -> None:
         if self.status == "down":
