@@ -251,6 +251,10 @@ class Peer:
         self.credits.reset()
         self.ledger.reset()
         self.wake_all()
+        # The peer re-sends a Watch for each watch it still wants (below, on
+        # its side); an Unwatch may have died with the old connection, and
+        # counted twice a re-sent Watch would never be undone.
+        self.drop_watched()
         self.remoting.on_peer_up(self)
         for ref, cells in self.watching.items():
             if cells:  # re-arm: a Terminated may have been lost with the old link
@@ -299,11 +303,15 @@ class Peer:
         for ref, cells in watching.items():
             for cell in cells:
                 cell.watched_stopped(ref, "node-down")
+        self.drop_watched()
+        self.remoting.on_peer_down(self)
+
+    def drop_watched(self) -> None:
+        """Forget every watch the peer holds on this node's actors."""
         watched, self.watched = self.watched, {}
         self.watch_count = 0
         for cell, watcher in watched.items():
             cell.remove_watcher(watcher)
-        self.remoting.on_peer_down(self)
 
     # ----------------------------------------------------- reader pauses
 
