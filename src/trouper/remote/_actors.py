@@ -110,6 +110,7 @@ async def accept(remoting: Remoting, stream: trio.abc.Stream) -> None:
             node_id=remoting.node.id,
             incarnation=remoting.incarnation,
             initiator=False,
+            admit=remoting.admit,
         )
     except errors.TransportError as exc:
         log.warning("node %s refused a connection: %s", remoting.node.id, exc)
