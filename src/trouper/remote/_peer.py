@@ -295,7 +295,10 @@ class Peer:
             conn.close_soon(reason)
             self.detach(conn, reason)
         self.status = "down"
-        self.outbox.discard()
+        dead_letters = self.remoting.node.dead_letters
+        for env in self.outbox.discard():
+            if type(env) is Tell:  # tell() took it, and it will never be sent
+                dead_letters.record(env.type_name, None, env.target, f"node down: {reason}")
         self.outbox.release_waiters()
         self.wake_all()
         self.fail_in_flight(errors.NodeDown(f"node {self.node_id} is down: {reason}"))
