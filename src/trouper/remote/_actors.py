@@ -110,6 +110,7 @@ async def accept(remoting: Remoting, stream: trio.abc.Stream) -> None:
             node_id=remoting.node.id,
             incarnation=remoting.incarnation,
             initiator=False,
+            admit=remoting.admit,
         )
     except errors.TransportError as exc:
         log.warning("node %s refused a connection: %s", remoting.node.id, exc)
@@ -211,11 +212,17 @@ class Link(Actor):
                 await peer.disconnected.wait()  # connected the other way round
                 continue
             failed: errors.TransportError | None = None
+            dialled = trio.current_time()
             try:
                 async with trio.open_nursery() as nursery:
                     await self._connect_once(nursery)
                     nursery.cancel_scope.cancel()
-                attempt = 0
+                # Redial at once only after a connection that was up a while:
+                # one the other side cuts right after the handshake (it knows
+                # max_peers nodes, or this incarnation is down for it) must
+                # not be redialled twenty times a second for ever.
+                if trio.current_time() - dialled >= REDIAL.maximum:
+                    attempt = 0
             except* errors.TransportError as group:
                 failed = group.exceptions[0]  # type: ignore[assignment]
             if failed is not None:

@@ -11,6 +11,7 @@ under the full ``max_frame_size``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -39,9 +40,15 @@ async def handshake(
     incarnation: int,
     initiator: bool,
     expected: str | None = None,
+    admit: Callable[[str, int], None] | None = None,
 ) -> Established:
     """Authenticate both ends; returns the protocol state, the decoder (now at
-    the full frame size) and any envelopes that arrived right behind."""
+    the full frame size) and any envelopes that arrived right behind.
+
+    ``admit(peer_id, incarnation)`` (the acceptor's) runs once the peer has
+    proved itself and before this side does; a ``HandshakeFailed`` from it
+    refuses the peer with a Goodbye that says why.
+    """
     common: dict[str, Any] = {
         "node_id": node_id,
         "incarnation": incarnation,
@@ -69,6 +76,9 @@ async def handshake(
                     envelopes = decoder.feed(data, max_frames=1)
                 for env in envelopes:
                     replies = proto.receive(env)
+                    if replies and proto.established and admit is not None:
+                        assert proto.peer_id is not None and proto.peer_incarnation is not None
+                        admit(proto.peer_id, proto.peer_incarnation)
                     if replies:
                         await stream.send_all(encoder.encode(replies))
         decoder.max_frame_size = config.max_frame_size

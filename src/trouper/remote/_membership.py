@@ -55,31 +55,43 @@ class Membership:
 
     # ------------------------------------------------------------ peers
 
-    def peer_for(self, node_id: str, incarnation: int) -> Peer:
+    def admit(self, node_id: str, incarnation: int) -> None:
+        """``HandshakeFailed`` if this node would refuse that node (that
+        incarnation of it); changes nothing. The acceptor asks before it
+        proves itself, so a refused node hears why in the handshake and never
+        takes this node for a member it lost."""
         peer = self.peers.get(node_id)
         if peer is not None:
-            if peer.incarnation == incarnation:
-                if peer.status == "down":
-                    raise errors.HandshakeFailed(
-                        f"node {node_id} incarnation {incarnation} was declared down"
-                    )
-                return peer
+            if peer.incarnation == incarnation and peer.status == "down":
+                raise errors.HandshakeFailed(
+                    f"node {node_id} incarnation {incarnation} was declared down"
+                )
             if incarnation < peer.incarnation:
                 raise errors.HandshakeFailed(f"node {node_id} reconnected with a stale incarnation")
-            peer.down("restarted with a new incarnation")
-        elif len(self.peers) >= self.config.max_peers and not self._forget_a_down_peer():
+        elif len(self.peers) >= self.config.max_peers and all(
+            p.status != "down" for p in self.peers.values()
+        ):
             raise errors.HandshakeFailed(
                 f"node {self.node.id} knows {self.config.max_peers} nodes already (max_peers)"
             )
+
+    def peer_for(self, node_id: str, incarnation: int) -> Peer:
+        self.admit(node_id, incarnation)
+        peer = self.peers.get(node_id)
+        if peer is not None:
+            if peer.incarnation == incarnation:
+                return peer
+            peer.down("restarted with a new incarnation")
+        elif len(self.peers) >= self.config.max_peers:
+            self._forget_a_down_peer()
         peer = self.peers[node_id] = Peer(self, node_id, incarnation)  # type: ignore[arg-type]
         return peer
 
-    def _forget_a_down_peer(self) -> bool:
+    def _forget_a_down_peer(self) -> None:
         for node_id, peer in self.peers.items():
             if peer.status == "down":
                 del self.peers[node_id]
-                return True
-        return False
+                return
 
     def on_peer_up(self, peer: Peer) -> None:
         peer.send_quiet(self.registry_snapshot())
@@ -129,14 +141,14 @@ class Membership:
                 continue
             outbox = peer.outbox
             stalled = outbox.stalled_for(now)
+            if conn.goodbye_sent:
+                continue  # closing; the Goodbye's own deadline ends it
             if outbox.overflowing or stalled > config.slow_consumer_timeout:
-                why = (
-                    f"slow consumer: {outbox.bytes} bytes queued"
+                peer.slow_consumer(
+                    f"{outbox.bytes} bytes queued"
                     if outbox.overflowing
-                    else f"slow consumer: nothing read for {stalled:.1f}s"
+                    else f"nothing read for {stalled:.1f}s"
                 )
-                log.warning("node %s: disconnecting %s (%s)", self.node.id, peer.node_id, why)
-                conn.goodbye(why, "slow-consumer")
                 continue
             seq = next(peer.heartbeats)
             peer.send_quiet(Heartbeat(seq, now), urgent=True)

@@ -129,9 +129,33 @@ class Peer:
             conn.write_now(self)
 
     def send_quiet(self, env: Envelope, *, urgent: bool = False) -> None:
-        """Send if the peer is still there; an answer to a dead node is moot."""
-        if self.status != "down":
-            self.outbox.push(env, urgent=urgent)
+        """Send if the peer is still there; an answer to a dead node is moot.
+
+        Replies and control never wait for space, so the hard limit is
+        checked here, at once: checked only at the next tick, a peer asking
+        fast and reading nothing could pile up any amount in between. What
+        comes after a Goodbye is dropped: it would never be written.
+        """
+        conn = self.conn
+        if self.status == "down" or (conn is not None and conn.goodbye_sent):
+            return
+        self.outbox.push(env, urgent=urgent)
+        if self.outbox.overflowing:
+            self.slow_consumer(f"{self.outbox.bytes} bytes queued")
+
+    def slow_consumer(self, why: str) -> None:
+        """Disconnect a peer that does not read what it is sent (after a
+        Goodbye that says so, which it gets only if it reads after all)."""
+        conn = self.conn
+        if conn is None or conn.goodbye_sent:
+            return
+        log.warning(
+            "node %s: disconnecting %s (slow consumer: %s)",
+            self.remoting.node.id,
+            self.node_id,
+            why,
+        )
+        conn.goodbye(f"slow consumer: {why}", "slow-consumer")
 
     def check_up(self) -> None:
         if self.status == "down":
@@ -247,6 +271,10 @@ class Peer:
         self.credits.reset()
         self.ledger.reset()
         self.wake_all()
+        # The peer re-sends a Watch for each watch it still wants (below, on
+        # its side); an Unwatch may have died with the old connection, and
+        # counted twice a re-sent Watch would never be undone.
+        self.drop_watched()
         self.remoting.on_peer_up(self)
         for ref, cells in self.watching.items():
             if cells:  # re-arm: a Terminated may have been lost with the old link
@@ -289,9 +317,8 @@ class Peer:
         self.status = "down"
         dead_letters = self.remoting.node.dead_letters
         for env in self.outbox.discard():
-            if isinstance(env, Tell):
-                # Queued for a reconnect that will never come: say so.
-                dead_letters.record(env.type_name, None, env.target, "node down")
+            if type(env) is Tell:  # tell() took it, and it will never be sent
+                dead_letters.record(env.type_name, None, env.target, f"node down: {reason}")
         self.outbox.release_waiters()
         self.wake_all()
         self.fail_in_flight(errors.NodeDown(f"node {self.node_id} is down: {reason}"))
@@ -299,11 +326,15 @@ class Peer:
         for ref, cells in watching.items():
             for cell in cells:
                 cell.watched_stopped(ref, "node-down")
+        self.drop_watched()
+        self.remoting.on_peer_down(self)
+
+    def drop_watched(self) -> None:
+        """Forget every watch the peer holds on this node's actors."""
         watched, self.watched = self.watched, {}
         self.watch_count = 0
         for cell, watcher in watched.items():
             cell.remove_watcher(watcher)
-        self.remoting.on_peer_down(self)
 
     # ----------------------------------------------------- reader pauses
 
