@@ -110,21 +110,26 @@ class _Envelope(msgspec.Struct, frozen=True, array_like=True, gc=False):
 
 
 class Hello(_Envelope, tag=1, frozen=True, array_like=True, gc=False):
-    """Initiator → acceptor: who I am and my nonce."""
+    """Initiator → acceptor: who I am and my nonce; ``max_frame``, the largest
+    frame I accept (0: not said), so that the other side never sends one
+    larger even if its own limit is higher."""
 
     version: U64
     node: NodeId
     incarnation: U64
     nonce: Nonce
+    max_frame: U64 = 0
 
 
 class Challenge(_Envelope, tag=2, frozen=True, array_like=True, gc=False):
-    """Acceptor → initiator: who I am and my nonce (the challenge)."""
+    """Acceptor → initiator: who I am, my nonce (the challenge), and the
+    largest frame I accept (``max_frame``, 0: not said)."""
 
     version: U64
     node: NodeId
     incarnation: U64
     nonce: Nonce
+    max_frame: U64 = 0
 
 
 class Welcome(_Envelope, tag=3, frozen=True, array_like=True, gc=False):

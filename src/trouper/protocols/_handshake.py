@@ -85,11 +85,13 @@ class Connection:
         "_peer",
         "_state",
         "incarnation",
+        "max_frame",
         "node_id",
         "nonce",
         "peer_goodbye",
         "peer_id",
         "peer_incarnation",
+        "peer_max_frame",
         "version",
     )
 
@@ -101,6 +103,7 @@ class Connection:
         cookie: bytes,
         nonce: bytes,
         version: int = PROTOCOL_VERSION,
+        max_frame: int = 0,
     ) -> None:
         if type(self) is Connection:
             raise TypeError("use InitiatorConnection or AcceptorConnection")
@@ -122,6 +125,10 @@ class Connection:
         #: Set once ESTABLISHED (never before: until then the peer is unproven).
         self.peer_id: str | None = None
         self.peer_incarnation: int | None = None
+        #: The largest frame we accept, said in Hello/Challenge (0: not said),
+        #: and the peer's, once heard.
+        self.max_frame = max_frame
+        self.peer_max_frame = 0
         #: The peer's Goodbye, once received.
         self.peer_goodbye: Goodbye | None = None
 
@@ -243,15 +250,21 @@ class InitiatorConnection(Connection):
         nonce: bytes,
         version: int = PROTOCOL_VERSION,
         expected_peer_id: str | None = None,
+        max_frame: int = 0,
     ) -> None:
         super().__init__(
-            node_id=node_id, incarnation=incarnation, cookie=cookie, nonce=nonce, version=version
+            node_id=node_id,
+            incarnation=incarnation,
+            cookie=cookie,
+            nonce=nonce,
+            version=version,
+            max_frame=max_frame,
         )
         self.expected_peer_id = expected_peer_id
 
     def start(self) -> list[Envelope]:
         self._state.process(_SEND, Event.HELLO)
-        return [Hello(self.version, self.node_id, self.incarnation, self.nonce)]
+        return [Hello(self.version, self.node_id, self.incarnation, self.nonce, self.max_frame)]
 
     def _receive_handshake(self, env: Envelope) -> list[Envelope]:
         self._state.process(_RECV, event_of(env), type(env).__name__)
@@ -260,6 +273,7 @@ class InitiatorConnection(Connection):
             if self.expected_peer_id is not None and env.node != self.expected_peer_id:
                 self._fail(f"expected node {self.expected_peer_id!r}, reached {env.node!r}")
             self._peer = _Party(env.node, env.incarnation, env.nonce)
+            self.peer_max_frame = env.max_frame
             self._state.process(_SEND, Event.WELCOME)
             return [Welcome(self._proof(Role.INITIATOR))]
         # The table admits only a Welcome in SENT_PROOF, which moved us to
@@ -282,8 +296,11 @@ class AcceptorConnection(Connection):
         if isinstance(env, Hello):
             self._check_peer(env.version, env.node, env.nonce)
             self._peer = _Party(env.node, env.incarnation, env.nonce)
+            self.peer_max_frame = env.max_frame
             self._state.process(_SEND, Event.CHALLENGE)
-            return [Challenge(self.version, self.node_id, self.incarnation, self.nonce)]
+            return [
+                Challenge(self.version, self.node_id, self.incarnation, self.nonce, self.max_frame)
+            ]
         assert isinstance(env, Welcome)
         self._verify(env)
         self._state.process(_SEND, Event.WELCOME)

@@ -33,6 +33,9 @@ log = logging.getLogger("trouper.remote")
 
 #: Redial quickly at first, then every two seconds at most.
 REDIAL = Backoff(initial=0.05, maximum=2.0, jitter=0.2)
+#: Failed dials (about 10 s) before a link to a node only heard of through
+#: gossip, and never reached, gives up.
+_GIVE_UP = 10
 
 
 class _Started:
@@ -236,6 +239,12 @@ class Link(Actor):
                     logging.ERROR if isinstance(failed, errors.HandshakeFailed) else logging.DEBUG
                 )
                 log.log(level, "link %s -> %s: %s", remoting.node.id, self.url, failed)
+                if not self.seed and self.peer_id not in remoting.peers and attempt >= _GIVE_UP:
+                    # Gossip named a node we never reached (gone, or never
+                    # real): stop, so it does not hold a place in `linked`
+                    # for ever; if it is real, gossip names it again.
+                    self.ctx.stop()
+                    return
             await trio.sleep(REDIAL.delay(attempt, rng))
             attempt += 1
 

@@ -60,8 +60,8 @@ class RemoteConfig:
     #: A peer whose outbox holds more than this many times ``max_outbox_bytes``
     #: (replies it asked for and does not read) is disconnected at once.
     outbox_hard_factor: int = attrs.field(default=4, validator=_positive_int)
-    #: A peer that reads nothing for this long while data waits for it is
-    #: disconnected as a slow consumer.
+    #: A peer that reads less than 256 KiB in this long while data waits for
+    #: it is disconnected as a slow consumer.
     slow_consumer_timeout: float = attrs.field(default=15.0, validator=_seconds)
 
     # --- what a peer may make this node hold (per peer)

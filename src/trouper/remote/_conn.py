@@ -62,12 +62,15 @@ class Connection:
         decoder: FrameDecoder,
         initiator: str,
         max_frame: int,
+        peer_max_frame: int,
     ) -> None:
         self.stream = stream
         self.proto = proto
         self.decoder = decoder
         self.initiator = initiator
-        self.encoder = FrameEncoder(max_frame)
+        # We send frames no larger than the peer accepts, and read ours.
+        self.encoder = FrameEncoder(min(max_frame, peer_max_frame))
+        self.max_frame_in = max_frame
         self.scope = trio.CancelScope()
         self.peer: Peer | None = None
         self.lanes = isinstance(stream, LaneStream)
@@ -330,7 +333,7 @@ class Connection:
         or garbage, closes that lane alone and ends its stream."""
         from ._streams import _end_consumer
 
-        decoder = FrameDecoder(self.encoder.max_frame_size)
+        decoder = FrameDecoder(self.max_frame_in)
         stream_id: int | None = None
         try:
             async with lane:

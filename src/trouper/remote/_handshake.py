@@ -54,6 +54,7 @@ async def handshake(
         "incarnation": incarnation,
         "cookie": config.cookie,
         "nonce": os.urandom(16),
+        "max_frame": config.max_frame_size,
     }
     proto: ProtoConnection = (
         InitiatorConnection(**common, expected_peer_id=expected)
@@ -67,6 +68,7 @@ async def handshake(
             first = proto.start()
             if first:
                 await stream.send_all(encoder.encode(first))
+            leftover: list[Envelope] = []
             while not proto.established:
                 envelopes = decoder.feed(b"", max_frames=1) if decoder.pending else []
                 if not envelopes:
@@ -75,6 +77,9 @@ async def handshake(
                         raise errors.HandshakeFailed("the peer hung up during the handshake")
                     envelopes = decoder.feed(data, max_frames=1)
                 for env in envelopes:
+                    if proto.established:
+                        leftover.append(env)  # data in the frame that authenticated it
+                        continue
                     replies = proto.receive(env)
                     if replies and proto.established and admit is not None:
                         assert proto.peer_id is not None and proto.peer_incarnation is not None
@@ -82,7 +87,7 @@ async def handshake(
                     if replies:
                         await stream.send_all(encoder.encode(replies))
         decoder.max_frame_size = config.max_frame_size
-        leftover = decoder.feed(b"")
+        leftover += decoder.feed(b"")
     except trio.TooSlowError:
         raise errors.HandshakeFailed(f"no handshake within {config.handshake_timeout}s") from None
     except errors.HandshakeFailed as exc:

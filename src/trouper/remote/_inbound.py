@@ -150,6 +150,15 @@ def owe(peer: Peer, target: WireRef) -> None:
     n = peer.ledger.owe(target)
     if n:
         peer.send_quiet(Credit(target, n), urgent=True)
+    elif len(peer.ledger) > _LEDGER_LIMIT:
+        # Tells to many distinct targets (dead ones included) between two
+        # ticks: return what is owed now rather than keep an entry for each.
+        for key, owed in peer.ledger.flush():
+            peer.send_quiet(Credit(key, owed), urgent=True)
+
+
+#: Targets with credit owed back to one peer, at most, between two flushes.
+_LEDGER_LIMIT = 4096
 
 
 def deliver(peer: Peer, cell: Cell, item: Any, target: WireRef | None) -> bool:
@@ -221,7 +230,7 @@ class RemoteReply:
             return
         peer = self.peer
         try:
-            name, payload = peer.remoting.encode(value, what="reply")
+            name, payload = peer.remoting.encode(value, what="reply", peer=peer)
         except errors.TrouperError as exc:
             self.fail(exc)  # too large, or not a registered type: the asker hears why
             return

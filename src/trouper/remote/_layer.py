@@ -134,16 +134,19 @@ class Remoting(Membership, Requests):
             return (obj.node_id, obj.path, obj.uid)
         raise NotImplementedError(f"cannot encode {type(obj).__name__} values")
 
-    def encode(self, msg: Any, what: str = "message") -> tuple[str, msgspec.Raw]:
+    def encode(
+        self, msg: Any, what: str = "message", peer: Peer | None = None
+    ) -> tuple[str, msgspec.Raw]:
         """A message's type name and payload; ``FrameTooLarge`` (ours, at the
-        sender, before anything is queued) if it cannot fit a frame."""
+        sender, before anything is queued) if it cannot fit a frame: of this
+        node's ``max_frame_size``, or of the smaller one ``peer`` accepts."""
         name, payload = self.codec.encode_payload(msg)
-        limit = self.config.max_frame_size - _ENVELOPE_ROOM
-        if len(payload) > limit:
+        frame = self.config.max_frame_size if peer is None else peer.max_frame
+        if len(payload) > frame - _ENVELOPE_ROOM:
             raise errors.FrameTooLarge(
                 f"a {name} {what} of {len(payload)} bytes cannot be sent: the frame limit "
-                f"is {self.config.max_frame_size} bytes (max_frame_size); send large data "
-                "in pieces, e.g. as a stream"
+                f"is {frame} bytes (max_frame_size); send large data in pieces, e.g. as "
+                "a stream"
             )
         return name, msgspec.Raw(payload)
 
@@ -170,7 +173,7 @@ class Remoting(Membership, Requests):
         except errors.NodeDown:
             self.node.dead_letters.record(msg, current_sender(), ref, "node down")
             return
-        name, payload = self.encode(msg)
+        name, payload = self.encode(msg, peer=peer)
         target = wire_ref(ref)
         sender = current_sender()
         try:
@@ -191,7 +194,7 @@ class Remoting(Membership, Requests):
         except errors.NodeDown:
             self.node.dead_letters.record(msg, current_sender(), ref, "node down")
             return
-        name, payload = self.encode(msg)
+        name, payload = self.encode(msg, peer=peer)
         target = wire_ref(ref)
         if peer.outbox.full:
             raise errors.MailboxFull(f"the link to node {ref.node_id} is saturated")
@@ -207,7 +210,7 @@ class Remoting(Membership, Requests):
             await trio.lowlevel.checkpoint()
             raise errors.ActorDead(f"{ref.path} is dead")
         peer = self.peer_of(ref.node_id)
-        name, payload = self.encode(msg)
+        name, payload = self.encode(msg, peer=peer)
         target = wire_ref(ref)
         sender = current_sender()
         source = None if sender is None else wire_ref(sender)
@@ -293,7 +296,8 @@ class Remoting(Membership, Requests):
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(stream)
             return
-        conn = Connection(stream, proto, decoder, initiator, self.config.max_frame_size)
+        ours = self.config.max_frame_size
+        conn = Connection(stream, proto, decoder, initiator, ours, proto.peer_max_frame or ours)
         if not peer.attach(conn):
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(stream)

@@ -26,6 +26,8 @@ from ..protocols import Envelope
 
 #: A fixed estimate of an envelope's size beyond its payload.
 OVERHEAD = 64
+#: Bytes written that count as progress for a link with data waiting.
+PROGRESS = 256 * 1024
 
 
 def size_of(env: Envelope) -> int:
@@ -39,6 +41,7 @@ class Outbox:
         "_space",
         "_wakeup",
         "busy_since",
+        "progress",
         "bytes",
         "hard_limit",
         "limit",
@@ -54,8 +57,10 @@ class Outbox:
         self.normal: deque[Envelope] = deque()
         self.bytes = 0
         self.writing = 0  # bytes taken by the writer, not yet written
-        #: Since when data has waited without a write completing (None: idle).
+        #: Since when data has waited without real progress (None: idle),
+        #: and the bytes written since then.
         self.busy_since: float | None = None
+        self.progress = 0
         self._wakeup = trio.Event()
         self._space = trio.Event()
         self._space.set()
@@ -106,14 +111,19 @@ class Outbox:
     def wrote(self, now: float) -> None:
         """The batch taken last was written (or given up)."""
         self.bytes -= self.writing
+        self.progress += self.writing
         self.writing = 0
         if self.bytes < self.limit:
             self._space.set()
         if not self.urgent and not self.normal:
             self.busy_since = None
+            self.progress = 0
             self._drained.set()
-        else:
+        elif self.busy_since is None or self.progress >= PROGRESS:
+            # Real progress: a peer that reads a trickle (the kernel taking a
+            # few more kilobytes now and then) is still a slow consumer.
             self.busy_since = now
+            self.progress = 0
 
     def stalled_for(self, now: float) -> float:
         """How long data has waited with no write completing (0: it has not)."""
@@ -129,6 +139,7 @@ class Outbox:
         self.bytes = sum(size_of(e) for e in kept)
         self.writing = 0
         self.busy_since = None
+        self.progress = 0
         if self.bytes < self.limit:
             self._space.set()
         if not kept:

@@ -74,6 +74,8 @@ class Peer:
         self.status = "joining"
         self.conn: Connection | None = None
         self.outbox = Outbox(config.max_outbox_bytes, config.outbox_hard_limit)
+        #: The largest frame the peer accepts (said in its handshake).
+        self.max_frame = config.max_frame_size
         # What this node asked of the peer.
         self.asks: dict[int, Any] = {}
         self.ids = itertools.count(1)
@@ -120,13 +122,18 @@ class Peer:
 
     def send_now(self, env: Envelope) -> None:
         """Queue ``env`` and, on an idle TCP link, write it at once from this
-        task (an ask or a reply: someone waits for it); never waits."""
+        task (an ask or a reply: someone waits for it); never waits. The hard
+        limit is checked as in ``send_quiet``: replies never wait either."""
         if self.status == "down":
             raise errors.NodeDown(f"node {self.node_id} is down")
         conn = self.conn
+        if conn is not None and conn.goodbye_sent:
+            return
         self.outbox.push(env, wake=conn is None)
         if conn is not None:
             conn.write_now(self)
+        if self.outbox.overflowing:
+            self.slow_consumer(f"{self.outbox.bytes} bytes queued")
 
     def send_quiet(self, env: Envelope, *, urgent: bool = False) -> None:
         """Send if the peer is still there; an answer to a dead node is moot.
@@ -260,6 +267,7 @@ class Peer:
             self.conn.close_soon("replaced by a simultaneous connection")
             self.detach(self.conn, "replaced")
         self.conn = conn
+        self.max_frame = conn.encoder.max_frame_size
         self.status = "up"
         self.disconnected = trio.Event()
         now = trio.current_time()

@@ -60,7 +60,7 @@ class Requests:
     ) -> ActorRef:
         peer = self.peer_of(node_id)
         class_path = f"{cls.__module__}:{cls.__qualname__}"
-        encoded = self._encode_arguments(cls, node_id, args, kwargs)
+        encoded = self._encode_arguments(cls, node_id, args, kwargs, peer.max_frame)
         with trio.move_on_after(timeout):
             ref: ActorRef = await peer.ask(
                 lambda i: Spawn(i, class_path, encoded, name, mailbox_size)
@@ -69,7 +69,12 @@ class Requests:
         raise errors.AskTimeout(f"node {node_id} did not answer a spawn of {class_path}")
 
     def _encode_arguments(
-        self, cls: type, node_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        cls: type,
+        node_id: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        frame: int,
     ) -> msgspec.Raw:
         """``[args, kwargs]`` as msgpack; an argument that cannot travel is a
         ``ConfigurationError`` naming it (never a bare encoder error)."""
@@ -83,10 +88,10 @@ class Requests:
                     f"{label} of {cls.__qualname__} cannot be sent to node {node_id}: {exc}"
                 ) from None
         payload = self._encoder.encode([list(args), kwargs])
-        if len(payload) > self.config.max_frame_size - ENVELOPE_ROOM:
+        if len(payload) > frame - ENVELOPE_ROOM:
             raise errors.FrameTooLarge(
                 f"the arguments of {cls.__qualname__} take {len(payload)} bytes, over "
-                f"the frame limit ({self.config.max_frame_size})"
+                f"the frame limit ({frame})"
             )
         return msgspec.Raw(payload)
 

@@ -99,7 +99,7 @@ async def open_remote_stream(
     peer: Peer, ref: ActorRef, msg: Any, window: int
 ) -> AsyncIterator[StreamReader]:
     remoting = peer.remoting
-    name, payload = remoting.encode(msg)
+    name, payload = remoting.encode(msg, peer=peer)
     await peer.wait_for_space()
     stream_id = next(peer.ids)
     stream = RemoteStream(peer, stream_id, window)
@@ -186,7 +186,7 @@ class RemoteSink(StreamSink):
         if self.cancelled or self.peer.status == "down":
             raise ConsumerGone
         try:
-            name, payload = self.peer.remoting.encode(value, what="stream item")
+            name, payload = self.peer.remoting.encode(value, what="stream item", peer=self.peer)
         except errors.TrouperError as exc:
             await self.end(exc)  # the consumer hears why; the actor carries on
             raise ConsumerGone from None
@@ -234,7 +234,7 @@ class RemoteSink(StreamSink):
         # A plain handler reached through stream(): one item, then the end.
         peer = self.peer
         try:
-            name, payload = peer.remoting.encode(value, what="stream item")
+            name, payload = peer.remoting.encode(value, what="stream item", peer=peer)
         except errors.TrouperError as exc:
             self.fail(exc)
             return
