@@ -41,11 +41,11 @@ class Outbox:
         "_space",
         "_wakeup",
         "busy_since",
-        "progress",
         "bytes",
         "hard_limit",
         "limit",
         "normal",
+        "progress",
         "urgent",
         "writing",
     )
