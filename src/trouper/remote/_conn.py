@@ -271,7 +271,7 @@ class Connection:
         except OSError:
             written = 0  # the writer's send_all will report it properly
         if written == len(data):
-            outbox.wrote(trio.current_time())
+            outbox.wrote()
             if len(outbox):
                 outbox.wake()
             return
@@ -301,7 +301,7 @@ class Connection:
             finally:
                 self.writing = False
                 self.leftover = None
-                outbox.wrote(trio.current_time())
+                outbox.wrote()
             if last:
                 self.scope.cancel()  # the Goodbye is out: hang up
                 return

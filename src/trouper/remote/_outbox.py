@@ -82,8 +82,6 @@ class Outbox:
         """Queue ``env``; ``wake=False`` when the caller will try to write it
         at once itself (and ``wake()`` the writer if it cannot)."""
         if not self.urgent and not self.normal:
-            if self.busy_since is None:
-                self.busy_since = trio.current_time()
             if wake:
                 self._wakeup.set()
             if self._drained.is_set():
@@ -108,7 +106,7 @@ class Outbox:
         self.writing = size
         return batch
 
-    def wrote(self, now: float) -> None:
+    def wrote(self) -> None:
         """The batch taken last was written (or given up)."""
         self.bytes -= self.writing
         self.progress += self.writing
@@ -119,15 +117,23 @@ class Outbox:
             self.busy_since = None
             self.progress = 0
             self._drained.set()
-        elif self.busy_since is None or self.progress >= PROGRESS:
-            # Real progress: a peer that reads a trickle (the kernel taking a
-            # few more kilobytes now and then) is still a slow consumer.
-            self.busy_since = now
+        elif self.progress >= PROGRESS:
+            # Real progress (the next tick starts the clock again); a peer
+            # that reads a trickle (the kernel taking a few more kilobytes
+            # now and then) is still a slow consumer.
+            self.busy_since = None
             self.progress = 0
 
     def stalled_for(self, now: float) -> float:
-        """How long data has waited with no write completing (0: it has not)."""
-        return 0.0 if self.busy_since is None else now - self.busy_since
+        """How long data has waited without real progress, as seen by the
+        ticks (each tick starts the clock on data it finds waiting), so
+        pushes and writes never read the clock."""
+        if not self.urgent and not self.normal and not self.writing:
+            self.busy_since = None
+            return 0.0
+        if self.busy_since is None:
+            self.busy_since = now
+        return now - self.busy_since
 
     def discard(self, keep: type | None = None) -> list[Envelope]:
         """Empty it (a connection ended), keeping envelopes of type ``keep``

@@ -272,8 +272,7 @@ class Peer:
         self.disconnected = trio.Event()
         now = trio.current_time()
         self.last_heard = now
-        if len(self.outbox):
-            self.outbox.busy_since = now  # tells kept from the last connection
+        self.outbox.busy_since = None  # a new connection: the clock starts again
         self.detector.heartbeat(now)
         # A new connection: credit in flight died with the old one.
         self.credits.reset()

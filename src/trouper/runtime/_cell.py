@@ -161,24 +161,26 @@ class Cell(CellOps):
             waiter.admitted()
 
     async def _linger(self, kernel: Any) -> None:
-        """Park this task until work arrives or ``_LINGER_TIME`` passes. The
-        deadline is an entry in the node's timer heap, not a cancel scope
-        (which would cost more than the linger saves)."""
-        task = trio.lowlevel.current_task()
-        self._wake = task
-        kernel.timers.wake_later(_LINGER_TIME, self, task)
+        """Park this task until work arrives or the kernel's next linger
+        sweep (at most ``_LINGER_TIME`` away). One sweep timer serves every
+        lingering cell, so lingering costs no timer and no cancel scope per
+        message (either would cost more than the linger saves)."""
+        self._wake = trio.lowlevel.current_task()
+        kernel.add_lingering(self, _LINGER_TIME)
 
         def abort(_: Any) -> trio.lowlevel.Abort:
             self._wake = None
+            kernel.lingering.pop(self, None)
             return trio.lowlevel.Abort.SUCCEEDED
 
         await trio.lowlevel.wait_task_rescheduled(abort)
 
-    def _wake_up(self, task: trio.lowlevel.Task | None = None) -> None:
-        """Wake the lingering task (``task``: only if it is still that one)."""
+    def _wake_up(self) -> None:
+        """Wake the lingering task: work came, or the sweep did."""
         waiting = self._wake
-        if waiting is not None and (task is None or task is waiting):
+        if waiting is not None:
             self._wake = None
+            self.node.kernel.lingering.pop(self, None)
             trio.lowlevel.reschedule(waiting)
 
     def _schedule(self) -> None:
@@ -226,7 +228,7 @@ class Cell(CellOps):
                 continue
             mailbox = self._mailbox
             if self._state != RUNNING or not mailbox:
-                if idle_passes >= linger or self._state == DEAD:
+                if idle_passes >= linger or self._state == DEAD or self._fed_remotely:
                     if not lingered and self._fed_remotely and self._state == RUNNING:
                         # Keep the task a moment longer: a peer's next ask
                         # is a network round trip away, and a new task per

@@ -61,6 +61,10 @@ class Kernel:
         self.live = 0
         self.tasks = 0
         self.restarts = 0
+        #: Cells whose task waits a moment for more work (``Cell._linger``),
+        #: and whether a sweep to wake them is due.
+        self.lingering: dict[Cell, None] = {}
+        self._sweep_due = False
         self.failure: BaseException | None = None
         self.failed = trio.Event()
         self._nursery: trio.Nursery | None = None
@@ -72,6 +76,17 @@ class Kernel:
         """Run a cell's task (or its background host) in the node's nursery."""
         assert self._nursery is not None, "the node is not running"
         self._nursery.start_soon(fn, name=name)
+
+    def add_lingering(self, cell: Cell, delay: float) -> None:
+        self.lingering[cell] = None
+        if not self._sweep_due:
+            self._sweep_due = True
+            self.timers.call_soon_after(delay, self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweep_due = False
+        for cell in list(self.lingering):
+            cell._wake_up()
 
     def fatal(self, cell: Cell, exc: BaseException | None) -> None:
         """A guardian failed, or ^C reached an actor: the node stops (after

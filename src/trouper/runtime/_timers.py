@@ -14,6 +14,7 @@ import heapq
 import itertools
 import math
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -123,24 +124,23 @@ class _AskDeadlines:
             del service._asks[self.timeout]
 
 
-class _Wake:
-    """A lingering cell task's deadline (see ``Cell._linger``)."""
+class _Sweep:
+    """Calls ``fn`` once when due (the kernel's linger sweep)."""
 
-    __slots__ = ("cell", "task")
+    __slots__ = ("fn",)
 
-    def __init__(self, cell: Cell, task: trio.lowlevel.Task) -> None:
-        self.cell = cell
-        self.task = task
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self.fn = fn
 
     def _fire(self, service: TimerService, now: float) -> None:
-        self.cell._wake_up(self.task)
+        self.fn()
 
 
 class TimerService:
     __slots__ = ("_asks", "_compacted", "_heap", "_scope", "_seq")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Timer | _AskDeadlines | _Wake]] = []
+        self._heap: list[tuple[float, int, Timer | _AskDeadlines | _Sweep]] = []
         self._scope: trio.CancelScope | None = None
         self._seq = itertools.count()
         self._asks: dict[float, _AskDeadlines] = {}
@@ -165,9 +165,9 @@ class TimerService:
         self._push(timer.deadline, timer)
         return timer
 
-    def wake_later(self, delay: float, cell: Cell, task: trio.lowlevel.Task) -> None:
-        """Wake ``cell``'s lingering ``task`` after ``delay``, if it still waits."""
-        self._push(trio.current_time() + delay, _Wake(cell, task))
+    def call_soon_after(self, delay: float, fn: Callable[[], None]) -> None:
+        """Run ``fn()`` (synchronous, quick) in the timer task after ``delay``."""
+        self._push(trio.current_time() + delay, _Sweep(fn))
 
     def ask_timeout(self, timeout: float, reply: Reply, ref: ActorRef, msg: Any) -> None:
         """Fail ``reply`` with ``AskTimeout`` unless it is answered in time."""
@@ -176,7 +176,7 @@ class TimerService:
             queue = self._asks[timeout] = _AskDeadlines(self, timeout)
         queue.add(trio.current_time() + timeout, reply, ref, msg, timeout)
 
-    def _push(self, deadline: float, entry: Timer | _AskDeadlines | _Wake) -> None:
+    def _push(self, deadline: float, entry: Timer | _AskDeadlines | _Sweep) -> None:
         if len(self._heap) >= 2 * self._compacted:
             self._compact()
         heapq.heappush(self._heap, (deadline, next(self._seq), entry))
