@@ -253,7 +253,7 @@ class RemoteSink(StreamSink):
 
 
 def on_stream_open(peer: Peer, env: StreamOpen) -> None:
-    from ._inbound import bad_message, decode, deliver, sender_of, target_of
+    from ._inbound import bad_message, decode, deliver, forbidden, sender_of, target_of
 
     node_id = peer.remoting.node.id
     tracebacks = peer.remoting.config.remote_tracebacks
@@ -279,6 +279,9 @@ def on_stream_open(peer: Peer, env: StreamOpen) -> None:
         msg = decode(peer, env.type_name, env.payload)
     except errors.UnhandledMessage as exc:
         refuse(exc)
+        return
+    if (refused := forbidden(cell, msg)) is not None:
+        refuse(refused)
         return
     sink = RemoteSink(peer, env.id, env.credit, env.target.path)
     peer.producers[env.id] = sink

@@ -1,0 +1,137 @@
+"""What ``test_hostile_peer`` found, one focused test each: a peer (hostile,
+or merely unlucky) could stop a node's system actors, crash-loop its remote
+layer with gossip, keep links and tasks alive for ever, or leave a stream's
+consumer waiting for ever."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import msgspec
+import trio
+
+import trouper
+from hostile_client import HostileClient
+from trouper.protocols import (
+    Ask,
+    Failure,
+    StreamOpen,
+    Tell,
+    WireRef,
+)
+from trouper.remote import PeerStatistics, Remoting
+
+COOKIE = b"regressions"
+U64_MAX = 2**64 - 1
+
+
+@trouper.message
+class Quiet(msgspec.Struct):
+    """Stream one item, then wait, as a subscription to a quiet topic does."""
+
+
+class Subscriber(trouper.Actor):
+    def __init__(self) -> None:
+        self.closed = trio.Event()
+        self.gate = trio.Event()
+
+    @trouper.handler
+    async def quiet(self, msg: Quiet) -> AsyncIterator[int]:
+        try:
+            yield 1
+            await trio.Event().wait()
+        finally:
+            self.closed.set()
+
+    @trouper.handler
+    async def hold(self, msg: int) -> int:
+        await self.gate.wait()
+        return msg
+
+
+async def eventually(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Poll a public statistic (the state is on the other side of a socket)."""
+    try:
+        with trio.fail_after(timeout):
+            while True:
+                if predicate():
+                    return
+                await trio.sleep(0.01)
+    except trio.TooSlowError:
+        raise AssertionError(f"not within {timeout}s: {what}") from None
+
+
+def stats(node: trouper.Node, peer: str) -> PeerStatistics:
+    remoting = node.remote
+    assert isinstance(remoting, Remoting)
+    return remoting.statistics()[peer]
+
+
+async def attached(node: trouper.Node, client: HostileClient) -> None:
+    """The node serves the client (its handshake ends before that)."""
+    remoting = node.remote
+    assert isinstance(remoting, Remoting)
+    await eventually(
+        lambda: (
+            client.node_id in remoting.statistics()
+            and remoting.statistics()[client.node_id].connected
+        ),
+        "the node serves the client",
+    )
+
+
+def wire(ref: trouper.ActorRef) -> WireRef:
+    return WireRef(ref.node_id, ref.path, ref.uid)
+
+
+def raw(value: Any) -> msgspec.Raw:
+    return msgspec.Raw(msgspec.msgpack.encode(value))
+
+
+def links(node: trouper.Node) -> list[str]:
+    """The links the cluster actor started for nodes met through gossip."""
+    found = []
+    for path in node.kernel.paths:
+        cell = node.kernel.cell_at(path)
+        if path.startswith("/system/remote/cluster/") and cell is not None:
+            found.append(getattr(cell.instance, "peer_id", None) or path)
+    return found
+
+
+async def test_a_peer_cannot_poison_the_nodes_own_actors() -> None:
+    """A ``PoisonPill`` from a peer stops an actor under /user (as a remote
+    ``Stop`` may), never a guardian or a system actor: before, one told to
+    ``/system/remote`` stopped the node's whole remote layer."""
+    with trio.fail_after(20):
+        async with trouper.open_node("node", listen="tcp://127.0.0.1:0", cookie=COOKIE) as node:
+            victim = await node.spawn(Subscriber, name="victim")
+            system = {}
+            for path in ("/user", "/system", "/system/remote", "/system/remote/cluster"):
+                cell = node.kernel.cell_at(path)
+                assert cell is not None
+                system[path] = cell.ref.uid
+            async with trio.open_nursery() as nursery:
+                client = HostileClient(node.addresses[0], "peer", COOKIE, nursery)
+                await client.connect()
+                await attached(node, client)
+                pill = raw({})
+                refs = [WireRef("node", path, uid) for path, uid in system.items()]
+                await client.send(
+                    [Tell(ref, "trouper:PoisonPill", pill) for ref in refs]
+                    + [Ask(7, refs[2], "trouper:PoisonPill", pill)]
+                    + [StreamOpen(8, refs[3], "trouper:PoisonPill", pill, 1)]
+                    + [Ask(9, wire(victim), "trouper:PoisonPill", pill)]
+                )
+                await client.wait_for(lambda: client.answer(9) is not None, 10, "the victim")
+                await client.wait_for(lambda: 8 in client.stream_ends, 10, "the stream")
+                refused = client.answer(7)
+                assert isinstance(refused, Failure)
+                assert "cannot be stopped from another node" in refused.message
+                for path, uid in system.items():
+                    assert node.kernel.cell_at(path, uid) is not None, path
+                # /user/victim is the peer's to stop (the reply comes first).
+                await eventually(lambda: node.kernel.cell_at(victim.path) is None, "the victim")
+                await client.close()
+                nursery.cancel_scope.cancel()
+            assert node.stats().restarts == 0
