@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgspec
+import pytest
 import trio
 
 import trouper
@@ -16,6 +17,8 @@ from hostile_client import HostileClient
 from trouper.protocols import (
     Ask,
     Failure,
+    Gossip,
+    Member,
     StreamOpen,
     Tell,
     WireRef,
@@ -135,3 +138,44 @@ async def test_a_peer_cannot_poison_the_nodes_own_actors() -> None:
                 await client.close()
                 nursery.cancel_scope.cancel()
             assert node.stats().restarts == 0
+
+
+async def test_gossip_of_addresses_the_node_cannot_dial() -> None:
+    """Gossip names nodes at addresses that do not parse, use a scheme this
+    node lacks, or refuse connections. Before, the first two crash-looped the
+    links until the cluster actor failed, and the last was redialled for
+    ever; now each link gives up, and nothing restarts."""
+    with trio.fail_after(30):
+        async with trouper.open_node("a", listen="tcp://127.0.0.1:0", cookie=COOKIE) as node:
+            cluster = node.kernel.cell_at("/system/remote/cluster")
+            assert cluster is not None
+            async with trio.open_nursery() as nursery:
+                client = HostileClient(node.addresses[0], "peer", COOKIE, nursery)
+                await client.connect()
+                await attached(node, client)
+                addresses = ("bogus://127.0.0.1:1", "not a url", "tcp://127.0.0.1:1")
+                members = [Member(f"z{i}", 1, [url], "up", 0) for i, url in enumerate(addresses)]
+                await client.send([Gossip(members)])
+                # Dials are handled in order: the unreachable one comes last.
+                await eventually(lambda: "z2" in links(node), "a link to the last member")
+                await eventually(lambda: not links(node), "the links gave up")
+                assert node.kernel.cell_at("/system/remote/cluster", cluster.ref.uid) is not None
+                assert node.stats().restarts == 0
+                await client.close()
+                nursery.cancel_scope.cancel()
+
+
+async def test_a_bad_url_is_refused_at_once() -> None:
+    """``node.connect`` and ``seeds`` with a URL that cannot be dialled raise
+    ``ConfigurationError``; before, connect hung while its link crash-looped
+    until ``/system/remote`` itself failed."""
+    with trio.fail_after(10):
+        async with trouper.open_node("a", listen="tcp://127.0.0.1:0", cookie=COOKIE) as node:
+            for url in ("bogus://127.0.0.1:1", "not a url", "tcp://127.0.0.1:99999"):
+                with pytest.raises(trouper.ConfigurationError):
+                    await node.connect(url)
+            assert node.stats().restarts == 0
+            assert node.kernel.cell_at("/system/remote/agent") is not None
+        with pytest.raises(trouper.ConfigurationError, match="unknown scheme"):
+            async with trouper.open_node("b", seeds=("bogus://x:1",), cookie=COOKIE):
+                pass

@@ -33,6 +33,8 @@ log = logging.getLogger("trouper.remote")
 
 #: Redial quickly at first, then every two seconds at most.
 REDIAL = Backoff(initial=0.05, maximum=2.0, jitter=0.2)
+#: Attempts at a node met through gossip, and never reached, before giving up.
+GOSSIP_ATTEMPTS = 5
 
 
 class _Started:
@@ -201,7 +203,8 @@ class Link(Actor):
             if peer is not None and peer.conn is not None:
                 await peer.disconnected.wait()  # connected the other way round
                 continue
-            failed: errors.TransportError | None = None
+            failed: errors.TrouperError | None = None
+            final = False
             try:
                 async with trio.open_nursery() as nursery:
                     await self._connect_once(nursery)
@@ -209,11 +212,25 @@ class Link(Actor):
                 attempt = 0
             except* errors.TransportError as group:
                 failed = group.exceptions[0]  # type: ignore[assignment]
+            except* errors.ConfigurationError as group:
+                # An address this node can never dial (a bad URL, maybe from
+                # gossip, or a scheme it has no settings for): redialling it
+                # would only crash-loop this actor's supervisor.
+                failed, final = group.exceptions[0], True  # type: ignore[assignment]
             if failed is not None:
                 if self.first is not None:
                     # node.connect(): the caller hears why, and nothing redials.
                     self.first.error = failed
                     self.first.event.set()
+                    self.ctx.stop()
+                    return
+                if final or self._hopeless(attempt):
+                    log.warning(
+                        "link %s -> %s: %s; not dialling it again",
+                        remoting.node.id,
+                        self.url,
+                        failed,
+                    )
                     self.ctx.stop()
                     return
                 level = (
@@ -222,6 +239,17 @@ class Link(Actor):
                 log.log(level, "link %s -> %s: %s", remoting.node.id, self.url, failed)
             await trio.sleep(REDIAL.delay(attempt, rng))
             attempt += 1
+
+    def _hopeless(self, attempt: int) -> bool:
+        """A link to a node met only through gossip, which failed
+        ``GOSSIP_ATTEMPTS`` times in a row and was never connected: the
+        address may be stale or made up by a peer, so the link ends (the next
+        gossip offers the node again if it is real)."""
+        return (
+            not self.seed
+            and attempt + 1 >= GOSSIP_ATTEMPTS
+            and self.remoting.peers.get(self.peer_id or "") is None
+        )
 
     async def _connect_once(self, nursery: trio.Nursery) -> None:
         remoting = self.remoting
