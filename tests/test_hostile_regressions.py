@@ -179,3 +179,29 @@ async def test_a_bad_url_is_refused_at_once() -> None:
         with pytest.raises(trouper.ConfigurationError, match="unknown scheme"):
             async with trouper.open_node("b", seeds=("bogus://x:1",), cookie=COOKIE):
                 pass
+
+
+async def test_gossip_cannot_make_a_link_for_a_connected_node() -> None:
+    """A gossip that claims a newer incarnation of a node connected right
+    now made a link that waited for that connection to end, for ever."""
+    with trio.fail_after(20):
+        async with (
+            trouper.open_node("a", listen="tcp://127.0.0.1:0", cookie=COOKIE) as node,
+            trouper.open_node(
+                "b", listen="tcp://127.0.0.1:0", seeds=node.addresses, cookie=COOKIE
+            ) as other,
+        ):
+            await node.wait_for_members(2, timeout=10)
+            async with trio.open_nursery() as nursery:
+                client = HostileClient(node.addresses[0], "peer", COOKIE, nursery)
+                await client.connect()
+                await attached(node, client)
+                lie = Member("b", U64_MAX, list(other.addresses), "up", 0)
+                marker = Member("z-marker", 1, ["tcp://127.0.0.1:1"], "up", 0)
+                await client.send([Gossip([lie, marker])])
+                # Dials are handled in order: once the marker's link exists,
+                # the lie has been handled too.
+                await eventually(lambda: "z-marker" in links(node), "the marker's link")
+                assert "b" not in links(node)
+                await client.close()
+                nursery.cancel_scope.cancel()
