@@ -17,11 +17,13 @@ from hostile_client import HostileClient
 from trouper.protocols import (
     Ask,
     Failure,
+    Goodbye,
     Gossip,
     Member,
     StreamOpen,
     Tell,
     WireRef,
+    default_registry,
 )
 from trouper.remote import PeerStatistics, Remoting
 
@@ -204,4 +206,29 @@ async def test_gossip_cannot_make_a_link_for_a_connected_node() -> None:
                 await eventually(lambda: "z-marker" in links(node), "the marker's link")
                 assert "b" not in links(node)
                 await client.close()
+                nursery.cancel_scope.cancel()
+
+
+async def test_credit_owed_to_a_departed_peer_is_forgotten() -> None:
+    """Credit owed for tells (one taken at once, others parked and admitted
+    after the peer left) is dropped with the peer, not kept for ever."""
+    with trio.fail_after(20):
+        async with trouper.open_node(
+            "node", listen="tcp://127.0.0.1:0", cookie=COOKIE, tell_window=16
+        ) as node:
+            gated = await node.spawn(Subscriber, mailbox_size=1)
+            async with trio.open_nursery() as nursery:
+                client = HostileClient(node.addresses[0], "peer", COOKIE, nursery)
+                await client.connect()
+                await attached(node, client)
+                name, payload = default_registry.encode_payload(5)
+                await client.send([Tell(wire(gated), name, msgspec.Raw(payload))] * 4)
+                await eventually(lambda: stats(node, "peer").parked == 2, "two tells parked")
+                await client.send([Goodbye("bye", "shutdown")])
+                await eventually(lambda: stats(node, "peer").status == "down", "the peer left")
+                instance = gated._cell.instance  # type: ignore[attr-defined]
+                assert isinstance(instance, Subscriber)
+                instance.gate.set()
+                await eventually(lambda: stats(node, "peer").parked == 0, "the parked tells")
+                assert stats(node, "peer").owed_targets == 0
                 nursery.cancel_scope.cancel()

@@ -160,6 +160,8 @@ class Admission:
 
 
 def owe(peer: Peer, target: WireRef) -> None:
+    if peer.status == "down":
+        return  # nobody to return credit to (a tell parked before it went down)
     n = peer.ledger.owe(target)
     if n:
         peer.send_quiet(Credit(target, n), urgent=True)

@@ -267,6 +267,9 @@ class Peer:
             conn.close_soon(reason)
             self.detach(conn, reason)
         self.status = "down"
+        # Credit either way dies with the peer (nothing more is sent to it).
+        self.credits.reset()
+        self.ledger.reset()
         self.outbox.discard()
         self.outbox.release_waiters()
         self.wake_all()
