@@ -232,3 +232,50 @@ async def test_credit_owed_to_a_departed_peer_is_forgotten() -> None:
                 await eventually(lambda: stats(node, "peer").parked == 0, "the parked tells")
                 assert stats(node, "peer").owed_targets == 0
                 nursery.cancel_scope.cancel()
+
+
+async def test_a_consumer_that_leaves_stops_a_quiet_producer() -> None:
+    """A remote consumer that leaves a stream whose generator waits for
+    something other than credit (a quiet subscription): the generator is
+    closed at once. Before, its task waited for the next item, for ever, so
+    a peer opening and cancelling streams piled up tasks."""
+    with trio.fail_after(20):
+        async with (
+            trouper.open_node("a", listen="tcp://127.0.0.1:0", cookie=COOKIE) as node,
+            trouper.open_node("b", seeds=node.addresses, cookie=COOKIE) as other,
+        ):
+            await other.wait_for_members(2, timeout=10)
+            ref = await node.spawn(Subscriber, name="subscriber")
+            remote = await other.lookup("subscriber", timeout=10)
+            assert remote is not None
+            async with remote.stream(Quiet()) as items:
+                async for item in items:
+                    assert item == 1
+                    break
+            instance = ref._cell.instance  # type: ignore[attr-defined]
+            assert isinstance(instance, Subscriber)
+            await instance.closed.wait()
+            await eventually(lambda: stats(node, "b").streams_in == 0, "the slot freed")
+
+
+@pytest.mark.parametrize("where", ["local", "remote"])
+async def test_a_stream_ends_when_its_actor_stops(where: str) -> None:
+    """The consumer of a stream whose actor stops hears ``ActorDead``; before,
+    it waited for ever, and a remote one held one of ``max_streams`` slots
+    of its node for as long as the link lived."""
+    with trio.fail_after(20):
+        async with (
+            trouper.open_node("a", listen="tcp://127.0.0.1:0", cookie=COOKIE) as node,
+            trouper.open_node("b", seeds=node.addresses, cookie=COOKIE) as other,
+        ):
+            await other.wait_for_members(2, timeout=10)
+            ref = await node.spawn(Subscriber, name="subscriber")
+            consumer = ref if where == "local" else await other.lookup("subscriber", timeout=10)
+            assert consumer is not None
+            async with consumer.stream(Quiet()) as items:
+                assert await items.__anext__() == 1
+                await node.stop(ref)
+                with pytest.raises(trouper.ActorDead, match="stopped before its stream ended"):
+                    await items.__anext__()
+            if where == "remote":
+                assert stats(node, "b").streams_in == 0
