@@ -328,10 +328,10 @@ class DoFlood:
 
 @attrs.frozen
 class DoGoodbye:
-    """The peer hangs up with an odd code, then dials again (a new
-    incarnation after ``shutdown``, which means it left for good)."""
+    """The peer hangs up with an odd code (None: without a Goodbye), then
+    dials again (a new incarnation after ``shutdown``: it left for good)."""
 
-    code: str
+    code: str | None
 
 
 ids = st.sampled_from(IDS)
@@ -475,5 +475,7 @@ STEPS = st.one_of(
         st.sampled_from([0, 1, 2, 2**62, U64_MAX]),
     ),
     st.builds(DoFlood, st.sampled_from(["asks", "tells", "streams", "watches", "names", "spawns"])),
-    st.builds(DoGoodbye, st.sampled_from(["", "shutdown", "protocol-error", "x" * 500, "ünïcode"])),
+    st.builds(
+        DoGoodbye, st.sampled_from([None, "", "shutdown", "protocol-error", "x" * 500, "ünïcode"])
+    ),
 )

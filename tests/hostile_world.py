@@ -437,9 +437,12 @@ async def run_goodbye(w: World, s: DoGoodbye) -> None:
     client = w.client
     conn = client.conn
     assert conn is not None
-    await client.send([Goodbye("hostile goodbye " * 10, s.code)])
-    with trio.fail_after(PROBE_DEADLINE):
-        await conn.closed.wait()  # the node hangs up, as asked
+    if s.code is None:
+        await client.close()  # without a word: the node sees the stream end
+    else:
+        await client.send([Goodbye("hostile goodbye " * 10, s.code)])
+        with trio.fail_after(PROBE_DEADLINE):
+            await conn.closed.wait()  # the node hangs up, as asked
     left = s.code == "shutdown"
     await eventually(
         lambda: (
