@@ -8,7 +8,7 @@ every limit it holds peers to (docs/remote.md lists them).
 from ._config import REMOTE_OPTIONS as REMOTE_OPTIONS
 from ._config import RemoteConfig as RemoteConfig
 from ._layer import Remoting as Remoting
-from ._peer import PeerStatistics as PeerStatistics
 from ._spawn_node import NodeHandle as NodeHandle
+from ._stats import PeerStatistics as PeerStatistics
 
 __all__ = ["REMOTE_OPTIONS", "NodeHandle", "PeerStatistics", "RemoteConfig", "Remoting"]

@@ -33,9 +33,8 @@ log = logging.getLogger("trouper.remote")
 
 #: Redial quickly at first, then every two seconds at most.
 REDIAL = Backoff(initial=0.05, maximum=2.0, jitter=0.2)
-#: Failed dials (about 10 s) before a link to a node only heard of through
-#: gossip, and never reached, gives up.
-_GIVE_UP = 10
+#: Attempts at a node met through gossip, and never reached, before giving up.
+GOSSIP_ATTEMPTS = 5
 
 
 class _Started:
@@ -214,7 +213,8 @@ class Link(Actor):
             if peer is not None and peer.conn is not None:
                 await peer.disconnected.wait()  # connected the other way round
                 continue
-            failed: errors.TransportError | None = None
+            failed: errors.TrouperError | None = None
+            final = False
             dialled = trio.current_time()
             try:
                 async with trio.open_nursery() as nursery:
@@ -228,6 +228,11 @@ class Link(Actor):
                     attempt = 0
             except* errors.TransportError as group:
                 failed = group.exceptions[0]  # type: ignore[assignment]
+            except* errors.ConfigurationError as group:
+                # An address this node can never dial (a bad URL, maybe from
+                # gossip, or a scheme it has no settings for): redialling it
+                # would only crash-loop this actor's supervisor.
+                failed, final = group.exceptions[0], True  # type: ignore[assignment]
             if failed is not None:
                 if self.first is not None:
                     # node.connect(): the caller hears why, and nothing redials.
@@ -235,18 +240,32 @@ class Link(Actor):
                     self.first.event.set()
                     self.ctx.stop()
                     return
+                if final or self._hopeless(attempt):
+                    log.warning(
+                        "link %s -> %s: %s; not dialling it again",
+                        remoting.node.id,
+                        self.url,
+                        failed,
+                    )
+                    self.ctx.stop()
+                    return
                 level = (
                     logging.ERROR if isinstance(failed, errors.HandshakeFailed) else logging.DEBUG
                 )
                 log.log(level, "link %s -> %s: %s", remoting.node.id, self.url, failed)
-                if not self.seed and self.peer_id not in remoting.peers and attempt >= _GIVE_UP:
-                    # Gossip named a node we never reached (gone, or never
-                    # real): stop, so it does not hold a place in `linked`
-                    # for ever; if it is real, gossip names it again.
-                    self.ctx.stop()
-                    return
             await trio.sleep(REDIAL.delay(attempt, rng))
             attempt += 1
+
+    def _hopeless(self, attempt: int) -> bool:
+        """A link to a node met only through gossip, which failed
+        ``GOSSIP_ATTEMPTS`` times in a row and was never connected: the
+        address may be stale or made up by a peer, so the link ends (the next
+        gossip offers the node again if it is real)."""
+        return (
+            not self.seed
+            and attempt + 1 >= GOSSIP_ATTEMPTS
+            and self.remoting.peers.get(self.peer_id or "") is None
+        )
 
     async def _connect_once(self, nursery: trio.Nursery) -> None:
         remoting = self.remoting

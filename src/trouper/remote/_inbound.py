@@ -22,6 +22,7 @@ import msgspec
 import trio
 
 from .. import _errors as errors
+from ..actors import PoisonPill
 from ..protocols import (
     Ask,
     Credit,
@@ -119,6 +120,18 @@ def decode(peer: Peer, type_name: str, payload: msgspec.Raw) -> Any:
         ) from None
 
 
+def forbidden(cell: Cell, msg: Any) -> errors.TrouperError | None:
+    """Why a peer may not send ``msg`` to ``cell``, or None. A
+    ``PoisonPill`` stops only actors under ``/user``, as a remote ``Stop``
+    does: the guardians and ``/system`` (remoting itself) are not a peer's
+    to stop."""
+    if type(msg) is PoisonPill and not cell.ref.path.startswith("/user/"):
+        return errors.ConfigurationError(
+            f"{cell.ref.path} cannot be stopped from another node (only actors under /user)"
+        )
+    return None
+
+
 def dead_letter(peer: Peer, msg: Any, sender: Any, target: Any, reason: str) -> None:
     peer.remoting.node.dead_letters.record(msg, sender, target, reason)
 
@@ -147,6 +160,8 @@ class Admission:
 
 
 def owe(peer: Peer, target: WireRef) -> None:
+    if peer.status == "down":
+        return  # nobody to return credit to (a tell parked before it went down)
     n = peer.ledger.owe(target)
     if n:
         peer.send_quiet(Credit(target, n), urgent=True)
@@ -189,6 +204,11 @@ def on_tell(peer: Peer, env: Tell) -> None:
     except errors.UnhandledMessage as exc:
         bad_message(peer, f"tell to {target.path}: {exc}")
         dead_letter(peer, env.type_name, None, target, str(exc))
+        owe(peer, target)
+        return
+    if (refused := forbidden(cell, msg)) is not None:
+        bad_message(peer, f"tell to {target.path}: {refused}")
+        dead_letter(peer, msg, None, cell.ref, str(refused))
         owe(peer, target)
         return
     item = (msg, sender_of(peer, env.sender), None)
@@ -264,6 +284,10 @@ def on_ask(peer: Peer, env: Ask) -> None:
     except errors.UnhandledMessage as exc:
         bad_message(peer, f"ask of {env.target.path}: {exc}")
         reply.fail(exc)
+        return
+    if (refused := forbidden(cell, msg)) is not None:
+        bad_message(peer, f"ask of {env.target.path}: {refused}")
+        reply.fail(refused)
         return
     deliver(peer, cell, (msg, sender_of(peer, env.sender), reply), None)
 

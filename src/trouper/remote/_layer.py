@@ -34,11 +34,13 @@ from ..protocols import (
     Tell,
 )
 from ..runtime import ActorRef, MemberInfo, StreamReader, current_sender
+from ..transports import get_transport, parse_address
 from ._allow import AllowList
 from ._conn import Connection
 from ._membership import Membership
-from ._peer import Peer, PeerStatistics, statistics
+from ._peer import Peer
 from ._requests import Requests
+from ._stats import PeerStatistics, statistics
 from ._wire import failure, make_codec, wire_ref
 
 if TYPE_CHECKING:
@@ -75,6 +77,8 @@ class Remoting(Membership, Requests):
         from ._actors import Agent, ClusterActor, Link, Listener
 
         kernel = self.node.kernel
+        for url in self.config.seeds:
+            get_transport(parse_address(url).scheme)  # a bad seed fails here, at once
         for url in self.config.listen:
             bound = await Listener.open(self, url)
             self.addresses.append(bound)

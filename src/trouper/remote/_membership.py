@@ -169,7 +169,12 @@ class Membership:
             if member.node == self.node.id or member.status != "up" or not member.addresses:
                 continue
             known = self.peers.get(member.node)
-            if known is not None and known.incarnation >= member.incarnation:
+            # A node connected right now is what it is, whatever a gossip
+            # claims (a peer may lie about its incarnation): a link made for
+            # it would only wait for that connection to end, for ever.
+            if known is not None and (
+                known.incarnation >= member.incarnation or known.conn is not None
+            ):
                 continue
             # A node we have not met: dial it, once. The one with the smaller
             # id dials, so that a pair does not usually race (the tie-break

@@ -16,7 +16,6 @@ import itertools
 import logging
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import trio
 
 from .. import _errors as errors
@@ -322,6 +321,9 @@ class Peer:
             conn.close_soon(reason)
             self.detach(conn, reason)
         self.status = "down"
+        # Credit either way dies with the peer (nothing more is sent to it).
+        self.credits.reset()
+        self.ledger.reset()
         dead_letters = self.remoting.node.dead_letters
         for env in self.outbox.discard():
             if type(env) is Tell:  # tell() took it, and it will never be sent
@@ -357,63 +359,3 @@ class Peer:
         if self.paused and not self.must_pause():
             self.paused = False
             self.resume.set()
-
-
-@attrs.frozen
-class PeerStatistics:
-    """What one peer holds of this node, and this node of it (a snapshot).
-
-    Every count here is bounded by an option of ``RemoteConfig``; the names
-    say which: ``pending_asks`` by ``max_pending_asks``, ``inbound_asks`` by
-    ``max_inbound_asks``, ``parked`` by ``max_parked`` (and ``tell_window``
-    per actor), ``outbox_bytes`` by ``max_outbox_bytes`` (times
-    ``outbox_hard_factor``), ``streams_in`` by ``max_streams``, ``watched_by``
-    by ``max_watches``, ``names`` by ``max_names``, ``requests`` by
-    ``max_peer_requests``.
-    """
-
-    node_id: str
-    incarnation: int
-    status: str
-    connected: bool
-    paused: bool
-    pending_asks: int
-    inbound_asks: int
-    parked: int
-    parked_targets: int
-    outbox_bytes: int
-    outbox_envelopes: int
-    streams_out: int
-    streams_in: int
-    watching: int
-    watched_by: int
-    names: int
-    requests: int
-    credit_targets: int
-    owed_targets: int
-    credit_waiters: int
-
-
-def statistics(peer: Peer) -> PeerStatistics:
-    return PeerStatistics(
-        node_id=peer.node_id,
-        incarnation=peer.incarnation,
-        status=peer.status,
-        connected=peer.conn is not None,
-        paused=peer.paused,
-        pending_asks=len(peer.asks),
-        inbound_asks=peer.inbound_asks,
-        parked=peer.parked_total,
-        parked_targets=len(peer.parked),
-        outbox_bytes=peer.outbox.bytes,
-        outbox_envelopes=len(peer.outbox),
-        streams_out=len(peer.streams),
-        streams_in=len(peer.producers),
-        watching=len(peer.watching),
-        watched_by=peer.watch_count,
-        names=len(peer.names),
-        requests=peer.requests,
-        credit_targets=len(peer.credits),
-        owed_targets=len(peer.ledger),
-        credit_waiters=len(peer.credit_waiters),
-    )

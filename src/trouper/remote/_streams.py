@@ -154,7 +154,7 @@ def on_stream_end(peer: Peer, env: StreamEnd) -> None:
 class RemoteSink(StreamSink):
     """Where an actor's stream items go for a consumer on ``peer``."""
 
-    __slots__ = ("cancelled", "credit", "event", "id", "lane", "path", "peer")
+    __slots__ = ("cancelled", "credit", "event", "id", "lane", "path", "peer", "scope")
 
     def __init__(self, peer: Peer, id: int, credit: int, path: str) -> None:
         self.peer = peer
@@ -164,14 +164,25 @@ class RemoteSink(StreamSink):
         self.event = trio.Event()
         self.cancelled = False
         self.lane: tuple[trio.abc.SendStream, FrameEncoder] | bool | None = False
+        self.scope: trio.CancelScope | None = None
 
     def grant(self, n: int) -> None:
         self.credit.grant(n)
         self.event.set()
 
+    def attach(self, scope: trio.CancelScope) -> None:
+        self.scope = scope
+        if self.cancelled:
+            scope.cancel()
+
     def cancel(self) -> None:
+        """The consumer left (or its node did): the producer stops now, even
+        if its generator is waiting for something other than credit, so a
+        peer opening and cancelling streams cannot pile up producer tasks."""
         self.cancelled = True
         self.event.set()
+        if self.scope is not None:
+            self.scope.cancel()
 
     def detail(self, exc: BaseException) -> Any:
         remoting = self.peer.remoting
@@ -253,7 +264,7 @@ class RemoteSink(StreamSink):
 
 
 def on_stream_open(peer: Peer, env: StreamOpen) -> None:
-    from ._inbound import bad_message, decode, deliver, sender_of, target_of
+    from ._inbound import bad_message, decode, deliver, forbidden, sender_of, target_of
 
     node_id = peer.remoting.node.id
     tracebacks = peer.remoting.config.remote_tracebacks
@@ -279,6 +290,9 @@ def on_stream_open(peer: Peer, env: StreamOpen) -> None:
         msg = decode(peer, env.type_name, env.payload)
     except errors.UnhandledMessage as exc:
         refuse(exc)
+        return
+    if (refused := forbidden(cell, msg)) is not None:
+        refuse(refused)
         return
     sink = RemoteSink(peer, env.id, env.credit, env.target.path)
     peer.producers[env.id] = sink

@@ -72,6 +72,12 @@ class StreamSink:
     def fail(self, exc: BaseException) -> None:
         raise NotImplementedError
 
+    def attach(self, scope: trio.CancelScope) -> None:
+        """``pump`` hands over the stream's cancel scope before it starts: a
+        sink that learns its consumer left may cancel it, to end a generator
+        that waits for something other than credit (a quiet subscription)
+        instead of only failing its next ``send``."""
+
 
 class StreamRequest(StreamSink):
     """A local consumer: a bounded channel whose buffer is its credit."""
@@ -157,25 +163,31 @@ async def pump(cell: Cell, entry: Entry, actor: Actor | None, msg: Any, sink: St
     from . import _lifecycle as life
 
     agen = entry.fn(actor, msg)
-    try:
-        async for value in agen:
-            await sink.send(value)
-    except ConsumerGone:
-        await _close_quietly(agen, cell)
-        return
-    except BaseException as exc:
-        if not life.is_failure(exc):
+    with trio.CancelScope() as scope:  # cancelled by the sink: the consumer left
+        sink.attach(scope)
+        try:
+            async for value in agen:
+                await sink.send(value)
+        except ConsumerGone:
             await _close_quietly(agen, cell)
-            raise
-        # The actor fails at once, like any other handler (so nothing it
-        # receives after this is handled by the failed instance), then the
-        # consumer gets the error.
-        life.dead_letter(cell, msg, None, f"failed: {exc!r}")
-        if cell._actor is actor:
-            life.crash_if_running(cell, exc)
-        await sink.end(exc)
-        return
-    await sink.end(None)
+            return
+        except BaseException as exc:
+            if not life.is_failure(exc):
+                # Cancelled: the actor is stopping or restarting (or the sink
+                # cancelled it). The consumer hears so now, not never; a
+                # remote one would also hold one of its ``max_streams``.
+                sink.fail(ActorDead(f"{cell.ref.path} stopped before its stream ended"))
+                await _close_quietly(agen, cell)
+                raise
+            # The actor fails at once, like any other handler (so nothing it
+            # receives after this is handled by the failed instance), then the
+            # consumer gets the error.
+            life.dead_letter(cell, msg, None, f"failed: {exc!r}")
+            if cell._actor is actor:
+                life.crash_if_running(cell, exc)
+            await sink.end(exc)
+            return
+        await sink.end(None)
 
 
 async def _close_quietly(agen: Any, cell: Cell) -> None:
