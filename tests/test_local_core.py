@@ -143,6 +143,8 @@ async def test_ask_timers_do_not_outlive_their_asks(autojump_clock: trio.testing
     class Echo(trouper.Actor):
         @trouper.handler
         async def echo(self, msg: int) -> int:
+            if msg < 0:
+                await trio.sleep(-msg)
             return msg
 
     async with trouper.open_node() as node:
@@ -150,8 +152,14 @@ async def test_ask_timers_do_not_outlive_their_asks(autojump_clock: trio.testing
         timers = node.kernel.timers
         for i in range(1000):
             assert await ref.ask(i, timeout=1.0 + i / 1000) == i  # 1000 distinct timeouts
-        assert timers.ask_queues > 0
-        await trio.sleep(3)  # every deadline has passed
+        assert timers.ask_queues == 0  # answered: nothing is kept until their deadlines
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ref.ask, -1)  # pending for a second of (virtual) time
+            await trio.testing.wait_all_tasks_blocked()
+            assert timers.ask_queues == 1
+        assert timers.ask_queues == 0
+        with pytest.raises(trouper.AskTimeout):
+            await ref.ask(-10, timeout=0.5)
         assert timers.ask_queues == 0
         assert len(timers) == 0
 

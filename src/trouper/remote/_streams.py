@@ -175,6 +175,15 @@ class RemoteSink(StreamSink):
         if self.cancelled:
             scope.cancel()
 
+    async def release(self) -> None:
+        if self.peer.producers.get(self.id) is self:
+            del self.peer.producers[self.id]
+        lane = self.lane
+        self.lane = None
+        if isinstance(lane, tuple):
+            with trio.move_on_after(_LANE_CLOSE_TIMEOUT):
+                await lane[0].aclose()
+
     def cancel(self) -> None:
         """The consumer left (or its node did): the producer stops now, even
         if its generator is waiting for something other than credit, so a
@@ -229,17 +238,11 @@ class RemoteSink(StreamSink):
     async def end(self, exc: BaseException | None) -> None:
         if self.peer.producers.get(self.id) is self:
             del self.peer.producers[self.id]
-        try:
-            if not self.cancelled:
-                self.cancelled = True
-                detail = None if exc is None else self.detail(exc)
-                await self._put(StreamEnd(self.id, detail))
-        finally:
-            lane = self.lane
-            self.lane = None
-            if isinstance(lane, tuple):
-                with trio.move_on_after(_LANE_CLOSE_TIMEOUT, shield=True):
-                    await lane[0].aclose()
+        if not self.cancelled:
+            self.cancelled = True
+            detail = None if exc is None else self.detail(exc)
+            await self._put(StreamEnd(self.id, detail))
+        # (the lane, if any, is closed by ``release``, whatever happened)
 
     def set(self, value: Any) -> None:
         # A plain handler reached through stream(): one item, then the end.

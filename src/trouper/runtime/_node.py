@@ -37,11 +37,14 @@ class NodeStats:
 
     node_id: str
     actors: int
+    #: Cell tasks at work (a cell fed from the network keeps its task a
+    #: moment after its last message: those are counted in ``lingering``).
     tasks: int
     names: int
     restarts: int
     dead_letters: int
     timers: int
+    lingering: int = 0
 
 
 @attrs.frozen
@@ -306,9 +309,10 @@ class Node:
         return NodeStats(
             node_id=self.id,
             actors=kernel.live,
-            tasks=kernel.tasks,
+            tasks=kernel.tasks - len(kernel.lingering),
             names=len(kernel.names),
             restarts=kernel.restarts,
             dead_letters=kernel.dead_letters.count,
             timers=len(kernel.timers),
+            lingering=len(kernel.lingering),
         )

@@ -53,12 +53,13 @@ class Reply:
     only if it is actually parked.
     """
 
-    __slots__ = ("outcome", "parked", "task")
+    __slots__ = ("outcome", "parked", "queue", "task")
 
     def __init__(self, task: trio.lowlevel.Task) -> None:
         self.task = task
         self.outcome: Any = PENDING
         self.parked = False
+        self.queue: Any = None  # its timeout's queue in the timer service
 
     def set(self, value: Any) -> None:
         self._finish(outcome.Value(value))
@@ -70,6 +71,10 @@ class Reply:
         if self.outcome is not PENDING:
             return
         self.outcome = result
+        queue = self.queue
+        if queue is not None:
+            self.queue = None
+            queue.settled()
         if self.parked:
             self.parked = False
             trio.lowlevel.reschedule(self.task, result)
@@ -84,6 +89,10 @@ class Reply:
     def _abort(self, raise_cancel: Any) -> trio.lowlevel.Abort:
         self.parked = False
         self.outcome = _ABANDONED
+        queue = self.queue
+        if queue is not None:
+            self.queue = None
+            queue.settled()
         return trio.lowlevel.Abort.SUCCEEDED
 
 

@@ -78,6 +78,10 @@ class StreamSink:
         that waits for something other than credit (a quiet subscription)
         instead of only failing its next ``send``."""
 
+    async def release(self) -> None:
+        """The producer is gone, however it ended: free what the sink holds
+        (a QUIC lane, say). Runs shielded; the sink bounds its own time."""
+
 
 class StreamRequest(StreamSink):
     """A local consumer: a bounded channel whose buffer is its credit."""
@@ -160,6 +164,16 @@ class StreamReader:
 
 async def pump(cell: Cell, entry: Entry, actor: Actor | None, msg: Any, sink: StreamSink) -> None:
     """Run one stream handler into ``sink``, in the actor's own nursery."""
+    from . import _lifecycle as life
+
+    try:
+        await _pump(cell, entry, actor, msg, sink)
+    finally:
+        with trio.CancelScope(shield=True):  # bounded by the sink itself
+            await sink.release()
+
+
+async def _pump(cell: Cell, entry: Entry, actor: Actor | None, msg: Any, sink: StreamSink) -> None:
     from . import _lifecycle as life
 
     agen = entry.fn(actor, msg)

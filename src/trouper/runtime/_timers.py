@@ -89,19 +89,33 @@ class _AskDeadlines:
     timer entry watches the oldest pending one.
     """
 
-    __slots__ = ("armed", "items", "service", "timeout")
+    __slots__ = ("armed", "items", "pending", "service", "timeout")
 
     def __init__(self, service: TimerService, timeout: float) -> None:
         self.service = service
         self.timeout = timeout
         self.items: deque[tuple[float, Reply, ActorRef, Any, float]] = deque()
         self.armed = False
+        self.pending = 0
+
+    def settled(self) -> None:
+        """One of its asks was answered (or timed out, or its asker left).
+        With none pending, the queue goes at once, messages and all: it does
+        not wait for its armed deadline (which then fires for nothing)."""
+        self.pending -= 1
+        if self.pending == 0:
+            self.items.clear()
+            asks = self.service._asks
+            if asks.get(self.timeout) is self:
+                del asks[self.timeout]
 
     def add(self, deadline: float, reply: Reply, ref: ActorRef, msg: Any, timeout: float) -> None:
         items = self.items
         while items and items[0][1].outcome is not PENDING:
             items.popleft()
         items.append((deadline, reply, ref, msg, timeout))
+        reply.queue = self
+        self.pending += 1
         if not self.armed:
             self.armed = True
             self.service._push(deadline, self)
@@ -111,13 +125,14 @@ class _AskDeadlines:
         items = self.items
         while items:
             deadline, reply, ref, msg, timeout = items[0]
-            if reply.outcome is PENDING:
-                if deadline > now:
-                    self.armed = True
-                    service._push(deadline, self)
-                    return
-                reply.fail(AskTimeout(ref._timeout_text(msg, timeout)))
+            if reply.outcome is PENDING and deadline > now:
+                self.armed = True
+                service._push(deadline, self)
+                return
             items.popleft()
+            if reply.outcome is PENDING:
+                # (may settle the queue, which then empties ``items``)
+                reply.fail(AskTimeout(ref._timeout_text(msg, timeout)))
         # Nothing pending: forget this timeout value, or a program that uses
         # many distinct timeouts would keep an entry for each, for ever.
         if service._asks.get(self.timeout) is self:
@@ -147,7 +162,9 @@ class TimerService:
         self._compacted = 1024
 
     def __len__(self) -> int:
-        return len(self._heap)
+        """Timers (``send_after``/``every``/backoff) still to fire; ask
+        deadlines and internal wake-ups are not counted."""
+        return sum(1 for entry in self._heap if type(entry[2]) is Timer and entry[2].active)
 
     @property
     def ask_queues(self) -> int:
