@@ -164,7 +164,6 @@ class StreamReader:
 
 async def pump(cell: Cell, entry: Entry, actor: Actor | None, msg: Any, sink: StreamSink) -> None:
     """Run one stream handler into ``sink``, in the actor's own nursery."""
-    from . import _lifecycle as life
 
     try:
         await _pump(cell, entry, actor, msg, sink)
