@@ -164,9 +164,10 @@ class Membership:
 
         for member in members[: self.config.max_peers]:
             if member.node == sender.node_id and member.incarnation == sender.incarnation:
-                sender.addresses = list(member.addresses[:16])
+                sender.addresses = _addresses(member.addresses)
                 continue
-            if member.node == self.node.id or member.status != "up" or not member.addresses:
+            urls = _addresses(member.addresses)
+            if member.node == self.node.id or member.status != "up" or not urls:
                 continue
             known = self.peers.get(member.node)
             # A node connected right now is what it is, whatever a gossip
@@ -185,9 +186,7 @@ class Membership:
                 if self.cluster is None:
                     return
                 try:
-                    self.cluster.tell_nowait(
-                        Dial(member.addresses[0], member.node, member.incarnation)
-                    )
+                    self.cluster.tell_nowait(Dial(urls[0], member.node, member.incarnation))
                 except errors.TrouperError:
                     return  # busy: the next gossip offers it again
                 self.linked.add(member.node)
@@ -232,3 +231,9 @@ class Membership:
         for peer in sorted(self.peers.values(), key=lambda p: p.node_id, reverse=True):
             out.update(peer.names)
         return out
+
+
+def _addresses(urls: list[str]) -> list[str]:
+    """What a peer says its addresses are, bounded before this node keeps
+    them and gossips them on: 16 at most, each at most 512 characters."""
+    return [url for url in urls[:16] if len(url) <= 512]
