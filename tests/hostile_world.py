@@ -275,8 +275,11 @@ async def run_stream_open(w: World, s: DoStreamOpen) -> None:
     ids = [w.stream_id(s.ids) for _ in range(s.count)]
     w.fresh_streams &= s.ids == "fresh"
     w.stream_targets.update((id, w.wire(s.target)) for id in ids)
-    await w.client.send([StreamOpen(id, w.wire(s.target), name, payload, s.credit) for id in ids])
+    # Counted as opened before they are sent: the node (in this process) may
+    # take them, and the client's reader check the bounds, while the send
+    # waits for the socket.
     w.opened.extend(id for id in dict.fromkeys(ids) if id not in w.opened)
+    await w.client.send([StreamOpen(id, w.wire(s.target), name, payload, s.credit) for id in ids])
 
 
 async def run_stream_credit(w: World, s: DoStreamCredit) -> None:
