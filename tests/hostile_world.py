@@ -153,6 +153,8 @@ class World:
     #: Whom each stream was opened on.
     stream_targets: dict[int, WireRef] = attrs.field(factory=dict)
     reached: set[str] = attrs.field(factory=set)
+    #: A step failed: leave without the graceful checks (its error is the one to report).
+    aborted: bool = False
 
     def wire(self, target: Target) -> WireRef:
         kind, k = target

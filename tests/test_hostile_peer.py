@@ -6,23 +6,22 @@ is sent) sends random, well-formed envelopes to a real node, while a
 legitimate second node keeps asking an actor on it. The node must never die,
 never leak, and never let the legitimate peer down.
 
-Design. Hypothesis's stateful machines are synchronous, and a node is an
-async context; driving rules through a trio portal from another thread
-would share two live nodes between examples, so that one example's leftovers
-blur the next and shrinking stops being reliable. So each example is a whole
-*program* instead: ``@given`` draws a list of steps (``hostile_steps``:
-frozen attrs classes, so a failure prints readably, with their strategies),
-and the example runs it inside one ``trio.run`` with two fresh nodes on
-``tcp://127.0.0.1:0``. Hypothesis shrinks the list (fewer steps, simpler
-steps) as it would a state machine's rules. Steps name things symbolically
-(a ``target`` is ``("victim", 2)``, not a uid); ``hostile_world.World``
-resolves them against the live nodes when the step runs, so shrinking never
-produces a step that cannot run. Besides random steps, ``DoFlood`` goes past
-one limit on purpose, so every limit is reached in some examples (see
-``--hypothesis-show-statistics``). Real sockets forbid trio's autojump
-clock: time is real, and every wait is bounded by ``trio.fail_after`` (or by
-the client's ``wait_for``, which wakes on each arrival, or by polling a
-public statistic with a deadline) -- nothing sleeps to synchronise.
+Design. A hypothesis ``RuleBasedStateMachine`` (``HostilePeerMachine``):
+each kind of step (``hostile_steps.STEP_STRATEGIES``: frozen attrs classes,
+so a failure prints readably) is a rule, and invariants check the node
+between rules. Rules are synchronous and the nodes are async, so each
+example runs its own ``trio.run`` in a thread (``trio_thread.TrioThread``)
+with two fresh nodes on ``tcp://127.0.0.1:0``: one example's leftovers
+cannot blur the next, and shrinking stays reliable. Steps name things
+symbolically (a ``target`` is ``("victim", 2)``, not a uid);
+``hostile_world.World`` resolves them against the live nodes when the step
+runs, so shrinking never produces a step that cannot run. Besides random
+steps, ``DoFlood`` goes past one limit on purpose, so every limit is reached
+in some examples (see ``--hypothesis-show-statistics``). Real sockets forbid
+trio's autojump clock: time is real, and every wait is bounded by
+``trio.fail_after`` (or by the client's ``wait_for``, which wakes on each
+arrival, or by polling a public statistic with a deadline) -- nothing
+sleeps to synchronise.
 
 After each step the hostile client sends a *probe* (an ask of ``/user/probe``
 with an id from a range no step uses) and waits for its reply: the node's
@@ -56,20 +55,22 @@ nodes' view of each other, and the departed peer's ``PeerStatistics``
 (all zeros). That is polled with a deadline, since the state is on the other
 side of a socket.
 
-The default 200 examples (derandomised: the same programs every run) take
-about 15 s; ``HOSTILE_EXAMPLES=2000`` runs a longer search, and
+The default 200 examples of up to 25 steps (derandomised: the same every run)
+take about 40 s; ``HOSTILE_EXAMPLES=2000`` runs a longer search, and
 ``HOSTILE_RANDOM=1`` makes it random (hypothesis prints a reproducer blob).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
 import trio
-from hypothesis import HealthCheck, event, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, event, settings
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 import hostile_steps
 import trouper
@@ -78,7 +79,6 @@ from hostile_steps import (
     HOSTILE,
     LEGIT,
     PROBE_DEADLINE,
-    STEPS,
     SYSTEM_PATHS,
     TARGET,
     Echo,
@@ -88,6 +88,7 @@ from hostile_steps import (
     Slow,
 )
 from hostile_world import RUNNERS, LegitLoad, World, all_stats, eventually, peer_stats
+from trio_thread import TrioThread
 from trouper.protocols import Ask, Goodbye, Reply, WireRef, default_registry
 from trouper.remote import PeerStatistics
 
@@ -108,6 +109,9 @@ LIMITS: dict[str, Any] = {
 #: Envelopes one step sends at most (the slack of the limits checked between reads).
 STEP_ENVELOPES = 300
 EXAMPLE_DEADLINE = 120.0
+SETUP_DEADLINE = 30.0
+STEP_DEADLINE = 60.0
+STEPS_PER_EXAMPLE = 25
 EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "200"))
 RANDOM = os.environ.get("HOSTILE_RANDOM", "") not in ("", "0")
 
@@ -303,20 +307,23 @@ def _diff(before: Any, after: Any, where: str = "") -> list[str]:
 # ------------------------------------------------------------ one example
 
 
-async def run_program(program: list[Any]) -> None:
-    with trio.fail_after(EXAMPLE_DEADLINE):
-        async with (
-            trouper.open_node(
-                TARGET,
-                listen="tcp://127.0.0.1:0",
-                cookie=COOKIE,
-                allow_spawn=(f"{hostile_steps.__name__}:*",),
-                **LIMITS,
-            ) as target,
-            trouper.open_node(
-                LEGIT, listen="tcp://127.0.0.1:0", seeds=target.addresses, cookie=COOKIE
-            ) as legit,
-        ):
+@asynccontextmanager
+async def hostile_world() -> AsyncIterator[World]:
+    """Two fresh nodes, the legitimate load and the connected hostile client;
+    on exit the peer leaves for good and all must return to the baseline."""
+    async with (
+        trouper.open_node(
+            TARGET,
+            listen="tcp://127.0.0.1:0",
+            cookie=COOKIE,
+            allow_spawn=(f"{hostile_steps.__name__}:*",),
+            **LIMITS,
+        ) as target,
+        trouper.open_node(
+            LEGIT, listen="tcp://127.0.0.1:0", seeds=target.addresses, cookie=COOKIE
+        ) as legit,
+    ):
+        with trio.fail_after(SETUP_DEADLINE):
             await legit.wait_for_members(2, timeout=10)
             await target.wait_for_members(2, timeout=10)
             safe = {
@@ -346,59 +353,109 @@ async def run_program(program: list[Any]) -> None:
             dead = await target.spawn(Echo)
             await target.stop(dead)
 
-            def wire(ref: trouper.ActorRef) -> WireRef:
-                return WireRef(ref.node_id, ref.path, ref.uid)
+        def wire(ref: trouper.ActorRef) -> WireRef:
+            return WireRef(ref.node_id, ref.path, ref.uid)
 
-            async with trio.open_nursery() as nursery:
-                load = LegitLoad(service)
-                nursery.start_soon(load.run)
-                client = HostileClient(target.addresses[0], HOSTILE, COOKIE, nursery)
+        async with trio.open_nursery() as nursery:
+            load = LegitLoad(service)
+            nursery.start_soon(load.run)
+            client = HostileClient(target.addresses[0], HOSTILE, COOKIE, nursery)
+            w = World(
+                target,
+                legit,
+                client,
+                {kind: wire(ref) for kind, ref in safe.items()},
+                [wire(v) for v in victims],
+                wire(dead),
+                wire(helper),
+                load,
+                system,
+            )
+            with trio.fail_after(SETUP_DEADLINE):
                 await client.connect()
-                w = World(
-                    target,
-                    legit,
-                    client,
-                    {kind: wire(ref) for kind, ref in safe.items()},
-                    [wire(v) for v in victims],
-                    wire(dead),
-                    wire(helper),
-                    load,
-                    system,
-                )
                 # Bounded at every arrival too, not only between steps (the
                 # reader may be paused at a limit while a probe waits).
                 client.observer = lambda: check_bounded(w)
                 await probe(w)
-                for step in program:
-                    before = load.done
-                    await RUNNERS[type(step)](w, step)
-                    await probe(w)
-                    await load.progressed(before)
-                    check_alive(w)
-                    check_bounded(w)
-                    await check_streams_end(w)
-                # The peer leaves for good; the legitimate node stops asking.
-                client.observer = None
-                for what in sorted(w.reached):
-                    event(what)
+            yield w  # the machine's rules run the steps
+            client.observer = None
+            if w.aborted:  # a step failed: its error is the one to report
+                nursery.cancel_scope.cancel()
+                return
+            # The peer leaves for good; the legitimate node stops asking.
+            with trio.fail_after(PROBE_DEADLINE):
                 assert client.conn is not None
                 await client.send([Goodbye("done", "shutdown")])
-                with trio.fail_after(PROBE_DEADLINE):
-                    await client.conn.closed.wait()
-                nursery.cancel_scope.cancel()
-            check_alive(w)
-            await settle(w, baseline)
-        assert not target.kernel.failure
+                await client.conn.closed.wait()
+            nursery.cancel_scope.cancel()
+        check_alive(w)
+        await settle(w, baseline)
+    assert not target.kernel.failure
 
 
-@settings(
-    max_examples=EXAMPLES,
-    derandomize=not RANDOM,
-    database=None,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    print_blob=RANDOM,
-)
-@given(st.lists(STEPS, min_size=3, max_size=40))
-def test_a_hostile_peer_cannot_hurt_the_node(program: list[Any]) -> None:
-    trio.run(run_program, program)
+async def run_step(w: World, step: Any) -> None:
+    """One step, then the probe, the legitimate load's progress and the checks."""
+    with trio.fail_after(STEP_DEADLINE):
+        before = w.load.done
+        await RUNNERS[type(step)](w, step)
+        await probe(w)
+        await w.load.progressed(before)
+        check_alive(w)
+        check_bounded(w)
+        await check_streams_end(w)
+
+
+class HostilePeerMachine(RuleBasedStateMachine):
+    """The hostile peer as a state machine: each kind of step is a rule
+    (``hostile_steps.STEP_STRATEGIES``), and each example runs in a fresh
+    Trio run with fresh nodes (``TrioThread``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trio: TrioThread[World] = TrioThread(hostile_world, EXAMPLE_DEADLINE)
+        self.world = self.trio.value
+
+    def do(self, step: Any) -> None:
+        self.world.aborted = True  # until the step and its checks pass
+        self.trio.run(run_step, self.world, step)
+        self.world.aborted = False
+
+    @invariant()
+    def the_node_lives_and_the_peer_is_bounded(self) -> None:
+        if not self.world.aborted:
+            self.trio.run_sync(check_alive, self.world)
+            self.trio.run_sync(check_bounded, self.world)
+
+    def teardown(self) -> None:
+        self.trio.close()
+        for what in sorted(self.world.reached):
+            event(what)
+
+
+def _rule(name: str, strategy: Any) -> Any:
+    def step(self: HostilePeerMachine, step: Any) -> None:
+        self.do(step)
+
+    step.__name__ = step.__qualname__ = name  # how a failing example prints it
+    return rule(step=strategy)(step)
+
+
+for _i, _strategy in enumerate(hostile_steps.STEP_STRATEGIES):
+    # "builds(DoTell, ...)" -> a rule named tell_3 (one per strategy).
+    _kind = repr(_strategy).partition("(")[2].partition(",")[0].removeprefix("Do").lower()
+    setattr(HostilePeerMachine, f"{_kind}_{_i}", _rule(f"{_kind}_{_i}", _strategy))
+
+
+def test_a_hostile_peer_cannot_hurt_the_node() -> None:
+    run_state_machine_as_test(
+        HostilePeerMachine,
+        settings=settings(
+            max_examples=EXAMPLES,
+            stateful_step_count=STEPS_PER_EXAMPLE,
+            derandomize=not RANDOM,
+            database=None,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            print_blob=RANDOM,
+        ),
+    )
