@@ -17,16 +17,21 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 import trouper
 from trouper.protocols import GroupUpdate, WireRef
+from trouper.runtime._groups import Groups
 
 TESTS = Path(__file__).resolve().parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
 from services_actors import Member, WhereAreYou  # noqa: E402
-from test_remote_bounds import Big, RawPeer, default  # noqa: E402
+from test_remote_bounds import Big, RawPeer, default, remoting  # noqa: E402
 
 COOKIE = b"bounds-cookie"  # RawPeer's
 FAST: dict[str, Any] = {"heartbeat_interval": 0.1, "acceptable_pause": 0.5, "down_after": 1.5}
@@ -36,6 +41,22 @@ class Plain(trouper.Actor):
     @trouper.handler
     async def where(self, msg: WhereAreYou) -> str:
         return self.ctx.node.id
+
+
+class Slow(trouper.Actor):
+    """A member that starts and stops only when the test lets it."""
+
+    __trouper_group__ = "slow"
+
+    def __init__(self, started: trio.Event, stopping: trio.Event, release: trio.Event) -> None:
+        self.started, self.stopping, self.release = started, stopping, release
+
+    async def on_start(self) -> None:
+        await self.started.wait()
+
+    async def on_stop(self) -> None:
+        self.stopping.set()
+        await self.release.wait()
 
 
 class BadGroup(trouper.Actor):
@@ -111,6 +132,22 @@ async def test_class_attribute_joins_at_start_and_leaves_at_stop() -> None:
             with pytest.raises(trouper.ConfigurationError, match=r"BadGroup\.__trouper_group__"):
                 await node.spawn(BadGroup)
             assert node.registry.groups() == ["workers"]
+
+
+async def test_a_member_joins_once_started_and_leaves_as_soon_as_it_stops() -> None:
+    with trio.fail_after(10):
+        async with trouper.open_node("solo") as node:
+            started, stopping, release = trio.Event(), trio.Event(), trio.Event()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(node.spawn, Slow, started, stopping, release)
+                await trio.testing.wait_all_tasks_blocked()
+                assert node.registry.members("slow") == []  # on_start is still running
+                started.set()
+                member = (await node.registry.wait_for_members("slow", 1, timeout=5))[0]
+                nursery.start_soon(node.stop, member)
+                await stopping.wait()
+                assert node.registry.members("slow") == []  # on_stop is still running
+                release.set()
 
 
 async def test_wait_for_members_wakes_on_join_and_times_out() -> None:
@@ -240,6 +277,8 @@ async def test_group_memberships_a_peer_announces_are_bounded(
                 ("raw", "/user/w2"),
             ]
             assert srv.registry.groups() == ["workers"]
+            stats = remoting(srv).statistics()
+            assert (stats["raw"].group_members, stats["other"].group_members) == (3, 3)
             assert "max_group_members" in caplog.text and "max_group_name" in caplog.text
             # Leaving makes room; the other peer's members count for it, not raw.
             await raw.send(GroupUpdate("raw", {"workers": [mine[3]]}, {"workers": [mine[0]]}))
@@ -276,3 +315,76 @@ async def test_members_of_a_killed_node_process_leave(monkeypatch: pytest.Monkey
             assert await theirs[1].ask(WhereAreYou()) == "victim"
             handle.kill()
             await eventually(lambda: parent.registry.members("workers") == [mine])
+
+
+async def test_a_large_snapshot_goes_in_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A snapshot bigger than a piece is one snapshot envelope then patches:
+    the other node sees every member, in order, and nothing stale."""
+    import trouper.remote._groups as groups_module
+
+    monkeypatch.setattr(groups_module, "SNAPSHOT_CHUNK", 2)
+    with trio.fail_after(30):
+        async with trouper.open_node("a", listen="tcp://127.0.0.1:0", cookie=COOKIE) as a:
+            refs = [await a.spawn(Member) for _ in range(5)]
+            a.registry.join("other", refs[0])
+            assert len(groups_module.GroupTable.snapshot(remoting(a).groups)) == 3
+            async with trouper.open_node("b", seeds=a.addresses, cookie=COOKIE) as b:
+                assert await b.registry.wait_for_members("workers", 5, timeout=5) == refs
+                await eventually(lambda: b.registry.members("other") == [refs[0]])
+
+
+class GroupsMachine(RuleBasedStateMachine):
+    """``Groups`` (this node's memberships) against a plain model."""
+
+    refs = [trouper.ActorRef("n", f"/user/a{i}", i) for i in range(4)]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.groups = Groups()
+        self.model: dict[str, list[trouper.ActorRef]] = {}
+        self.told: list[tuple[str, trouper.ActorRef, bool]] = []
+        self.groups.listener = lambda g, r, j: self.told.append((g, r, j))
+
+    @rule(group=st.sampled_from("abc"), i=st.integers(0, 3))
+    def join(self, group: str, i: int) -> None:
+        ref = self.refs[i]
+        self.groups.join(group, ref)
+        if ref not in self.model.setdefault(group, []):
+            self.model[group].append(ref)
+            assert self.told.pop() == (group, ref, True)
+        assert not self.told
+
+    @rule(group=st.sampled_from("abc"), i=st.integers(0, 3))
+    def leave(self, group: str, i: int) -> None:
+        ref = self.refs[i]
+        self.groups.leave(group, ref)
+        if ref in self.model.get(group, []):
+            self.model[group].remove(ref)
+            assert self.told.pop() == (group, ref, False)
+        assert not self.told
+
+    @rule(i=st.integers(0, 3))
+    def stop(self, i: int) -> None:
+        ref = self.refs[i]
+        self.groups.leave_all(ref)
+        left = {(g, ref, False) for g, refs in self.model.items() if ref in refs}
+        for refs in self.model.values():
+            if ref in refs:
+                refs.remove(ref)
+        assert set(self.told) == left and len(self.told) == len(left)
+        self.told.clear()
+
+    @invariant()
+    def agrees(self) -> None:
+        model = {g: refs for g, refs in self.model.items() if refs}
+        assert dict(self.groups.items()) == model
+        assert sorted(self.groups.names()) == sorted(model)
+        assert len(self.groups) == sum(len(refs) for refs in model.values())
+        for ref in self.refs:
+            assert sorted(self.groups.groups_of(ref)) == sorted(
+                g for g, refs in model.items() if ref in refs
+            )
+
+
+GroupsMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
+TestGroups = GroupsMachine.TestCase

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from ._spi import RemoteLayer
 
 Listener = Callable[[str, "ActorRef", bool], None]
+#: Member lists ``Registry.members`` keeps between two changes.
+_CACHED_GROUPS = 1024
 
 
 class Names:
@@ -168,6 +170,8 @@ class Registry:
             self._cache = (self._groups.version, cache)
         found = cache.get(group)
         if found is None:
+            if len(cache) >= _CACHED_GROUPS:
+                cache.clear()  # bounded whatever names callers ask for
             refs = self._groups.members(group)
             if self._remote is not None:
                 refs.extend(self._remote.group_members(group))
