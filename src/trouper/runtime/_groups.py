@@ -6,9 +6,9 @@ layer is told of every local change (``listener``) and replicates it; it
 calls ``wake`` when another node's memberships change, which wakes every
 ``wait_for_members``.
 
-An actor leaves all its groups when it stops (``Kernel.forget``), so the
-memberships of this node are bounded by its live actors times the groups
-each joined.
+An actor leaves all its groups as soon as it begins to stop (and, should it
+die some other way, in ``Kernel.forget``), so the memberships of this node
+are bounded by its live actors times the groups each joined.
 """
 
 from __future__ import annotations
