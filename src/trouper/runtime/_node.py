@@ -127,7 +127,7 @@ class Node:
             supervision=supervision or OneForOne(),
             seed=seed,
         )
-        self.registry = Registry(self.kernel.names)
+        self.registry = Registry(self.kernel.names, self.kernel.groups)
         self.remote: RemoteLayer | None = None
         guard = (self.kernel.supervision,)
         self._user = fixed_cell(self, None, _Guardian, guard, "/user", self.shutdown_timeout)
@@ -147,6 +147,7 @@ class Node:
         self.remote = layer
         self.registry._attach(layer)
         self.kernel.names.listener = layer.name_changed
+        self.kernel.groups.listener = layer.group_changed
 
     # ------------------------------------------------------------ actors
 
