@@ -111,6 +111,10 @@ def test_budget_never_allows_more_than_ratio_times_calls_in_the_window(
             spent_before = budget.retries
             allowed = budget.try_spend(now)
             assert budget.retries == spent_before + (1 if allowed else 0)
-        # What the window holds never breaks the cap (plus float slack).
-        assert budget.retries <= ratio * budget.calls + floor * window + 1e-9
+            if allowed:
+                # A retry is granted only within the cap of what the window
+                # holds then (plus float slack). Later, the calls it was
+                # granted on may age out before it does: the cap is checked
+                # when spending, as in Finagle.
+                assert budget.retries <= ratio * budget.calls + floor * window + 1e-9
         assert len(budget._slices) <= 10
