@@ -16,6 +16,7 @@ PUBLIC = {
     "ConnectionLost",
     "DeadLetter",
     "DeadLetters",
+    "EventStatistics",
     "FrameTooLarge",
     "HandshakeFailed",
     "LocalProtocolError",
@@ -38,6 +39,10 @@ PUBLIC = {
     "SpawnRefused",
     "Strategy",
     "StreamReader",
+    "SubscriberOverflow",
+    "SubscriberStatistics",
+    "Subscription",
+    "SubscriptionEnded",
     "SupervisionError",
     "Supervisor",
     "TLSConfig",
@@ -69,6 +74,7 @@ def test_error_hierarchy_matches_the_design() -> None:
         trouper.AskTimeout,
         trouper.NameTaken,
         trouper.SpawnRefused,
+        trouper.SubscriberOverflow,
     ]
     transport_errors = [
         trouper.NodeDown,

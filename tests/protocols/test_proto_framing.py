@@ -32,7 +32,9 @@ from trouper.protocols import (
     Gossip,
     Heartbeat,
     Hello,
+    Interest,
     Member,
+    Publish,
     RegistryUpdate,
     Reply,
     Spawn,
@@ -84,6 +86,8 @@ def samples() -> list[Envelope]:
         Heartbeat(12, 1234.5),
         Gossip([Member("node-a", 1, ["tcp://10.0.0.1:7000", "quic://10.0.0.1:7001"], "up", 5)]),
         RegistryUpdate("node-a", {"greeter": A}, {"old": B}, snapshot=True),
+        Interest({"prices": 3, "gone": 0}, snapshot=True),
+        Publish("prices", "app:Price", RAW),
         Goodbye("shutting down"),
         Goodbye("bad cookie", code="handshake-failed"),
     ]

@@ -23,7 +23,9 @@ from ._envelopes import Goodbye as Goodbye
 from ._envelopes import Gossip as Gossip
 from ._envelopes import Heartbeat as Heartbeat
 from ._envelopes import Hello as Hello
+from ._envelopes import Interest as Interest
 from ._envelopes import Member as Member
+from ._envelopes import Publish as Publish
 from ._envelopes import RegistryUpdate as RegistryUpdate
 from ._envelopes import Reply as Reply
 from ._envelopes import Spawn as Spawn
@@ -91,9 +93,11 @@ __all__ = [
     "Heartbeat",
     "Hello",
     "InitiatorConnection",
+    "Interest",
     "Member",
     "PayloadCodec",
     "PhiAccrualDetector",
+    "Publish",
     "RegistryUpdate",
     "Reply",
     "Role",

@@ -79,6 +79,8 @@ class RemoteConfig:
     max_watches: int = attrs.field(default=100_000, validator=_positive_int)
     #: Names one peer may announce.
     max_names: int = attrs.field(default=100_000, validator=_positive_int)
+    #: Event topics one peer may announce subscribers for.
+    max_event_topics: int = attrs.field(default=10_000, validator=_positive_int)
     #: Spawns and stops one peer may have in progress here at once.
     max_peer_requests: int = attrs.field(default=64, validator=_positive_int)
     #: The largest ``mailbox_size`` a remote spawn may ask for.

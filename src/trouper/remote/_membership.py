@@ -27,6 +27,7 @@ from ._wire import wire_ref
 if TYPE_CHECKING:
     from ..runtime import ActorRef, Node
     from ._config import RemoteConfig
+    from ._events import EventBridge
 
 log = logging.getLogger("trouper.remote")
 
@@ -38,6 +39,7 @@ class Membership:
     config: RemoteConfig
     peers: dict[str, Peer]
     cluster: ActorRef | None
+    events: EventBridge
 
     def resolve(self, node_id: str, path: str, uid: int) -> ActorRef:
         raise NotImplementedError  # in Remoting
@@ -96,6 +98,7 @@ class Membership:
     def on_peer_up(self, peer: Peer) -> None:
         peer.send_quiet(self.registry_snapshot())
         peer.send_quiet(Gossip(self.gossip_members()))
+        self.events.peer_up(peer)
         self.changed()
 
     def on_peer_down(self, peer: Peer) -> None:
@@ -103,6 +106,7 @@ class Membership:
         peer.names = {}
         if lost:
             log.info("names of node %s vanished: %s", peer.node_id, sorted(lost)[:20])
+        self.events.peer_down(peer)
         self.changed()
 
     def changed(self) -> None:
