@@ -66,7 +66,9 @@ class Watcher(trouper.Actor):
 
 async def eventually(predicate: Callable[[], bool]) -> None:
     """Poll a state another node reaches (callers bound it with fail_after)."""
-    while not predicate():
+    while True:
+        if predicate():
+            return
         await trio.sleep(0.005)
 
 
@@ -151,9 +153,8 @@ async def test_actors_on_three_nodes_subscribe_with_ctx() -> None:
             for i, node in enumerate(nodes):
                 assert node.publish("ticks", Price(node.id, i)) == 3
             for ref in refs:
-                while len(await ref.ask("report")) < 3:
-                    await trio.sleep(0.005)
-                got = await ref.ask("report")
+                while len(got := await ref.ask("report")) < 3:
+                    pass
                 assert sorted(p.symbol for p in got) == ["n0", "n1", "n2"]
             await nodes[1].stop(refs[1])
             await eventually(lambda: nodes[0].subscribers("ticks") == 2)
@@ -163,40 +164,45 @@ async def test_actors_on_three_nodes_subscribe_with_ctx() -> None:
 
 async def test_a_subscriber_node_going_down_is_no_longer_counted() -> None:
     with trio.fail_after(30):
-        async with trouper.open_node("a", listen="tcp://127.0.0.1:0", cookie=COOKIE) as a:
-            async with a.subscribe("news") as mine:
-                async with trouper.open_node("b", seeds=a.addresses, cookie=COOKIE) as b:
-                    await b.spawn(Watcher, "news")
-                    await b.spawn(Watcher, "news")
-                    await eventually(lambda: a.subscribers("news") == 3)
-                    assert a.publish("news", Price("up", 1)) == 3
-                # b left the cluster: its subscribers no longer count
-                await eventually(lambda: a.subscribers("news") == 1)
-                assert [m.status for m in a.members() if m.node_id == "b"] == ["down"]
-                assert a.publish("news", Price("down", 2)) == 1
-                assert [(await mine.receive()).symbol for _ in range(2)] == ["up", "down"]
-                assert a.event_statistics().remote_subscribers == 0
+        async with (
+            trouper.open_node("a", listen="tcp://127.0.0.1:0", cookie=COOKIE) as a,
+            a.subscribe("news") as mine,
+        ):
+            async with trouper.open_node("b", seeds=a.addresses, cookie=COOKIE) as b:
+                await b.spawn(Watcher, "news")
+                await b.spawn(Watcher, "news")
+                await eventually(lambda: a.subscribers("news") == 3)
+                assert a.publish("news", Price("up", 1)) == 3
+            # b left the cluster: its subscribers no longer count
+            await eventually(lambda: a.subscribers("news") == 1)
+            assert [m.status for m in a.members() if m.node_id == "b"] == ["down"]
+            assert a.publish("news", Price("down", 2)) == 1
+            assert [(await mine.receive()).symbol for _ in range(2)] == ["up", "down"]
+            assert a.event_statistics().remote_subscribers == 0
 
 
 async def test_non_string_topics_stay_local_and_bad_messages_fail_the_publish() -> None:
     with trio.fail_after(20):
-        async with cluster(2) as (a, b):
-            async with b.subscribe(("tuple", 1)) as tuples, b.subscribe("t") as strings:
-                await eventually(lambda: a.subscribers("t") == 1)
-                assert a.subscribers(("tuple", 1)) == 0
-                assert a.publish(("tuple", 1), Price("x", 0)) == 0
-                assert b.publish(("tuple", 1), Price("x", 0)) == 1
-                assert (await tuples.receive()).symbol == "x"
-                with pytest.raises(trouper.ConfigurationError, match="topic 't'.*not a registered"):
-                    a.publish("t", Unregistered(1))
-                async with a.subscribe("t") as local:
-                    with pytest.raises(trouper.ConfigurationError):
-                        a.publish("t", Unregistered(2))
-                    with pytest.raises(trio.WouldBlock):
-                        local.receive_nowait()  # nothing delivered anywhere
-                assert a.publish("t", Price("ok", 1)) == 1
-                assert (await strings.receive()).symbol == "ok"
-                assert peer_stats(a, "n1").events_sent == 1
+        async with (
+            cluster(2) as (a, b),
+            b.subscribe(("tuple", 1)) as tuples,
+            b.subscribe("t") as strings,
+        ):
+            await eventually(lambda: a.subscribers("t") == 1)
+            assert a.subscribers(("tuple", 1)) == 0
+            assert a.publish(("tuple", 1), Price("x", 0)) == 0
+            assert b.publish(("tuple", 1), Price("x", 0)) == 1
+            assert (await tuples.receive()).symbol == "x"
+            with pytest.raises(trouper.ConfigurationError, match=r"topic 't'.*not a registered"):
+                a.publish("t", Unregistered(1))
+            async with a.subscribe("t") as local:
+                with pytest.raises(trouper.ConfigurationError):
+                    a.publish("t", Unregistered(2))
+                with pytest.raises(trio.WouldBlock):
+                    local.receive_nowait()  # nothing delivered anywhere
+            assert a.publish("t", Price("ok", 1)) == 1
+            assert (await strings.receive()).symbol == "ok"
+            assert peer_stats(a, "n1").events_sent == 1
 
 
 # ------------------------------------------------------------ hostile peers
@@ -301,7 +307,7 @@ async def test_a_peer_that_does_not_read_never_makes_the_publisher_wait() -> Non
                     assert a.publish("big", chunk) >= 1  # never waits
                     sent += 1
                     assert peer_stats(a, "raw").outbox_bytes <= limit + len(chunk) + 1024
-                    await trio.sleep(0)  # let the writers run
+                    await trio.lowlevel.checkpoint()  # let the writers run
                 for _ in range(sent):
                     assert mine.receive_nowait() == chunk
                 # b reads: it gets every event its outbox had room for
