@@ -29,6 +29,8 @@ async def test_drop_newest_keeps_what_was_queued_and_counts_the_rest() -> None:
                 stats = events.statistics()
                 assert (stats.delivered, stats.dropped, stats.queued) == (3, 2, 0)
                 assert (stats.policy, stats.buffer, stats.disconnected) == ("drop-newest", 3, False)
+            with pytest.raises(trio.ClosedResourceError, match="ended with its async with"):
+                await events.receive()
             node_stats = node.event_statistics()
             assert (node_stats.published, node_stats.delivered, node_stats.dropped) == (5, 3, 2)
             assert (node_stats.topics, node_stats.subscribers) == (0, 0)

@@ -157,7 +157,7 @@ class EventBridge:
             self._forget(peer, state)
         topics = state.topics
         limit = peer.config.max_event_topics
-        refused: list[str] = []
+        refused, example = 0, ""
         for topic, count in env.counts.items():
             if count == 0:
                 if topics.pop(topic, None) is not None:
@@ -167,7 +167,8 @@ class EventBridge:
                         del self.by_topic[topic]
                 continue
             if topic not in topics and (len(topics) >= limit or len(topic) > MAX_TOPIC_LENGTH):
-                refused.append(topic)
+                refused += 1
+                example = example or topic[:40]
                 continue
             topics[topic] = count
             self.by_topic.setdefault(topic, {})[peer] = count
@@ -176,8 +177,8 @@ class EventBridge:
 
             bad_message(
                 peer,
-                f"{len(refused)} event topics ignored (over max_event_topics={limit}, "
-                f"or over {MAX_TOPIC_LENGTH} characters), e.g. {refused[0][:40]!r}",
+                f"{refused} event topics ignored (over max_event_topics={limit}, "
+                f"or over {MAX_TOPIC_LENGTH} characters), e.g. {example!r}",
             )
 
     def on_publish(self, peer: Peer, env: Publish) -> None:

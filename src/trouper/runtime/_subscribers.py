@@ -170,8 +170,7 @@ class Subscription(Subscriber):
                 self._drop()
                 return False
             if self.policy == "disconnect":
-                self._overflow()
-                self._lot.unpark_all()
+                self._overflow()  # (closes it, waking its receivers)
                 return False
             queue.popleft()
             self._drop()
@@ -187,13 +186,18 @@ class Subscription(Subscriber):
             return self._queue.popleft()
         if self.overflowed:
             raise SubscriberOverflow(self.overflow_text())
+        if self.closed:
+            raise trio.ClosedResourceError(
+                f"the subscription to {self.topic!r} ended with its async with block"
+            )
         raise trio.WouldBlock
 
     async def receive(self) -> Any:
         """The next event, waiting for one. After a ``disconnect`` overflow,
-        what was queued comes first, then ``SubscriberOverflow``."""
+        what was queued comes first, then ``SubscriberOverflow``; after the
+        ``async with`` block, ``trio.ClosedResourceError``."""
         await trio.lowlevel.checkpoint_if_cancelled()
-        while not self._queue and not self.overflowed:
+        while not self._queue and not self.closed:
             await self._lot.park()
         event = self.receive_nowait()
         await trio.lowlevel.cancel_shielded_checkpoint()
@@ -208,6 +212,7 @@ class Subscription(Subscriber):
     def close(self) -> None:
         """No more events (what is queued may still be received)."""
         self.closed = True
+        self._lot.unpark_all()
 
 
 class ActorSubscription(Subscriber):
