@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import msgspec
@@ -251,6 +251,18 @@ class RawPeer:
             if any(isinstance(e, Reply) and e.id == 99 for e in self.decoder.feed(data)):
                 return
 
+    async def interest_until(self, want: Callable[[Interest], bool]) -> list[Interest]:
+        """The ``Interest`` envelopes read until one satisfies ``want``."""
+        seen: list[Interest] = []
+        while True:
+            data = await self.stream.receive_some(65536)
+            assert data, "the node hung up"
+            for env in self.decoder.feed(data):
+                if isinstance(env, Interest):
+                    seen.append(env)
+                    if want(env):
+                        return seen
+
 
 class Echo(trouper.Actor):
     @trouper.handler
@@ -318,3 +330,20 @@ async def test_a_peer_that_does_not_read_never_makes_the_publisher_wait() -> Non
             stats = a.event_statistics()
             assert stats.remote_dropped == peer_stats(a, "raw").events_dropped + to_b.events_dropped
             assert stats.sent + stats.remote_dropped == 2 * sent
+
+
+async def test_interest_is_a_snapshot_then_changes_gathered_per_tick() -> None:
+    """A connection starts with a snapshot; a hundred subscriptions made in
+    one go are announced in one envelope, and their end in another."""
+    with trio.fail_after(20):
+        async with cluster(1) as (a,), a.subscribe("before") as _:
+            raw = await RawPeer.connect(a)
+            first = await raw.interest_until(lambda env: env.snapshot)
+            assert first[-1].counts == {"before": 1}
+            async with AsyncExitStack() as stack:
+                for i in range(100):
+                    await stack.enter_async_context(a.subscribe(f"t{i % 2}"))
+                got = await raw.interest_until(lambda env: "t0" in env.counts)
+                assert [env.counts for env in got] == [{"t0": 50, "t1": 50}]
+            got = await raw.interest_until(lambda env: "t0" in env.counts)
+            assert [env.counts for env in got] == [{"t0": 0, "t1": 0}]
