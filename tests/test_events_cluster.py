@@ -295,9 +295,10 @@ async def test_a_peer_flooding_topics_is_held_to_max_event_topics() -> None:
             # a Publish of an unknown type fails alone
             async with a.subscribe("only") as only:
                 await raw.send(Publish("only", "no:Such", msgspec.Raw(b"\xc0")))
+                await raw.send(Publish("only", "trouper:PoisonPill", msgspec.Raw(b"\x80")))
                 await raw.send(Publish("only", "builtins:int", msgspec.Raw(b"\x07")))
                 assert await only.receive() == 7
-            assert peer_stats(a, "raw").events_received == 2
+            assert peer_stats(a, "raw").events_received == 3
 
 
 async def test_a_peer_that_does_not_read_never_makes_the_publisher_wait() -> None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .. import _errors as errors
+from ..actors import PoisonPill
 from ..protocols import Interest, Publish
 
 if TYPE_CHECKING:
@@ -195,6 +196,11 @@ class EventBridge:
             msg = decode(peer, env.type_name, env.payload)
         except errors.UnhandledMessage as exc:
             bad_message(peer, f"event on topic {env.topic[:40]!r}: {exc}")
+            return
+        if type(msg) is PoisonPill:
+            # It would stop every actor subscribed, /system ones included:
+            # a peer stops actors only one at a time, under /user (a Tell).
+            bad_message(peer, f"a PoisonPill published on topic {env.topic[:40]!r}")
             return
         self.events.deliver(env.topic, msg)
 
