@@ -181,6 +181,34 @@ async def test_a_subscriber_node_going_down_is_no_longer_counted() -> None:
             assert a.event_statistics().remote_subscribers == 0
 
 
+@pytest.mark.parametrize("policy", ["drop-newest", "drop-oldest", "disconnect"])
+async def test_policies_apply_where_the_subscriber_is(policy: str) -> None:
+    """The publisher counts what b announced; b's policy decides what its
+    subscriber keeps, and b counts the drops (a disconnect is announced)."""
+    with trio.fail_after(20):
+        async with cluster(2) as (a, b), b.subscribe("t", buffer=2, policy=policy) as sub:
+            await eventually(lambda: a.subscribers("t") == 1)
+            assert [a.publish("t", Price("p", i)) for i in range(5)] == [1] * 5
+            await eventually(lambda: b.event_statistics().received == 5)
+            stats = b.event_statistics()
+            got: list[float] = []
+            if policy == "disconnect":
+                with pytest.raises(trouper.SubscriberOverflow):
+                    async for event in sub:
+                        got.append(event.price)
+                assert (stats.dropped, stats.disconnected) == (1, 1)
+                await eventually(lambda: a.subscribers("t") == 0)
+                assert a.publish("t", Price("p", 5)) == 0
+            else:
+                got = [(await sub.receive()).price for _ in range(2)]
+                assert (stats.dropped, stats.disconnected) == (3, 0)
+            assert (
+                got == {"drop-newest": [0, 1], "drop-oldest": [3, 4], "disconnect": [0, 1]}[policy]
+            )
+            assert sub.statistics().dropped == stats.dropped
+            assert a.event_statistics().dropped == 0
+
+
 async def test_non_string_topics_stay_local_and_bad_messages_fail_the_publish() -> None:
     with trio.fail_after(20):
         async with (
