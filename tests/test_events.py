@@ -93,7 +93,7 @@ async def test_bad_subscriptions_are_refused_clearly() -> None:
     with trio.fail_after(5):
         async with trouper.open_node() as node:
             with pytest.raises(trouper.ConfigurationError, match="did you mean 'drop-oldest'"):
-                async with node.subscribe("t", policy="drop_oldest"):
+                async with node.subscribe("t", policy="drop_oldest"):  # type: ignore[arg-type]
                     pass  # pragma: no cover
             with pytest.raises(trouper.ConfigurationError, match="buffer"):
                 async with node.subscribe("t", buffer=0):

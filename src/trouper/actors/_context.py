@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ..runtime._cell import Cell
     from ..runtime._node import Node
     from ..runtime._ref import ActorRef
+    from ..runtime._subscribers import Policy
     from ..runtime._timers import Timer
     from ..supervisors._strategy import ChildSpec, RestartType, Shutdown
     from ._actor import Actor
@@ -123,7 +124,7 @@ class ActorContext:
         self._cell.start_soon(fn, *args)
 
     def subscribe(
-        self, topic: Hashable, *, buffer: int = 1000, policy: str = "drop-newest"
+        self, topic: Hashable, *, buffer: int = 1000, policy: Policy = "drop-newest"
     ) -> None:
         """Receive the events published on ``topic`` (on any node, for a
         string topic) as messages, until ``unsubscribe(topic)`` or this

@@ -13,6 +13,7 @@ from ._codec import TypeRegistry as TypeRegistry
 from ._codec import default_registry as default_registry
 from ._codec import type_name as type_name
 from ._envelopes import ENVELOPE_TYPES as ENVELOPE_TYPES
+from ._envelopes import MAX_TOPIC_LENGTH as MAX_TOPIC_LENGTH
 from ._envelopes import Ask as Ask
 from ._envelopes import Challenge as Challenge
 from ._envelopes import Credit as Credit
@@ -68,6 +69,7 @@ __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
     "ENVELOPE_TYPES",
     "HEADER_SIZE",
+    "MAX_TOPIC_LENGTH",
     "PROTOCOL_VERSION",
     "TRANSITIONS",
     "AcceptorConnection",

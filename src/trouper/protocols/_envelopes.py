@@ -31,6 +31,7 @@ import msgspec
 
 __all__ = [
     "ENVELOPE_TYPES",
+    "MAX_TOPIC_LENGTH",
     "Ask",
     "Challenge",
     "Credit",
@@ -301,6 +302,9 @@ class RegistryUpdate(_Envelope, tag=42, frozen=True, array_like=True, gc=False):
 
 # -- cluster-wide events ----------------------------------------------------
 
+#: Topics that cross nodes are strings of at most this many characters (a
+#: receiver ignores longer ones rather than failing the frame).
+MAX_TOPIC_LENGTH = 255
 #: Subscribers one node announces for a topic (a count, bounded like credits).
 SubscriberCount = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
 

@@ -27,7 +27,7 @@ import attrs
 
 from .. import _errors as errors
 from ..actors import PoisonPill
-from ..protocols import Interest, Publish
+from ..protocols import MAX_TOPIC_LENGTH, Interest, Publish
 
 if TYPE_CHECKING:
     from ..runtime import EventStatistics
@@ -38,8 +38,6 @@ log = logging.getLogger("trouper.remote")
 
 #: Topics per ``Interest`` envelope in a snapshot (a frame stays small).
 _CHUNK = 500
-#: What a topic may be to cross nodes (as ``runtime._subscribers``).
-MAX_TOPIC_LENGTH = 255
 
 
 class PeerEvents:

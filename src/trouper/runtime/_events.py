@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 
 from ..actors._messages import DeadLetter
+from ..protocols import MAX_TOPIC_LENGTH
 from ._subscribers import (
-    MAX_TOPIC_LENGTH,
     ActorSubscription,
     Subscriber,
     Subscription,

@@ -30,7 +30,7 @@ from ._spi import RemoteLayer
 if TYPE_CHECKING:
     from ._events import DeadLetters, EventStatistics
     from ._ref import ActorRef
-    from ._subscribers import Subscription
+    from ._subscribers import Policy, Subscription
 
 
 @attrs.frozen
@@ -306,7 +306,7 @@ class Node:
         return self.kernel.events.publish(topic, msg)
 
     def subscribe(
-        self, topic: Hashable, buffer: int = 1000, policy: str = "drop-newest"
+        self, topic: Hashable, buffer: int = 1000, policy: Policy = "drop-newest"
     ) -> AbstractAsyncContextManager[Subscription]:
         """``async with node.subscribe(topic) as events: async for msg in events: ...``
 

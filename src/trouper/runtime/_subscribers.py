@@ -33,6 +33,7 @@ import trio
 
 from .._errors import ConfigurationError, SubscriberOverflow
 from .._options import suggestion
+from ..protocols import MAX_TOPIC_LENGTH
 
 if TYPE_CHECKING:
     from ._cell import Cell
@@ -41,8 +42,6 @@ if TYPE_CHECKING:
 
 Policy = Literal["drop-newest", "drop-oldest", "disconnect"]
 POLICIES: tuple[str, ...] = ("drop-newest", "drop-oldest", "disconnect")
-#: Topics that cross nodes are strings of at most this many characters.
-MAX_TOPIC_LENGTH = 255
 
 
 @attrs.frozen
