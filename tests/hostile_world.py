@@ -32,9 +32,7 @@ from hostile_steps import (
     DoGoodbye,
     DoGossip,
     DoHeartbeat,
-    DoInterest,
     DoProduce,
-    DoPublish,
     DoRegistry,
     DoSpawn,
     DoStop,
@@ -60,9 +58,7 @@ from trouper.protocols import (
     Goodbye,
     Gossip,
     Heartbeat,
-    Interest,
     Member,
-    Publish,
     RegistryUpdate,
     Reply,
     Spawn,
@@ -340,17 +336,6 @@ async def run_registry(w: World, s: DoRegistry) -> None:
     await w.client.send([RegistryUpdate(owner, added, removed, s.snapshot)])
 
 
-async def run_interest(w: World, s: DoInterest) -> None:
-    stem = "t" * 255 if s.long_topics else "t"
-    counts = {f"{stem}{i}": 0 if s.zero else i + 1 for i in range(s.topics)}
-    await w.client.send([Interest(counts, s.snapshot)])
-
-
-async def run_publish(w: World, s: DoPublish) -> None:
-    name, payload = w.payload(s.payload, s.k)
-    await w.client.send([Publish(s.topic, name, payload)])
-
-
 async def run_gossip(w: World, s: DoGossip) -> None:
     cycle = ("fake-high", "fake-low", "target", "legit", "hostile")
     real = {
@@ -484,7 +469,6 @@ FLOODS: dict[str, Any] = {
     "watches": DoWatch(("victim", 0), 60, "hostile"),
     "names": DoRegistry("self", 30, "self", 0, False, False),
     "spawns": DoSpawn("sluggish", "empty", "none", None, "fresh", 6),
-    "topics": DoInterest(40, False, False, False),
 }
 
 
@@ -517,8 +501,6 @@ RUNNERS: dict[type, Any] = {
     DoUnwatch: run_unwatch,
     DoTerminated: run_terminated,
     DoRegistry: run_registry,
-    DoInterest: run_interest,
-    DoPublish: run_publish,
     DoGossip: run_gossip,
     DoSpawn: run_spawn,
     DoStop: run_stop,

@@ -85,7 +85,6 @@ from hostile_steps import (
     HCount,
     HPing,
     HPong,
-    Listener,
     Slow,
 )
 from hostile_world import RUNNERS, LegitLoad, World, all_stats, eventually, peer_stats
@@ -98,7 +97,6 @@ LIMITS: dict[str, Any] = {
     "max_streams": 8,
     "max_watches": 50,
     "max_names": 20,
-    "max_event_topics": 20,
     "max_peers": 5,
     "tell_window": 16,
     "max_parked": 120,
@@ -176,7 +174,6 @@ def check_bounded(w: World) -> None:
     assert s.streams_in <= LIMITS["max_streams"], s
     assert s.watched_by <= LIMITS["max_watches"], s
     assert s.names <= LIMITS["max_names"], s
-    assert s.event_topics <= LIMITS["max_event_topics"], s
     assert s.requests <= LIMITS["max_peer_requests"], s
     # Checked between reads: one read may carry a step's worth beyond.
     assert s.inbound_asks <= LIMITS["max_inbound_asks"] + STEP_ENVELOPES, s
@@ -197,7 +194,6 @@ def check_bounded(w: World) -> None:
         ("streams_in", "max_streams"),
         ("watched_by", "max_watches"),
         ("names", "max_names"),
-        ("event_topics", "max_event_topics"),
         ("requests", "max_peer_requests"),
         ("inbound_asks", "max_inbound_asks"),
         ("parked", "max_parked"),
@@ -224,7 +220,6 @@ QUIET_FIELDS = (
     "watching",
     "watched_by",
     "names",
-    "event_topics",
     "requests",
     "credit_targets",
     "owed_targets",
@@ -265,7 +260,6 @@ def quiet_state(target: trouper.Node, legit: trouper.Node) -> dict[str, Any]:
             "name waiters": node.kernel.names.waiting,
             "ask queues": node.kernel.timers.ask_queues,
             "registry": node.registry.names(),
-            "event subscribers": {"hot": node.subscribers("hot")},
             "peers": {peer: _quiet(s) for peer, s in all_stats(node).items() if peer != HOSTILE},
         }
     return state
@@ -330,7 +324,6 @@ async def run_program(program: list[Any]) -> None:
                 "service": await target.spawn(Echo, name="service"),
                 "slow": await target.spawn(Slow, name="slow", mailbox_size=1),
             }
-            listener = await target.spawn(Listener, name="listener")
             helper = await legit.spawn(Echo, name="helper")
             service = await legit.lookup("service", timeout=10)
             assert service is not None and await target.lookup("helper", timeout=10) == helper
@@ -342,7 +335,7 @@ async def run_program(program: list[Any]) -> None:
                     assert [x async for x in items] == [0]
             baseline = {
                 "state": quiet_state(target, legit),
-                TARGET: {"user": {ref.path for ref in [*safe.values(), listener]}},
+                TARGET: {"user": {ref.path for ref in safe.values()}},
             }
             system = {}
             for path in SYSTEM_PATHS.values():
