@@ -204,3 +204,16 @@ register(
         quick_size=40_000,
     )
 )
+register(
+    Case(
+        name="publish_fanout_2_nodes",
+        trouper="pubsub:two_node_fanout",
+        baseline="pubsub:one_node_fanout",
+        baseline_name="the same 1,000 actor subscribers in 1 node process",
+        unit="deliveries/s",
+        better="higher",
+        target=0.6,
+        size=2_000,
+        quick_size=200,
+    )
+)

@@ -19,6 +19,7 @@ PUBLIC = {
     "ConsistentHash",
     "DeadLetter",
     "DeadLetters",
+    "EventStatistics",
     "FrameTooLarge",
     "HandshakeFailed",
     "LocalProtocolError",
@@ -42,6 +43,10 @@ PUBLIC = {
     "SpawnRefused",
     "Strategy",
     "StreamReader",
+    "SubscriberOverflow",
+    "SubscriberStatistics",
+    "Subscription",
+    "SubscriptionEnded",
     "SupervisionError",
     "Supervisor",
     "TLSConfig",
@@ -73,6 +78,7 @@ def test_error_hierarchy_matches_the_design() -> None:
         trouper.AskTimeout,
         trouper.NameTaken,
         trouper.SpawnRefused,
+        trouper.SubscriberOverflow,
     ]
     transport_errors = [
         trouper.NodeDown,

@@ -21,6 +21,7 @@ from ._errors import ProtocolError as ProtocolError
 from ._errors import RemoteError as RemoteError
 from ._errors import RemoteProtocolError as RemoteProtocolError
 from ._errors import SpawnRefused as SpawnRefused
+from ._errors import SubscriberOverflow as SubscriberOverflow
 from ._errors import SupervisionError as SupervisionError
 from ._errors import TransportError as TransportError
 from ._errors import TrouperError as TrouperError
@@ -31,17 +32,21 @@ from .actors import Actor as Actor
 from .actors import ActorContext as ActorContext
 from .actors import DeadLetter as DeadLetter
 from .actors import PoisonPill as PoisonPill
+from .actors import SubscriptionEnded as SubscriptionEnded
 from .actors import Terminated as Terminated
 from .actors import handler as handler
 from .actors import message as message
 from .remote import NodeHandle as NodeHandle
 from .runtime import ActorRef as ActorRef
 from .runtime import DeadLetters as DeadLetters
+from .runtime import EventStatistics as EventStatistics
 from .runtime import MemberInfo as MemberInfo
 from .runtime import Node as Node
 from .runtime import NodeStats as NodeStats
 from .runtime import Registry as Registry
 from .runtime import StreamReader as StreamReader
+from .runtime import SubscriberStatistics as SubscriberStatistics
+from .runtime import Subscription as Subscription
 from .runtime import Timer as Timer
 from .services import Breaker as Breaker
 from .services import BreakerChanged as BreakerChanged
@@ -77,6 +82,7 @@ __all__ = [
     "ConsistentHash",
     "DeadLetter",
     "DeadLetters",
+    "EventStatistics",
     "FrameTooLarge",
     "HandshakeFailed",
     "LocalProtocolError",
@@ -100,6 +106,10 @@ __all__ = [
     "SpawnRefused",
     "Strategy",
     "StreamReader",
+    "SubscriberOverflow",
+    "SubscriberStatistics",
+    "Subscription",
+    "SubscriptionEnded",
     "SupervisionError",
     "Supervisor",
     "TLSConfig",

@@ -106,6 +106,13 @@ class SpawnRefused(ActorError):
     error_code = "spawn-refused"
 
 
+class SubscriberOverflow(ActorError):
+    """An event subscriber with the ``"disconnect"`` policy fell a whole
+    buffer behind: it was unsubscribed, and its iteration ends with this."""
+
+    error_code = "subscriber-overflow"
+
+
 class RemoteError(TrouperError):
     """A failure raised inside an actor on another node.
 

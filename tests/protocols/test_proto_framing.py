@@ -33,7 +33,9 @@ from trouper.protocols import (
     GroupUpdate,
     Heartbeat,
     Hello,
+    Interest,
     Member,
+    Publish,
     RegistryUpdate,
     Reply,
     Spawn,
@@ -86,6 +88,8 @@ def samples() -> list[Envelope]:
         Gossip([Member("node-a", 1, ["tcp://10.0.0.1:7000", "quic://10.0.0.1:7001"], "up", 5)]),
         RegistryUpdate("node-a", {"greeter": A}, {"old": B}, snapshot=True),
         GroupUpdate("node-a", {"workers": [A, B]}, {"old": [B]}, snapshot=True),
+        Interest({"prices": 3, "gone": 0}, snapshot=True),
+        Publish("prices", "app:Price", RAW),
         Goodbye("shutting down"),
         Goodbye("bad cookie", code="handshake-failed"),
     ]

@@ -7,6 +7,7 @@ from ._actor import is_handler as is_handler
 from ._context import ActorContext as ActorContext
 from ._messages import DeadLetter as DeadLetter
 from ._messages import PoisonPill as PoisonPill
+from ._messages import SubscriptionEnded as SubscriptionEnded
 from ._messages import Terminated as Terminated
 from ._registration import message as message
 
@@ -15,6 +16,7 @@ __all__ = [
     "ActorContext",
     "DeadLetter",
     "PoisonPill",
+    "SubscriptionEnded",
     "Terminated",
     "handler",
     "is_handler",

@@ -9,7 +9,7 @@ methods, which the runtime provides.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigurationError
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ..runtime._cell import Cell
     from ..runtime._node import Node
     from ..runtime._ref import ActorRef
+    from ..runtime._subscribers import Policy
     from ..runtime._timers import Timer
     from ..supervisors._strategy import ChildSpec, RestartType, Shutdown
     from ._actor import Actor
@@ -121,6 +122,21 @@ class ActorContext:
         """Run ``fn(*args)`` in this actor's own nursery. It is cancelled when
         the actor stops or restarts; if it raises, the actor fails."""
         self._cell.start_soon(fn, *args)
+
+    def subscribe(
+        self, topic: Hashable, *, buffer: int = 1000, policy: Policy = "drop-newest"
+    ) -> None:
+        """Receive the events published on ``topic`` (on any node, for a
+        string topic) as messages, until ``unsubscribe(topic)`` or this
+        actor stops; a restart keeps it, and subscribing again changes
+        nothing. At most ``buffer`` events wait behind a full mailbox;
+        ``policy`` as for ``node.subscribe`` (``"disconnect"`` ends it with a
+        ``trouper.SubscriptionEnded`` message)."""
+        self._cell.node.kernel.events.subscribe_actor(self._cell, topic, buffer, policy)
+
+    def unsubscribe(self, topic: Hashable) -> None:
+        """No more events of ``topic`` (those not yet in the mailbox are dropped)."""
+        self._cell.node.kernel.events.unsubscribe_actor(self._cell, topic)
 
     def stop(self, ref: ActorRef | None = None) -> None:
         """Stop this actor (after the current message), or one of its children.

@@ -27,6 +27,15 @@ class DeadLetter(msgspec.Struct, frozen=True):
     reason: str
 
 
+class SubscriptionEnded(msgspec.Struct, frozen=True):
+    """An actor's subscription to ``topic`` (``ctx.subscribe``) was ended by
+    the runtime, not by the actor: with the ``"disconnect"`` policy, because
+    the actor fell a whole buffer behind (``reason`` says so)."""
+
+    topic: Any
+    reason: str
+
+
 class PoisonPill(msgspec.Struct, frozen=True):
     """Stops the actor that receives it once the messages queued before it
     are handled, as Akka's ``PoisonPill`` does; what arrives after it goes to

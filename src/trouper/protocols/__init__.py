@@ -13,6 +13,7 @@ from ._codec import TypeRegistry as TypeRegistry
 from ._codec import default_registry as default_registry
 from ._codec import type_name as type_name
 from ._envelopes import ENVELOPE_TYPES as ENVELOPE_TYPES
+from ._envelopes import MAX_TOPIC_LENGTH as MAX_TOPIC_LENGTH
 from ._envelopes import Ask as Ask
 from ._envelopes import Challenge as Challenge
 from ._envelopes import Credit as Credit
@@ -24,7 +25,9 @@ from ._envelopes import Gossip as Gossip
 from ._envelopes import GroupUpdate as GroupUpdate
 from ._envelopes import Heartbeat as Heartbeat
 from ._envelopes import Hello as Hello
+from ._envelopes import Interest as Interest
 from ._envelopes import Member as Member
+from ._envelopes import Publish as Publish
 from ._envelopes import RegistryUpdate as RegistryUpdate
 from ._envelopes import Reply as Reply
 from ._envelopes import Spawn as Spawn
@@ -67,6 +70,7 @@ __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
     "ENVELOPE_TYPES",
     "HEADER_SIZE",
+    "MAX_TOPIC_LENGTH",
     "PROTOCOL_VERSION",
     "TRANSITIONS",
     "AcceptorConnection",
@@ -93,9 +97,11 @@ __all__ = [
     "Heartbeat",
     "Hello",
     "InitiatorConnection",
+    "Interest",
     "Member",
     "PayloadCodec",
     "PhiAccrualDetector",
+    "Publish",
     "RegistryUpdate",
     "Reply",
     "Role",

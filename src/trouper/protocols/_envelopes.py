@@ -31,6 +31,7 @@ import msgspec
 
 __all__ = [
     "ENVELOPE_TYPES",
+    "MAX_TOPIC_LENGTH",
     "Ask",
     "Challenge",
     "Credit",
@@ -42,7 +43,9 @@ __all__ = [
     "GroupUpdate",
     "Heartbeat",
     "Hello",
+    "Interest",
     "Member",
+    "Publish",
     "RegistryUpdate",
     "Reply",
     "Spawn",
@@ -310,6 +313,32 @@ class GroupUpdate(_Envelope, tag=45, frozen=True, array_like=True, gc=False):
     snapshot: bool = False
 
 
+# -- cluster-wide events ----------------------------------------------------
+
+#: Topics that cross nodes are strings of at most this many characters (a
+#: receiver ignores longer ones rather than failing the frame).
+MAX_TOPIC_LENGTH = 255
+#: Subscribers one node announces for a topic (a count, bounded like credits).
+SubscriberCount = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+
+
+class Interest(_Envelope, tag=43, frozen=True, array_like=True, gc=False):
+    """The sender's local subscribers per topic (0: none any more); with
+    ``snapshot`` the counts replace everything previously announced."""
+
+    counts: dict[str, SubscriberCount]
+    snapshot: bool = False
+
+
+class Publish(_Envelope, tag=44, frozen=True, array_like=True, gc=False):
+    """One event for the receiver's local subscribers of ``topic`` (one per
+    node per publish; the receiver fans it out and never forwards it)."""
+
+    topic: str
+    type_name: str
+    payload: msgspec.Raw
+
+
 class Goodbye(_Envelope, tag=99, frozen=True, array_like=True, gc=False):
     """The sender is closing the connection; ``code`` is an ``error_code``
     when it closes because of an error."""
@@ -342,6 +371,8 @@ Envelope: TypeAlias = (
     | Gossip
     | RegistryUpdate
     | GroupUpdate
+    | Interest
+    | Publish
     | Goodbye
 )
 

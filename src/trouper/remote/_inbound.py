@@ -46,6 +46,7 @@ from ..protocols import (
     Watch,
     WireRef,
 )
+from ._events import EVENT_HANDLERS
 from ._peer import RemoteWatcher
 from ._streams import (
     on_stream_cancel,
@@ -412,4 +413,5 @@ HANDLERS: dict[type, Callable[[Peer, Any], None]] = {
     Gossip: on_gossip,
     RegistryUpdate: on_registry,
     GroupUpdate: on_groups,
+    **EVENT_HANDLERS,
 }

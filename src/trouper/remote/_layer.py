@@ -37,6 +37,7 @@ from ..runtime import ActorRef, MemberInfo, StreamReader, current_sender
 from ..transports import get_transport, parse_address
 from ._allow import AllowList
 from ._conn import Connection
+from ._events import EventBridge
 from ._groups import GroupTable
 from ._membership import Membership
 from ._peer import Peer
@@ -72,6 +73,7 @@ class Remoting(Membership, Requests):
         self.cluster: ActorRef | None = None
         self.agent: ActorRef | None = None
         self._encoder = msgspec.msgpack.Encoder(enc_hook=self.codec_hook)
+        self.events = EventBridge(self)
 
     # ------------------------------------------------------------- life
 

@@ -27,6 +27,7 @@ from ._wire import wire_ref
 if TYPE_CHECKING:
     from ..runtime import ActorRef, Node
     from ._config import RemoteConfig
+    from ._events import EventBridge
     from ._groups import GroupTable
 
 log = logging.getLogger("trouper.remote")
@@ -40,6 +41,7 @@ class Membership:
     peers: dict[str, Peer]
     cluster: ActorRef | None
     groups: GroupTable
+    events: EventBridge
 
     def resolve(self, node_id: str, path: str, uid: int) -> ActorRef:
         raise NotImplementedError  # in Remoting
@@ -100,6 +102,7 @@ class Membership:
         peer.send_quiet(Gossip(self.gossip_members()))
         for update in self.groups.snapshot():
             peer.send_quiet(update)
+        self.events.peer_up(peer)
         self.changed()
 
     def on_peer_down(self, peer: Peer) -> None:
@@ -108,6 +111,7 @@ class Membership:
         self.groups.drop(peer.node_id)
         if lost:
             log.info("names of node %s vanished: %s", peer.node_id, sorted(lost)[:20])
+        self.events.peer_down(peer)
         self.changed()
 
     def changed(self) -> None:

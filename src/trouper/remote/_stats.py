@@ -20,7 +20,11 @@ class PeerStatistics:
     per actor), ``outbox_bytes`` by ``max_outbox_bytes`` (times
     ``outbox_hard_factor``), ``streams_in`` by ``max_streams``, ``watched_by``
     by ``max_watches``, ``names`` by ``max_names``, ``requests`` by
-    ``max_peer_requests``, ``group_members`` by ``max_group_members``.
+    ``max_peer_requests``, ``group_members`` by ``max_group_members``,
+    ``event_topics`` by ``max_event_topics``.
+    ``events_sent`` / ``events_received`` count ``Publish`` envelopes (one
+    per publish whose topic the peer subscribes to); ``events_dropped`` the
+    ones not sent because its outbox was full.
     """
 
     node_id: str
@@ -44,9 +48,14 @@ class PeerStatistics:
     owed_targets: int
     credit_waiters: int
     group_members: int = 0
+    event_topics: int = 0
+    events_sent: int = 0
+    events_received: int = 0
+    events_dropped: int = 0
 
 
 def statistics(peer: Peer) -> PeerStatistics:
+    events = peer.remoting.events.of_peer(peer)
     return PeerStatistics(
         node_id=peer.node_id,
         incarnation=peer.incarnation,
@@ -69,4 +78,8 @@ def statistics(peer: Peer) -> PeerStatistics:
         owed_targets=len(peer.ledger),
         credit_waiters=len(peer.credit_waiters),
         group_members=peer.remoting.groups.count(peer.node_id),
+        event_topics=len(events.topics),
+        events_sent=events.sent,
+        events_received=events.received,
+        events_dropped=events.dropped,
     )

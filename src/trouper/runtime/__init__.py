@@ -10,6 +10,8 @@ runtime's private attributes.
 from ..protocols import default_registry as _default_registry
 from ._cell import Cell as Cell
 from ._events import DeadLetters as DeadLetters
+from ._events import EventBridge as EventBridge
+from ._events import EventStatistics as EventStatistics
 from ._host import hosted as hosted
 from ._kernel import Kernel as Kernel
 from ._mailbox import ParkedItem as ParkedItem
@@ -28,6 +30,8 @@ from ._spi import node_of as node_of
 from ._streams import ConsumerGone as ConsumerGone
 from ._streams import StreamReader as StreamReader
 from ._streams import StreamSink as StreamSink
+from ._subscribers import SubscriberStatistics as SubscriberStatistics
+from ._subscribers import Subscription as Subscription
 from ._timers import Timer as Timer
 
 #: ActorRefs may be sent as payloads (and inside any message).
@@ -38,6 +42,8 @@ __all__ = [
     "Cell",
     "ConsumerGone",
     "DeadLetters",
+    "EventBridge",
+    "EventStatistics",
     "Kernel",
     "MemberInfo",
     "Node",
@@ -49,6 +55,8 @@ __all__ = [
     "Reply",
     "StreamReader",
     "StreamSink",
+    "SubscriberStatistics",
+    "Subscription",
     "Timer",
     "Watcher",
     "cell_of",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import secrets
 from collections.abc import Hashable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -27,8 +28,9 @@ from ._spawn import fixed_cell, spawn_child
 from ._spi import RemoteLayer
 
 if TYPE_CHECKING:
-    from ._events import DeadLetters
+    from ._events import DeadLetters, EventStatistics
     from ._ref import ActorRef
+    from ._subscribers import Policy, Subscription
 
 
 @attrs.frozen
@@ -298,12 +300,30 @@ class Node:
     # ------------------------------------------------------------ events
 
     def publish(self, topic: Hashable, msg: Any) -> int:
-        """Offer ``msg`` to the subscribers of ``topic``; returns how many took it."""
+        """Offer ``msg`` to the subscribers of ``topic`` on every node (a
+        string topic; any other topic stays on this node); never waits.
+        Returns how many subscribers it reached: the local ones that took it
+        plus the counts the other nodes announced (see docs/services.md)."""
         return self.kernel.events.publish(topic, msg)
 
-    def subscribe(self, topic: Hashable, buffer: int = 1000) -> Any:
-        """``async with node.subscribe(topic) as events: async for msg in events: ...``"""
-        return self.kernel.events.subscribe(topic, buffer)
+    def subscribe(
+        self, topic: Hashable, buffer: int = 1000, policy: Policy = "drop-newest"
+    ) -> AbstractAsyncContextManager[Subscription]:
+        """``async with node.subscribe(topic) as events: async for msg in events: ...``
+
+        At most ``buffer`` events wait for the subscriber; ``policy`` says
+        what one more does: ``"drop-newest"``, ``"drop-oldest"`` or
+        ``"disconnect"`` (the iteration then ends with ``SubscriberOverflow``).
+        """
+        return self.kernel.events.subscribe(topic, buffer, policy)
+
+    def subscribers(self, topic: Hashable) -> int:
+        """How many subscribers a publish on ``topic`` would reach now."""
+        return self.kernel.events.subscribers(topic)
+
+    def event_statistics(self) -> EventStatistics:
+        """This node's event counts: published, delivered, dropped, sent..."""
+        return self.kernel.events.statistics()
 
     def stats(self) -> NodeStats:
         kernel = self.kernel
