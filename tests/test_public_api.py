@@ -16,6 +16,7 @@ PUBLIC = {
     "ConnectionLost",
     "DeadLetter",
     "DeadLetters",
+    "DiscoveryUnavailable",
     "FrameTooLarge",
     "HandshakeFailed",
     "LocalProtocolError",
