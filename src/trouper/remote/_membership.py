@@ -52,6 +52,10 @@ class Membership:
         self._changed = trio.Event()
         #: Nodes met through gossip that a link of ours is dialling.
         self.linked: set[str] = set()
+        #: Incarnations a discovery service stopped listing (bounded by
+        #: max_peers): gossip from a peer that has not noticed yet must not
+        #: make this node dial them again.
+        self.unlisted: dict[str, int] = {}
 
     # ------------------------------------------------------------ peers
 
@@ -169,14 +173,20 @@ class Membership:
             ):
                 return
 
-    def discovered(self, node_id: str, incarnation: int, addresses: list[str]) -> bool:
+    def discovered(
+        self, node_id: str, incarnation: int, addresses: list[str], *, listed: bool = False
+    ) -> bool:
         """A node heard of, through gossip or a discovery service
-        (``trouper.services``, which calls this for every node its table
-        lists): dial it, once, as one met through gossip. False when this
-        node can take no more links now (max_peers, or busy): the next
-        gossip or discovery round offers it again."""
+        (``trouper.services``, which calls this with ``listed=True`` for
+        every node its table lists): dial it, once, as one met through
+        gossip. False when this node can take no more links now (max_peers,
+        or busy): the next gossip or discovery round offers it again."""
         from ._actors import Dial
 
+        if listed:
+            self.unlisted.pop(node_id, None)  # listed again: alive after all
+        elif self.unlisted.get(node_id, -1) >= incarnation:
+            return True
         urls = _addresses(addresses)
         if node_id == self.node.id or not urls:
             return True
@@ -201,21 +211,28 @@ class Membership:
             self.linked.add(node_id)
         return True
 
-    def undiscovered(self, node_id: str) -> None:
-        """A discovery service no longer lists ``node_id`` (its entry
-        expired: it stopped renewing it). A node still connected is judged
-        by its heartbeats alone (it may only have lost the discovery
-        service); otherwise this node stops dialling it and forgets it."""
+    def undiscovered(self, node_id: str, incarnation: int) -> None:
+        """A discovery service no longer lists that incarnation of
+        ``node_id`` (its entry expired: it stopped renewing it). A node still
+        connected is judged by its heartbeats alone (it may only have lost
+        the discovery service); otherwise this node stops dialling it and
+        forgets it, and gossip of that incarnation no longer makes it dial."""
         from ._actors import Undial
 
         peer = self.peers.get(node_id)
         if peer is not None and peer.conn is not None and peer.status == "up":
             return
+        self.unlisted[node_id] = max(incarnation, self.unlisted.get(node_id, -1))
+        while len(self.unlisted) > self.config.max_peers:
+            del self.unlisted[next(iter(self.unlisted))]
         if node_id in self.linked and self.cluster is not None:
             try:
                 self.cluster.tell_nowait(Undial(node_id))
+                self.linked.discard(node_id)
             except errors.TrouperError:
-                pass  # busy: the next round asks again
+                # Busy: the link ends by itself after GOSSIP_ATTEMPTS failed
+                # dials, since the node is forgotten below.
+                pass
         if peer is not None:
             peer.down("no longer listed by discovery")
             del self.peers[node_id]

@@ -226,12 +226,13 @@ class Listing:
             log.warning("discovery: more than %d nodes listed; %s ignored", MAX_ENTRIES, entry.node)
             return
         self.entries[entry.node] = entry
-        self.remoting.discovered(entry.node, entry.incarnation, entry.addresses)
+        self.remoting.discovered(entry.node, entry.incarnation, entry.addresses, listed=True)
 
     def gone(self, node_id: str) -> None:
-        if self.entries.pop(node_id, None) is not None:
+        entry = self.entries.pop(node_id, None)
+        if entry is not None:
             log.info("discovery: node %s is no longer listed", node_id)
-            self.remoting.undiscovered(node_id)
+            self.remoting.undiscovered(node_id, entry.incarnation)
 
     def replace(self, entries: list[Entry]) -> None:
         """A whole listing (Redis): what it lacks is gone."""

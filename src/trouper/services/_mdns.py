@@ -44,7 +44,7 @@ _TXT_BUDGET = 1200
 def instance_name(cluster: str, node_id: str) -> str:
     """A DNS-SD instance label of at most 63 bytes, unique per cluster and node."""
     digest = hashlib.sha256(f"{cluster}\0{node_id}".encode()).hexdigest()[:12]
-    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in node_id)[:48]
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "-" for c in node_id)[:48]
     return f"{safe}-{digest}.{SERVICE_TYPE}"
 
 
