@@ -285,3 +285,14 @@ def test_the_cli_takes_discovery() -> None:
 
     args = _parser().parse_args(["node", "--cookie-file", os.devnull, "--discovery", "mdns://shop"])
     assert args.discovery == "mdns://shop"
+
+
+def test_good_discovery_urls_are_read_in_full() -> None:
+    from trouper.services._discovery import MdnsSpec, RedisSpec, parse_discovery
+
+    assert parse_discovery("redis://cache/3?cluster=shop") == RedisSpec("cache", 6379, 3, "shop")
+    spec = parse_discovery("redis://ops:s%40cret@10.0.0.9:7000?cluster=a.b-c_d&ttl=2.5")
+    assert spec == RedisSpec("10.0.0.9", 7000, 0, "a.b-c_d", 2.5, "ops", "s@cret")
+    assert "s@cret" not in repr(spec)  # the password stays out of logs
+    assert parse_discovery("mdns://shop") == MdnsSpec("shop")
+    assert parse_discovery("mdns://shop?interface=127.0.0.1") == MdnsSpec("shop", "127.0.0.1")

@@ -71,6 +71,10 @@ class RedisBackend:
         #: Rounds done, and rounds that failed (the table was unreachable).
         self.rounds = 0
         self.failures = 0
+        #: The running loop's scope, and its end: ``close`` stops the loop
+        #: before it deletes the entry, so no round in flight writes it back.
+        self._scope: trio.CancelScope | None = None
+        self._ended = trio.Event()
 
     def _client(self) -> Any:
         import coredis
@@ -87,6 +91,14 @@ class RedisBackend:
         )
 
     async def run(self) -> None:
+        self._scope, self._ended = trio.CancelScope(), trio.Event()
+        try:
+            with self._scope:
+                await self._loop()
+        finally:
+            self._ended.set()
+
+    async def _loop(self) -> None:
         rng = self.remoting.node.kernel.rng
         attempt = 0
         while True:
@@ -131,6 +143,9 @@ class RedisBackend:
         """Withdraw the entry, so that others stop listing this node at once
         rather than after its TTL; bounded, and quiet if Redis is away."""
         with trio.move_on_after(COMMAND_TIMEOUT, shield=True):
+            if self._scope is not None:
+                self._scope.cancel()
+                await self._ended.wait()
             try:
                 with redis_errors(self.spec):
                     async with self._client() as client:
