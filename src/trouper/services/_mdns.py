@@ -12,9 +12,11 @@ record's TTL running out) is removed and no longer dialled.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import socket
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import trio
 
@@ -108,7 +110,8 @@ class MdnsBackend:
         token = trio.lowlevel.current_trio_token()
 
         def relay(zeroconf: Any, service_type: str, name: str, state_change: Any) -> None:
-            # On a zeroconf thread: hand the event to Trio, never wait for it.
+            # On a zeroconf thread: hand the event to Trio, which only puts it
+            # in the channel (or drops it there, counted, when it is full).
             try:
                 trio.from_thread.run_sync(_offer, send, (name, state_change.name), trio_token=token)
             except trio.RunFinishedError:
@@ -138,7 +141,6 @@ class MdnsBackend:
 
         entry = own_entry(self.remoting)
         interfaces: Any = [self.spec.interface] if self.spec.interface else None
-        address = self.spec.interface or "127.0.0.1"
         try:
             if interfaces is None:
                 zc = Zeroconf(ip_version=IPVersion.V4Only)
@@ -150,7 +152,7 @@ class MdnsBackend:
             info = ServiceInfo(
                 SERVICE_TYPE,
                 instance_name(self.spec.cluster, entry.node),
-                addresses=[socket.inet_aton(address)],
+                addresses=[socket.inet_aton(a) for a in _ipv4(entry.addresses, self.spec)],
                 port=_port(entry.addresses),
                 properties=properties(self.spec.cluster, entry),
             )
@@ -191,6 +193,21 @@ def _close(zc: Any, browser: Any) -> None:
     browser.cancel()
     zc.unregister_all_services()
     zc.close()
+
+
+def _ipv4(addresses: list[str], spec: MdnsSpec) -> list[str]:
+    """The IPv4 address for the service's A record (DNS-SD wants one; peers
+    dial the URLs of the TXT record): the first listen address's host if it
+    is an IPv4 literal, else the interface, else none."""
+    for address in addresses:
+        try:
+            host = urlsplit(address).hostname or ""
+            ip = ipaddress.IPv4Address(host)
+        except ValueError:
+            continue
+        if not ip.is_unspecified:
+            return [str(ip)]
+    return [spec.interface] if spec.interface else []
 
 
 def _port(addresses: list[str]) -> int:
