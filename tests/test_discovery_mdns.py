@@ -1,6 +1,7 @@
 """Discovery on a LAN through zeroconf, on loopback: two nodes announce
-themselves and find each other with no seeds; a node of another cluster
-is not joined. The TXT record's encoding is checked on its own."""
+themselves and find each other with no seeds, a node of another cluster is
+not joined, and one that leaves is forgotten. The TXT record's encoding is
+checked on its own."""
 
 from __future__ import annotations
 
@@ -43,14 +44,13 @@ async def test_two_nodes_find_each_other_over_mdns_on_loopback() -> None:
         )
 
     with trio.fail_after(30):
-        async with (
-            opened("m1", where) as m1,
-            opened("m2", where) as m2,
-            opened("m0", other) as m0,
-        ):
-            await until(m1, lambda: up(m1) == {"m1", "m2"})
-            await until(m2, lambda: up(m2) == {"m1", "m2"})
-            assert up(m0) == {"m0"}
+        async with opened("m1", where) as m1, opened("m0", other) as m0:
+            async with opened("m2", where) as m2:
+                await until(m1, lambda: up(m1) == {"m1", "m2"})
+                await until(m2, lambda: up(m2) == {"m1", "m2"})
+                assert up(m0) == {"m0"}
+            # m2 said goodbye on the LAN: m1 forgets it (not even "down").
+            await until(m1, lambda: {m.node_id for m in m1.members()} == {"m1"})
 
 
 names = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=60)
