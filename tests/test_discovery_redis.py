@@ -257,6 +257,7 @@ BAD_URLS = [
     ("redis:///0?cluster=x", "names no Redis host"),
     ("redis://localhost/zero?cluster=x", "database must be a number"),
     ("redis://localhost/0?cluster=x&tll=3", "did you mean 'ttl'"),
+    ("redis://u:hunter2@localhost/0?cluster=x&tll=3", "'redis://u:\\*\\*\\*@localhost"),
     ("redis://localhost/0?cluster=x&ttl=-1", "ttl must be"),
     ("redis://localhost/0?cluster=x&ttl=nan", "ttl must be"),
     ("redis://localhost/0?cluster=a%20b", "cluster name"),
@@ -269,9 +270,10 @@ BAD_URLS = [
 
 @pytest.mark.parametrize(("bad", "words"), BAD_URLS)
 async def test_bad_discovery_urls_name_the_problem(bad: object, words: str) -> None:
-    with pytest.raises(trouper.ConfigurationError, match=words.replace("(", r"\(")):
+    with pytest.raises(trouper.ConfigurationError, match=words.replace("(", r"\(")) as caught:
         async with trouper.open_node(cookie=COOKIE, discovery=bad):  # type: ignore[arg-type]
             pass
+    assert "hunter2" not in str(caught.value)  # a password never shows
 
 
 async def test_discovery_needs_a_cookie() -> None:

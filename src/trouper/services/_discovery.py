@@ -19,7 +19,7 @@ import logging
 import math
 import re
 from typing import TYPE_CHECKING, Annotated, Protocol
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 import attrs
 import msgspec
@@ -40,6 +40,7 @@ MAX_ADDRESSES = 16
 MAX_ADDRESS_LENGTH = 512
 
 _CLUSTER = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_PASSWORD = re.compile(r"(//[^/@:]*:)[^/@]*@")
 _SCHEMES = ("redis", "mdns")
 
 
@@ -117,7 +118,8 @@ def parse_discovery(url: object) -> DiscoverySpec:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise ConfigurationError(f"discovery URL {url!r} is malformed: {exc}") from None
+        raise ConfigurationError(f"discovery URL {_redacted(url)!r} is malformed: {exc}") from None
+    url = _redacted(url)  # as errors show it
     if parts.scheme not in _SCHEMES:
         raise ConfigurationError(
             f"discovery URL {url!r}: unknown scheme {parts.scheme!r}"
@@ -125,7 +127,7 @@ def parse_discovery(url: object) -> DiscoverySpec:
         )
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     if parts.scheme == "redis":
-        return _redis_spec(url, parts.hostname, port, parts.path, query, parts)
+        return _redis_spec(url, parts, port, query)
     _check_query(url, query, ("interface",))
     if port is not None or parts.path not in ("", "/"):
         raise ConfigurationError(f"discovery URL {url!r}: mdns://NAME takes no port or path")
@@ -141,13 +143,17 @@ def parse_discovery(url: object) -> DiscoverySpec:
     return MdnsSpec(cluster, interface)
 
 
-def _redis_spec(
-    url: str, host: str | None, port: int | None, path: str, query: dict[str, str], parts: object
-) -> RedisSpec:
+def _redacted(url: str) -> str:
+    """The URL without its password, for error messages and logs."""
+    return _PASSWORD.sub(r"\1***@", url)
+
+
+def _redis_spec(url: str, parts: SplitResult, port: int | None, query: dict[str, str]) -> RedisSpec:
     _check_query(url, query, ("cluster", "ttl"))
+    host = parts.hostname
     if not host:
         raise ConfigurationError(f"discovery URL {url!r} names no Redis host")
-    db_text = path.strip("/") or "0"
+    db_text = parts.path.strip("/") or "0"
     if not db_text.isdigit():
         raise ConfigurationError(
             f"discovery URL {url!r}: the database must be a number, not {db_text!r}"
@@ -168,8 +174,7 @@ def _redis_spec(
                 f"discovery URL {url!r}: ttl must be a number of seconds from 0.1 to 3600, "
                 f"not {query['ttl']!r}"
             )
-    username = getattr(parts, "username", None)
-    password = getattr(parts, "password", None)
+    username, password = parts.username, parts.password
     return RedisSpec(
         host=host,
         port=6379 if port is None else port,
