@@ -44,7 +44,26 @@ browser: $(STAMP)
 	  fi; \
 	fi
 
-test: $(STAMP) browser
+# The discovery tests (tests/test_discovery_redis.py) start their own
+# redis-server on a free loopback port: install Debian's when it is missing.
+.PHONY: redis
+redis:
+	@if ! command -v redis-server >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "redis: installing redis-server with apt-get"; \
+	    log=$$(mktemp); \
+	    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install \
+	        -y -qq --no-install-recommends redis-server; } >"$$log" 2>&1; then \
+	      cat "$$log" >&2; rm -f "$$log"; exit 1; \
+	    fi; \
+	    rm -f "$$log"; \
+	  else \
+	    echo "redis: redis-server is missing and apt-get is unusable (not root or absent)" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+
+test: $(STAMP) browser redis
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

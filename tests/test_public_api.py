@@ -20,6 +20,7 @@ PUBLIC = {
     "DeadLetter",
     "DeadLetters",
     "EventStatistics",
+    "DiscoveryUnavailable",
     "FrameTooLarge",
     "HandshakeFailed",
     "LocalProtocolError",

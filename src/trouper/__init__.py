@@ -11,6 +11,7 @@ from ._errors import ActorNotFound as ActorNotFound
 from ._errors import AskTimeout as AskTimeout
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import ConnectionLost as ConnectionLost
+from ._errors import DiscoveryUnavailable as DiscoveryUnavailable
 from ._errors import FrameTooLarge as FrameTooLarge
 from ._errors import HandshakeFailed as HandshakeFailed
 from ._errors import LocalProtocolError as LocalProtocolError
@@ -82,6 +83,7 @@ __all__ = [
     "ConsistentHash",
     "DeadLetter",
     "DeadLetters",
+    "DiscoveryUnavailable",
     "EventStatistics",
     "FrameTooLarge",
     "HandshakeFailed",

@@ -194,6 +194,15 @@ class FrameTooLarge(TransportError):
     error_code = "frame-too-large"
 
 
+class DiscoveryUnavailable(TransportError):
+    """The discovery service (Redis, mDNS) could not be reached or failed;
+    the node keeps its links and tries again with backoff."""
+
+    error_code = "discovery-unavailable"
+    is_retryable = True
+    retry_delay = 1.0
+
+
 class SupervisionError(TrouperError):
     """A supervisor exceeded its restart intensity and gave up.
 

@@ -17,6 +17,7 @@ from ._errors import ConfigurationError
 from ._options import check_options
 from .remote import REMOTE_OPTIONS, RemoteConfig, Remoting
 from .runtime import Node, hosted
+from .services._discovery import parse_discovery, start_discovery
 from .supervisors import Strategy
 from .transports import TLSConfig
 
@@ -35,6 +36,7 @@ _NODE_OPTIONS = (
     "cookie",
     "tls",
     "allow_spawn",
+    "discovery",
 )
 
 
@@ -53,6 +55,7 @@ async def open_node(
     cookie: str | bytes | None = None,
     tls: TLSConfig | None = None,
     allow_spawn: Sequence[str] = (),
+    discovery: str | None = None,
     **remote_options: Any,
 ) -> AsyncIterator[Node]:
     """Run a node for the duration of the block.
@@ -64,11 +67,16 @@ async def open_node(
     With ``cookie`` (and usually ``listen`` or ``seeds``) the node joins a
     cluster: ``listen`` URLs (``tcp://127.0.0.1:0``...), ``seeds`` to dial,
     ``tls`` for ``tls://``/``wss://``/``quic://`` links, ``allow_spawn``
-    ("module:Class" globs) for remote spawns. ``remote_options`` tune the links
+    ("module:Class" globs) for remote spawns, ``discovery`` to find the other
+    nodes with no seeds (``"redis://host:port/db?cluster=NAME"`` or
+    ``"mdns://NAME"``, see docs/services.md). ``remote_options`` tune the links
     and their limits (``heartbeat_interval``, ``max_frame_size``,
     ``max_pending_asks``, ``tell_window``, ``rate_limit``... see docs/remote.md).
     """
     check_options(remote_options, [*_NODE_OPTIONS, *sorted(REMOTE_OPTIONS)])
+    spec = None if discovery is None else parse_discovery(discovery)
+    if spec is not None and cookie is None:
+        raise ConfigurationError("a node that uses discovery joins a cluster: it needs cookie=...")
     node = Node(
         name=name,
         mailbox_size=mailbox_size,
@@ -79,9 +87,12 @@ async def open_node(
         seed=seed,
     )
     config = _remote_config(listen, seeds, cookie, tls, allow_spawn, remote_options)
-    if config is not None:
-        node.attach_remote(Remoting(node, config))
+    remoting = None if config is None else Remoting(node, config)
+    if remoting is not None:
+        node.attach_remote(remoting)
     async with hosted(node):
+        if remoting is not None and spec is not None:
+            await start_discovery(remoting, spec)
         yield node
 
 

@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     node.add_argument("--name", help="node id (default: generated)")
     node.add_argument("--listen", action="append", default=[], metavar="URL")
     node.add_argument("--seed", action="append", default=[], metavar="URL")
+    node.add_argument(
+        "--discovery", metavar="URL", help="redis://host:port/db?cluster=NAME or mdns://NAME"
+    )
     node.add_argument("--cookie-file", required=True, type=Path)
     node.add_argument("--allow-spawn", action="append", default=[], metavar="MODULE:CLASS-GLOB")
     node.add_argument("--tls-cert", type=Path)
@@ -57,6 +60,7 @@ async def run_node(args: argparse.Namespace) -> None:
         cookie=cookie,
         tls=tls,
         allow_spawn=args.allow_spawn,
+        discovery=args.discovery,
         heartbeat_interval=args.heartbeat_interval,
         acceptable_pause=args.acceptable_pause,
         down_after=args.down_after,

@@ -26,6 +26,7 @@ from ._handshake import Established, handshake
 from ._wire import failure, wire_ref
 
 if TYPE_CHECKING:
+    from ..runtime import ActorRef
     from ._layer import Remoting
     from ._peer import Peer
 
@@ -309,9 +310,22 @@ class Dial:
         self.incarnation = incarnation
 
 
+class Undial:
+    """Stop the link to a node met through gossip or discovery (its
+    discovery entry expired)."""
+
+    __slots__ = ("node_id",)
+
+    def __init__(self, node_id: str) -> None:
+        self.node_id = node_id
+
+
 class ClusterActor(Actor):
     def __init__(self, remoting: Remoting) -> None:
         self.remoting = remoting
+        #: The links ``Dial`` started, by node id; those whose link ended
+        #: (no longer in ``remoting.linked``) are dropped at the next dial.
+        self.links: dict[str, ActorRef] = {}
 
     async def on_start(self) -> None:
         self.ctx.every(self.remoting.config.heartbeat_interval, Tick())
@@ -322,13 +336,22 @@ class ClusterActor(Actor):
 
     @handler
     async def dial(self, msg: Dial) -> None:
+        linked = self.remoting.linked
+        self.links = {n: ref for n, ref in self.links.items() if n in linked}
         try:
-            await self.ctx.spawn(
+            self.links[msg.node_id] = await self.ctx.spawn(
                 Link, self.remoting, msg.url, False, None, msg.node_id, msg.incarnation
             )
         except errors.TrouperError as exc:
             self.remoting.linked.discard(msg.node_id)
             log.warning("node %s: cannot dial %s: %s", self.remoting.node.id, msg.url, exc)
+
+    @handler
+    async def undial(self, msg: Undial) -> None:
+        ref = self.links.pop(msg.node_id, None)
+        if ref is not None:
+            self.ctx.stop(ref)
+        self.remoting.linked.discard(msg.node_id)
 
 
 class AgentRequest:

@@ -56,6 +56,10 @@ class Membership:
         self._changed = trio.Event()
         #: Nodes met through gossip that a link of ours is dialling.
         self.linked: set[str] = set()
+        #: Incarnations a discovery service stopped listing (bounded by
+        #: max_peers): gossip from a peer that has not noticed yet must not
+        #: make this node dial them again.
+        self.unlisted: dict[str, int] = {}
 
     # ------------------------------------------------------------ peers
 
@@ -169,36 +173,79 @@ class Membership:
     # ------------------------------------------------------------ gossip
 
     def merge_gossip(self, sender: Peer, members: list[Member]) -> None:
-        from ._actors import Dial
-
         for member in members[: self.config.max_peers]:
             if member.node == sender.node_id and member.incarnation == sender.incarnation:
                 sender.addresses = _addresses(member.addresses)
                 continue
-            urls = _addresses(member.addresses)
-            if member.node == self.node.id or member.status != "up" or not urls:
-                continue
-            known = self.peers.get(member.node)
-            # A node connected right now is what it is, whatever a gossip
-            # claims (a peer may lie about its incarnation): a link made for
-            # it would only wait for that connection to end, for ever.
-            if known is not None and (
-                known.incarnation >= member.incarnation or known.conn is not None
+            if member.status == "up" and not self.discovered(
+                member.node, member.incarnation, member.addresses
             ):
-                continue
-            # A node we have not met: dial it, once. The one with the smaller
-            # id dials, so that a pair does not usually race (the tie-break
-            # in Connection handles it when they do).
-            if self.node.id < member.node and member.node not in self.linked:
-                if len(self.peers) + len(self.linked) >= self.config.max_peers:
-                    return
-                if self.cluster is None:
-                    return
-                try:
-                    self.cluster.tell_nowait(Dial(urls[0], member.node, member.incarnation))
-                except errors.TrouperError:
-                    return  # busy: the next gossip offers it again
-                self.linked.add(member.node)
+                return
+
+    def discovered(
+        self, node_id: str, incarnation: int, addresses: list[str], *, listed: bool = False
+    ) -> bool:
+        """A node heard of, through gossip or a discovery service
+        (``trouper.services``, which calls this with ``listed=True`` for
+        every node its table lists): dial it, once, as one met through
+        gossip. False when this node can take no more links now (max_peers,
+        or busy): the next gossip or discovery round offers it again."""
+        from ._actors import Dial
+
+        if listed:
+            self.unlisted.pop(node_id, None)  # listed again: alive after all
+        elif self.unlisted.get(node_id, -1) >= incarnation:
+            return True
+        urls = _addresses(addresses)
+        if node_id == self.node.id or not urls:
+            return True
+        known = self.peers.get(node_id)
+        # A node connected right now is what it is, whatever a gossip
+        # claims (a peer may lie about its incarnation): a link made for
+        # it would only wait for that connection to end, for ever.
+        if known is not None and (known.incarnation >= incarnation or known.conn is not None):
+            return True
+        # A node we have not met: dial it, once. The one with the smaller
+        # id dials, so that a pair does not usually race (the tie-break
+        # in Connection handles it when they do).
+        if self.node.id < node_id and node_id not in self.linked:
+            if len(self.peers) + len(self.linked) >= self.config.max_peers:
+                return False
+            if self.cluster is None:
+                return False
+            try:
+                self.cluster.tell_nowait(Dial(urls[0], node_id, incarnation))
+            except errors.TrouperError:
+                return False  # busy: the next gossip offers it again
+            self.linked.add(node_id)
+        return True
+
+    def undiscovered(self, node_id: str, incarnation: int) -> None:
+        """A discovery service no longer lists that incarnation of
+        ``node_id`` (its entry expired: it stopped renewing it). A node still
+        connected is judged by its heartbeats alone (it may only have lost
+        the discovery service); otherwise this node stops dialling it and
+        forgets it, and gossip of that incarnation no longer makes it dial."""
+        from ._actors import Undial
+
+        peer = self.peers.get(node_id)
+        if peer is not None and peer.conn is not None and peer.status == "up":
+            return
+        self.unlisted[node_id] = max(incarnation, self.unlisted.get(node_id, -1))
+        while len(self.unlisted) > self.config.max_peers:
+            del self.unlisted[next(iter(self.unlisted))]
+        if node_id in self.linked and self.cluster is not None:
+            try:
+                self.cluster.tell_nowait(Undial(node_id))
+                self.linked.discard(node_id)
+            except errors.TrouperError:
+                # Busy: the link ends by itself after GOSSIP_ATTEMPTS failed
+                # dials, since the node is forgotten below.
+                pass
+        if peer is not None:
+            peer.down("no longer listed by discovery")
+            del self.peers[node_id]
+            self.changed()
 
     # ---------------------------------------------------------- registry
 
