@@ -123,6 +123,13 @@ class Fragile(Echo):
         raise ValueError("fragile by design")
 
 
+class Listener(Echo):
+    """Subscribed to the "hot" topic, with a small buffer."""
+
+    async def on_start(self) -> None:
+        self.ctx.subscribe("hot", buffer=4, policy="drop-oldest")
+
+
 class Picky(Echo):
     """Its constructor checks its argument."""
 
@@ -325,6 +332,26 @@ class DoHeartbeat:
 
 
 @attrs.frozen
+class DoInterest:
+    """Announce event subscribers: ``topics`` topics (255+ characters long
+    if ``long_topics``), counts of 0 if ``zero``, as a snapshot or not."""
+
+    topics: int
+    long_topics: bool
+    zero: bool
+    snapshot: bool
+
+
+@attrs.frozen
+class DoPublish:
+    """Publish an event on ``topic`` ("hot": the node's listener subscribes)."""
+
+    topic: str
+    payload: str
+    k: int
+
+
+@attrs.frozen
 class DoAnswer:
     """A Reply, Failure or SpawnResult nobody on the node asked for."""
 
@@ -499,7 +526,16 @@ STEP_STRATEGIES: tuple[Any, ...] = (
     ),
     st.builds(
         DoFlood,
-        st.sampled_from(["asks", "tells", "streams", "watches", "names", "groups", "spawns"]),
+        st.sampled_from(
+            ["asks", "tells", "streams", "watches", "names", "groups", "spawns", "topics"]
+        ),
+    ),
+    st.builds(DoInterest, st.integers(0, 40), st.booleans(), st.booleans(), st.booleans()),
+    st.builds(
+        DoPublish,
+        st.sampled_from(["hot", "hot", "cold", "x" * 300]),
+        any_payload,
+        st.integers(0, 7),
     ),
     st.builds(
         DoGoodbye, st.sampled_from([None, "", "shutdown", "protocol-error", "x" * 500, "ünïcode"])

@@ -33,7 +33,9 @@ from hostile_steps import (
     DoGossip,
     DoGroups,
     DoHeartbeat,
+    DoInterest,
     DoProduce,
+    DoPublish,
     DoRegistry,
     DoSpawn,
     DoStop,
@@ -60,7 +62,9 @@ from trouper.protocols import (
     Gossip,
     GroupUpdate,
     Heartbeat,
+    Interest,
     Member,
+    Publish,
     RegistryUpdate,
     Reply,
     Spawn,
@@ -350,6 +354,17 @@ async def run_groups(w: World, s: DoGroups) -> None:
     await w.client.send([GroupUpdate(owner, joined, left, s.snapshot)])
 
 
+async def run_interest(w: World, s: DoInterest) -> None:
+    stem = "t" * 255 if s.long_topics else "t"
+    counts = {f"{stem}{i}": 0 if s.zero else i + 1 for i in range(s.topics)}
+    await w.client.send([Interest(counts, s.snapshot)])
+
+
+async def run_publish(w: World, s: DoPublish) -> None:
+    name, payload = w.payload(s.payload, s.k)
+    await w.client.send([Publish(s.topic, name, payload)])
+
+
 async def run_gossip(w: World, s: DoGossip) -> None:
     cycle = ("fake-high", "fake-low", "target", "legit", "hostile")
     real = {
@@ -484,6 +499,7 @@ FLOODS: dict[str, Any] = {
     "names": DoRegistry("self", 30, "self", 0, False, False),
     "groups": DoGroups("self", 30, "self", 0, False, False),
     "spawns": DoSpawn("sluggish", "empty", "none", None, "fresh", 6),
+    "topics": DoInterest(40, False, False, False),
 }
 
 
@@ -517,6 +533,8 @@ RUNNERS: dict[type, Any] = {
     DoTerminated: run_terminated,
     DoRegistry: run_registry,
     DoGroups: run_groups,
+    DoInterest: run_interest,
+    DoPublish: run_publish,
     DoGossip: run_gossip,
     DoSpawn: run_spawn,
     DoStop: run_stop,

@@ -85,6 +85,7 @@ from hostile_steps import (
     HCount,
     HPing,
     HPong,
+    Listener,
     Slow,
 )
 from hostile_world import RUNNERS, LegitLoad, World, all_stats, eventually, peer_stats
@@ -100,6 +101,7 @@ LIMITS: dict[str, Any] = {
     "max_names": 20,
     "max_group_members": 20,
     "max_group_name": 64,
+    "max_event_topics": 20,
     "max_peers": 5,
     "tell_window": 16,
     "max_parked": 120,
@@ -181,6 +183,7 @@ def check_bounded(w: World) -> None:
     assert s.watched_by <= LIMITS["max_watches"], s
     assert s.names <= LIMITS["max_names"], s
     assert s.group_members <= LIMITS["max_group_members"], s
+    assert s.event_topics <= LIMITS["max_event_topics"], s
     assert s.requests <= LIMITS["max_peer_requests"], s
     # Checked between reads: one read may carry a step's worth beyond.
     assert s.inbound_asks <= LIMITS["max_inbound_asks"] + STEP_ENVELOPES, s
@@ -202,6 +205,7 @@ def check_bounded(w: World) -> None:
         ("watched_by", "max_watches"),
         ("names", "max_names"),
         ("group_members", "max_group_members"),
+        ("event_topics", "max_event_topics"),
         ("requests", "max_peer_requests"),
         ("inbound_asks", "max_inbound_asks"),
         ("parked", "max_parked"),
@@ -229,6 +233,7 @@ QUIET_FIELDS = (
     "watched_by",
     "names",
     "group_members",
+    "event_topics",
     "requests",
     "credit_targets",
     "owed_targets",
@@ -270,6 +275,7 @@ def quiet_state(target: trouper.Node, legit: trouper.Node) -> dict[str, Any]:
             "ask queues": node.kernel.timers.ask_queues,
             "registry": node.registry.names(),
             "groups": {g: node.registry.members(g) for g in node.registry.groups()},
+            "event subscribers": {"hot": node.subscribers("hot")},
             "peers": {peer: _quiet(s) for peer, s in all_stats(node).items() if peer != HOSTILE},
         }
     return state
@@ -337,6 +343,7 @@ async def hostile_world() -> AsyncIterator[World]:
                 "service": await target.spawn(Echo, name="service"),
                 "slow": await target.spawn(Slow, name="slow", mailbox_size=1),
             }
+            listener = await target.spawn(Listener, name="listener")
             helper = await legit.spawn(Echo, name="helper")
             service = await legit.lookup("service", timeout=10)
             assert service is not None and await target.lookup("helper", timeout=10) == helper
@@ -348,7 +355,7 @@ async def hostile_world() -> AsyncIterator[World]:
                     assert [x async for x in items] == [0]
             baseline = {
                 "state": quiet_state(target, legit),
-                TARGET: {"user": {ref.path for ref in safe.values()}},
+                TARGET: {"user": {ref.path for ref in [*safe.values(), listener]}},
             }
             system = {}
             for path in SYSTEM_PATHS.values():
