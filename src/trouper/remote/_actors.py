@@ -77,7 +77,7 @@ class Listener(Actor):
         self.ctx.start_soon(self._serve)
 
     async def _serve(self) -> None:
-        tls = self.remoting.config.tls
+        tls = self.remoting.tls
         try:
             address = parse_address(self.url)
             transport = get_transport(address.scheme)
@@ -113,6 +113,7 @@ async def accept(remoting: Remoting, stream: trio.abc.Stream) -> None:
             incarnation=remoting.incarnation,
             initiator=False,
             admit=remoting.admit,
+            bind=remoting.binds,
         )
     except errors.TransportError as exc:
         log.warning("node %s refused a connection: %s", remoting.node.id, exc)
@@ -273,7 +274,7 @@ class Link(Actor):
         transport = get_transport(address.scheme)
         # A connection's background tasks (QUIC's receive loop) live in this
         # nursery: they end with the link at the latest.
-        stream = await transport.connect(address, tls=remoting.config.tls, nursery=nursery)
+        stream = await transport.connect(address, tls=remoting.tls, nursery=nursery)
         try:
             established = await handshake(
                 stream,
@@ -282,6 +283,7 @@ class Link(Actor):
                 incarnation=remoting.incarnation,
                 initiator=True,
                 expected=None if self.seed else self.peer_id,
+                bind=remoting.binds,
             )
         except BaseException:
             with trio.CancelScope(shield=True):
