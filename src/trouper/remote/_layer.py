@@ -82,7 +82,10 @@ class Remoting(Membership, Requests, RemoteTLS):
         for url in self.config.seeds:
             get_transport(parse_address(url).scheme)  # a bad seed fails here, at once
         if self.tls is not None:
-            await self.tls.load()  # files or key generation: off the loop
+            # Read now, so bad files fail open_node. On the loop, as the
+            # transports always read a config (once, before any traffic):
+            # reloads, which happen while the node serves, use a thread.
+            self.tls.material  # noqa: B018
         for url in self.config.listen:
             bound = await Listener.open(self, url)
             self.addresses.append(bound)
