@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     certs = sub.add_parser("certs", help="write a development CA and node certificates")
     certs.add_argument("directory", type=Path)
     certs.add_argument("--name", action="append", default=[], help="node name (repeatable)")
+    certs.add_argument(
+        "--keep-ca", action="store_true", help="sign with the CA already in DIR (rotation)"
+    )
     return parser
 
 
@@ -103,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif args.command == "certs":
             from ._certs import make_dev_certs
 
-            path = make_dev_certs(args.directory, args.name or ["node"])
+            path = make_dev_certs(args.directory, args.name or ["node"], keep_ca=args.keep_ca)
             print(f"wrote a development CA and certificates to {path}")
     except TrouperError as exc:
         print(f"trouper: {exc}", file=sys.stderr)
