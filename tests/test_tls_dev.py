@@ -11,6 +11,7 @@ fails.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -41,10 +42,10 @@ SCHEMES = ["tls", "quic"]
 
 
 def listen(scheme: str) -> str:
-    return f"{scheme}://127.0.0.1:0"
+    return f"{scheme}://127.0.0.1:0" + ("/trouper" if scheme == "wss" else "")
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("scheme", [*SCHEMES, "wss"])
 async def test_two_dev_nodes_talk_with_no_certificate_files(scheme: str) -> None:
     with trio.fail_after(30):
         dev = TLSConfig.dev()
@@ -173,7 +174,7 @@ async def test_the_relay_relays_when_nothing_is_bound() -> None:
             assert middle.counts["up"] > 0 and middle.counts["down"] > 0
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("scheme", [*SCHEMES, "wss"])
 async def test_a_man_in_the_middle_fails_the_bound_handshake(scheme: str) -> None:
     with trio.fail_after(30):
         dev = TLSConfig.dev()
@@ -194,6 +195,20 @@ async def test_a_man_in_the_middle_fails_the_bound_handshake(scheme: str) -> Non
             # Direct, the same two nodes get along.
             async with trouper.open_node("b", cookie=COOKIE, tls=dev) as b:
                 assert await b.connect(a.addresses[0], timeout=10) == "a"
+
+
+async def test_spawn_node_passes_dev_mode_to_the_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``spawn_node`` starts ``trouper node --tls-dev``: the child makes its
+    own certificate and joins over tls:// through the bound handshake."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), *sys.path]))
+    with trio.fail_after(60):
+        async with trouper.open_node(
+            "parent", listen=listen("tls"), cookie=COOKIE, tls=TLSConfig.dev()
+        ) as parent:
+            child = await parent.spawn_node(name="child", listen=listen("tls"))
+            assert child.addresses[0].startswith("tls://")
+            assert {m.node_id for m in parent.members() if m.status == "up"} == {"parent", "child"}
+            await child.stop()
 
 
 async def test_dev_config_takes_no_files(tmp_path: Path) -> None:
