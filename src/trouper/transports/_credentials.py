@@ -51,11 +51,16 @@ def build_material(config: TLSConfig) -> Material:
     contexts. Blocking: run it in a thread from async code."""
     identity = config.identity()
     client = config.client_context(identity)
-    server = None
-    if identity is not None:
-        server = config.server_context(identity)
-        register_server_certificate(server, identity.der)
+    server = None if identity is None else config.server_context(identity)
     return Material(config, identity, client, server)
+
+
+def _adopt(material: Material) -> Material:
+    # On the loop, not in the worker thread that built it: the binding
+    # registry is read by the loop's connections.
+    if material.server is not None and material.identity is not None:
+        register_server_certificate(material.server, material.identity.der)
+    return material
 
 
 class TLSCredentials:
@@ -84,7 +89,7 @@ class TLSCredentials:
     @property
     def material(self) -> Material:
         if self._material is None:
-            self._material = build_material(self._config)
+            self._material = _adopt(build_material(self._config))
         return self._material
 
     def server_context(self) -> ssl.SSLContext:
@@ -98,7 +103,7 @@ class TLSCredentials:
         if self._material is None:
             material = await trio.to_thread.run_sync(build_material, self._config)
             if self._material is None:  # nobody read it lazily meanwhile
-                self._material = material
+                self._material = _adopt(material)
         return self._material
 
     async def reload(self, config: TLSConfig | None = None) -> Material:
@@ -116,7 +121,7 @@ class TLSCredentials:
             )
         # Swapped on the loop, in one assignment: a dial or an accept sees
         # either the old material or the new one, never a mix.
-        self._config, self._material = config, material
+        self._config, self._material = config, _adopt(material)
         self.reloads += 1
         return material
 
