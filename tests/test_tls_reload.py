@@ -235,3 +235,18 @@ async def test_sighup_reloads_a_trouper_node_process(tmp_path: Path) -> None:
         process.kill()
         with trio.CancelScope(shield=True):
             await process.wait()
+
+
+def test_trouper_certs_keep_ca_rotates_a_leaf_under_the_same_ca(tmp_path: Path) -> None:
+    from trouper.cli import main
+
+    main(["certs", str(tmp_path), "--name", "a"])
+    ca, old = (tmp_path / "ca.pem").read_bytes(), file_fingerprint(tmp_path / "a.pem")
+    main(["certs", str(tmp_path), "--name", "a", "--keep-ca"])
+    assert (tmp_path / "ca.pem").read_bytes() == ca
+    assert file_fingerprint(tmp_path / "a.pem") != old
+    issuer = x509.load_pem_x509_certificate(ca)
+    leaf = x509.load_pem_x509_certificate((tmp_path / "a.pem").read_bytes())
+    leaf.verify_directly_issued_by(issuer)  # raises if the new leaf is not from that CA
+    main(["certs", str(tmp_path), "--name", "a"])
+    assert (tmp_path / "ca.pem").read_bytes() != ca  # without --keep-ca: a new CA
