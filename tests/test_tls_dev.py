@@ -211,7 +211,7 @@ async def test_spawn_node_passes_dev_mode_to_the_child(monkeypatch: pytest.Monke
             await child.stop()
 
 
-async def test_dev_config_takes_no_files(tmp_path: Path) -> None:
+def test_dev_config_takes_no_files(tmp_path: Path) -> None:
     with pytest.raises(trouper.ConfigurationError, match="takes no certfile"):
         TLSConfig(certfile=tmp_path / "x.pem", development=True)
     assert TLSConfig.dev() == TLSConfig.dev()  # a value: the certificate is made per node

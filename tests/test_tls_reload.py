@@ -60,13 +60,13 @@ async def seen_fingerprint(url: str, tls: TLSConfig | TLSCredentials) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("scheme", [*SCHEMES, "wss"])
 async def test_reload_reads_the_files_again_and_keeps_live_links(
     tmp_path: Path, scheme: str
 ) -> None:
     certs = make_dev_certs(tmp_path, ["a", "b", "probe"])
     probe = TLSConfig.from_dir(certs, "probe")
-    listen = f"{scheme}://127.0.0.1:0"
+    listen = f"{scheme}://127.0.0.1:0" + ("/trouper" if scheme == "wss" else "")
     with trio.fail_after(40):
         async with (
             trouper.open_node(
@@ -175,12 +175,13 @@ async def test_dev_mode_reload_makes_a_new_ephemeral_certificate(scheme: str) ->
 
 
 async def test_reload_without_tls_is_a_clear_error() -> None:
-    async with trouper.open_node("plain", listen="tcp://127.0.0.1:0", cookie=COOKIE) as node:
-        with pytest.raises(trouper.ConfigurationError, match="no TLS configuration to reload"):
-            await node.reload_tls()
-    async with trouper.open_node("local") as node:
-        with pytest.raises(trouper.ConfigurationError, match="needed to use TLS"):
-            await node.reload_tls()
+    with trio.fail_after(10):
+        async with trouper.open_node("plain", listen="tcp://127.0.0.1:0", cookie=COOKIE) as node:
+            with pytest.raises(trouper.ConfigurationError, match="no TLS configuration to reload"):
+                await node.reload_tls()
+        async with trouper.open_node("local") as node:
+            with pytest.raises(trouper.ConfigurationError, match="needed to use TLS"):
+                await node.reload_tls()
 
 
 async def _line(stdout: trio.abc.ReceiveStream, buffer: bytearray) -> dict[str, Any]:
