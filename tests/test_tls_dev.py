@@ -100,10 +100,11 @@ async def test_both_ends_see_the_same_binding_and_nodes_differ(scheme: str) -> N
             nursery.cancel_scope.cancel()
 
 
-async def test_a_wrong_cookie_fails_in_dev_mode() -> None:
+@pytest.mark.parametrize("scheme", SCHEMES)
+async def test_a_wrong_cookie_fails_in_dev_mode(scheme: str) -> None:
     with trio.fail_after(20):
         dev = TLSConfig.dev()
-        async with trouper.open_node("a", listen=listen("tls"), cookie=COOKIE, tls=dev) as a:
+        async with trouper.open_node("a", listen=listen(scheme), cookie=COOKIE, tls=dev) as a:
             async with trouper.open_node("intruder", cookie=b"not-the-cookie", tls=dev) as bad:
                 with pytest.raises(trouper.HandshakeFailed, match="cookie challenge"):
                     await bad.connect(a.addresses[0], timeout=10)
