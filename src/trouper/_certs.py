@@ -22,7 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from trouper._errors import ConfigurationError
 
-__all__ = ["make_dev_certs"]
+__all__ = ["make_dev_certs", "make_ephemeral"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # Backdate validity a little: a peer whose clock is slightly behind ours would
@@ -63,6 +63,8 @@ def make_dev_certs(
     names: Sequence[str] = ("node",),
     hosts: Sequence[str] = ("127.0.0.1", "localhost", "::1"),
     days: int = 365,
+    *,
+    keep_ca: bool = False,
 ) -> Path:
     """Write a development CA and one certificate per node name; return ``directory``.
 
@@ -79,7 +81,9 @@ def make_dev_certs(
     ``trouper.transports.TLSConfig.from_dir(directory, name)``.
 
     Existing files are overwritten, CA included: certificates made by an
-    earlier call stop verifying against the new CA.
+    earlier call stop verifying against the new CA. With ``keep_ca`` an
+    existing ``ca.pem``/``ca-key.pem`` signs the new certificates instead, so
+    a node's certificate can be rotated while its peers keep trusting it.
     """
     if days < 1:
         raise ConfigurationError(f"days must be at least 1, got {days}")
@@ -95,43 +99,12 @@ def make_dev_certs(
     now = datetime.datetime.now(datetime.UTC)
     not_before, not_after = now - _CLOCK_SKEW, now + datetime.timedelta(days=days)
 
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "trouper development"),
-            x509.NameAttribute(NameOID.COMMON_NAME, "trouper development CA"),
-        ]
-    )
-    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(ca_ski, critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    _write(directory / "ca-key.pem", _key_pem(ca_key), secret=True)
-    _write(directory / "ca.pem", ca_cert.public_bytes(serialization.Encoding.PEM))
-
+    if keep_ca and (directory / "ca.pem").is_file() and (directory / "ca-key.pem").is_file():
+        ca_key, ca_cert = _load_ca(directory)
+        ca_name = ca_cert.subject
+        ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
+    else:
+        ca_key, ca_name, ca_ski = _new_ca(directory, not_before, not_after)
     for name in names:
         key = ec.generate_private_key(ec.SECP256R1())
         cert = (
@@ -176,3 +149,79 @@ def make_dev_certs(
         _write(directory / f"{name}-key.pem", _key_pem(key), secret=True)
         _write(directory / f"{name}.pem", cert.public_bytes(serialization.Encoding.PEM))
     return directory
+
+
+def _load_ca(directory: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = serialization.load_pem_private_key((directory / "ca-key.pem").read_bytes(), None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ConfigurationError(f"{directory / 'ca-key.pem'} is not an EC key made by trouper")
+    return key, x509.load_pem_x509_certificate((directory / "ca.pem").read_bytes())
+
+
+def _new_ca(
+    directory: Path, not_before: datetime.datetime, not_after: datetime.datetime
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Name, x509.SubjectKeyIdentifier]:
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "trouper development"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "trouper development CA"),
+        ]
+    )
+    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(ca_ski, critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    _write(directory / "ca-key.pem", _key_pem(ca_key), secret=True)
+    _write(directory / "ca.pem", ca_cert.public_bytes(serialization.Encoding.PEM))
+    return ca_key, ca_name, ca_ski
+
+
+def make_ephemeral(
+    hosts: Sequence[str] = ("127.0.0.1", "localhost", "::1"), days: int = 30
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A self-signed certificate and its key, made in memory (``TLSConfig.dev()``).
+
+    Nobody can verify it against a CA; it exists only so that the channel is
+    encrypted and has a certificate the cookie handshake can bind to. The
+    random serial and fresh key make every one unique.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "trouper development node")])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _CLOCK_SKEW)
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_san(hosts), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return certificate, key

@@ -2,7 +2,10 @@
 
 ``trouper node`` runs one node until SIGTERM or SIGINT, then shuts it down
 gracefully; it prints one JSON line (``{"node", "addresses", "pid"}``) once it
-listens. ``trouper certs DIR`` writes a development CA and node certificates.
+listens. SIGHUP reloads its TLS certificates for new connections (live links
+stay) and prints ``{"tls_reloaded": SHA256}``, or ``{"tls_reload_error":
+WHY}`` when the files are bad (the old certificates stay in use).
+``trouper certs DIR`` writes a development CA and node certificates.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import trio
 
 from ._errors import ConfigurationError, TrouperError
 from ._open import open_node
+from .runtime import Node
 from .transports import TLSConfig
 
 
@@ -37,12 +41,20 @@ def _parser() -> argparse.ArgumentParser:
     node.add_argument("--tls-cert", type=Path)
     node.add_argument("--tls-key", type=Path)
     node.add_argument("--tls-ca", type=Path)
+    node.add_argument(
+        "--tls-dev",
+        action="store_true",
+        help="TLSConfig.dev(): an ephemeral self-signed certificate (development only)",
+    )
     node.add_argument("--heartbeat-interval", type=float, default=0.5, metavar="SECONDS")
     node.add_argument("--acceptable-pause", type=float, default=2.0, metavar="SECONDS")
     node.add_argument("--down-after", type=float, default=4.5, metavar="SECONDS")
     certs = sub.add_parser("certs", help="write a development CA and node certificates")
     certs.add_argument("directory", type=Path)
     certs.add_argument("--name", action="append", default=[], help="node name (repeatable)")
+    certs.add_argument(
+        "--keep-ca", action="store_true", help="sign with the CA already in DIR (rotation)"
+    )
     return parser
 
 
@@ -51,7 +63,11 @@ async def run_node(args: argparse.Namespace) -> None:
     if not cookie:
         raise ConfigurationError(f"the cookie file {args.cookie_file} is empty")
     tls = None
-    if args.tls_cert or args.tls_ca:
+    if args.tls_dev:
+        if args.tls_cert or args.tls_key or args.tls_ca:
+            raise ConfigurationError("--tls-dev takes no --tls-cert, --tls-key or --tls-ca")
+        tls = TLSConfig.dev()
+    elif args.tls_cert or args.tls_ca:
         tls = TLSConfig(certfile=args.tls_cert, keyfile=args.tls_key, cafile=args.tls_ca)
     async with open_node(
         args.name,
@@ -65,11 +81,25 @@ async def run_node(args: argparse.Namespace) -> None:
         acceptable_pause=args.acceptable_pause,
         down_after=args.down_after,
     ) as node:
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        signums = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        with trio.open_signal_receiver(*signums) as signals:
             ready = {"node": node.id, "addresses": list(node.addresses), "pid": os.getpid()}
             print(json.dumps(ready), flush=True)
-            async for _ in signals:
-                break
+            async for signum in signals:
+                if signum != signal.SIGHUP:
+                    break
+                await _reload_tls(node)
+
+
+async def _reload_tls(node: Node) -> None:
+    """SIGHUP: rotate certificates; a failure is reported, never fatal."""
+    try:
+        fingerprint = await node.reload_tls()
+    except TrouperError as exc:
+        print(f"trouper: TLS reload failed, the old certificates stay: {exc}", file=sys.stderr)
+        print(json.dumps({"tls_reload_error": str(exc)}), flush=True)
+        return
+    print(json.dumps({"tls_reloaded": fingerprint}), flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -80,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif args.command == "certs":
             from ._certs import make_dev_certs
 
-            path = make_dev_certs(args.directory, args.name or ["node"])
+            path = make_dev_certs(args.directory, args.name or ["node"], keep_ca=args.keep_ca)
             print(f"wrote a development CA and certificates to {path}")
     except TrouperError as exc:
         print(f"trouper: {exc}", file=sys.stderr)

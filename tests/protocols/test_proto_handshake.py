@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-from hypothesis import event, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -477,3 +477,31 @@ class HandshakeMachine(RuleBasedStateMachine):
 
 TestHandshake = HandshakeMachine.TestCase
 TestHandshake.settings = settings(max_examples=150, stateful_step_count=25, deadline=None)
+
+
+@settings(max_examples=50, derandomize=True)
+@given(
+    st.binary(min_size=1, max_size=64),
+    st.binary(min_size=1, max_size=64),
+)
+def test_a_bound_handshake_needs_the_same_channel_at_both_ends(mine: bytes, theirs: bytes) -> None:
+    """Proofs bound to a channel (``binding``) verify only on the same channel:
+    a relay between two TLS sessions of its own makes the bindings differ."""
+    same_i, same_a = initiator(binding=mine), acceptor(binding=mine)
+    pump(same_i, same_a)
+    assert same_i.established and same_a.established
+    if mine == theirs:
+        return
+    i, a = initiator(binding=mine), acceptor(binding=theirs)
+    with pytest.raises(HandshakeFailed, match="same channel"):
+        pump(i, a)
+    assert not a.established and not i.established
+
+
+def test_an_empty_binding_is_the_unbound_transcript() -> None:
+    """Nodes that bind nothing (no TLS, or not in dev mode) compute exactly
+    the proofs of before: the wire stays compatible."""
+    me, peer = _Party("i", 1, NONCE_I), _Party("a", 2, NONCE_A)
+    unbound = compute_proof(COOKIE, Role.INITIATOR, PROTOCOL_VERSION, me, peer)
+    assert compute_proof(COOKIE, Role.INITIATOR, PROTOCOL_VERSION, me, peer, b"") == unbound
+    assert compute_proof(COOKIE, Role.INITIATOR, PROTOCOL_VERSION, me, peer, b"x") != unbound

@@ -13,7 +13,7 @@ from lossy_net import LossyNetwork
 from transport_helpers import Pki
 
 import trouper
-from trouper.transports import QuicTransport, register_transport
+from trouper.transports import QuicTransport, get_transport, register_transport
 
 
 class Echo(trouper.Actor):
@@ -33,6 +33,9 @@ class Echo(trouper.Actor):
 
 @asynccontextmanager
 async def quic_on(net: LossyNetwork) -> AsyncIterator[None]:
+    # Load the built-in transport first: run before any other test loaded it,
+    # there would be nothing to put back, and the lossy one would stay.
+    get_transport("quic")
     previous = register_transport(QuicTransport(network=net.open_endpoint))
     try:
         yield

@@ -33,15 +33,18 @@ PUBLIC = {
     "LaneStream",
     "QuicTransport",
     "TLSConfig",
+    "TLSCredentials",
     "TcpTransport",
     "TlsTransport",
     "Transport",
     "WsTransport",
     "WssTransport",
+    "channel_binding",
     "get_transport",
     "map_exceptions",
     "parse_address",
     "register_transport",
+    "server_certificate",
 }
 
 

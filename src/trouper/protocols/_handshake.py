@@ -16,7 +16,13 @@ prover's role, the version and both sides' (node id, incarnation, nonce). So:
 * the acceptor proves itself *last*, only to an initiator that already proved
   it knows the cookie, so a stranger who connects learns no digest it could
   use to guess the cookie offline. The initiator, which chose whom to dial,
-  proves first.
+  proves first;
+* with a channel ``binding`` (bytes both ends derive from the secure channel
+  under them, see ``trouper.transports.channel_binding``) the transcript ends
+  with it, so proofs made on one channel are worthless on another: a man in
+  the middle who relays the handshake between two TLS sessions of his own
+  makes the two ends bind to different channels, and the proofs fail.
+  Without a binding the transcript is as it always was.
 
 The acceptor is ESTABLISHED once it has sent its Welcome and may pipeline data
 right behind it; the initiator is ESTABLISHED once it has checked that Welcome.
@@ -60,9 +66,17 @@ class _Party(msgspec.Struct, frozen=True, array_like=True):
 
 
 def compute_proof(
-    cookie: bytes, prover: Role, version: int, initiator: _Party, acceptor: _Party
+    cookie: bytes,
+    prover: Role,
+    version: int,
+    initiator: _Party,
+    acceptor: _Party,
+    binding: bytes = b"",
 ) -> bytes:
-    transcript = _transcript_encoder.encode((_LABEL, prover.value, version, initiator, acceptor))
+    parts: tuple[object, ...] = (_LABEL, prover.value, version, initiator, acceptor)
+    if binding:
+        parts += (binding,)
+    transcript = _transcript_encoder.encode(parts)
     return hmac.new(cookie, transcript, hashlib.sha256).digest()
 
 
@@ -81,6 +95,7 @@ class Connection:
     role: ClassVar[Role]
 
     __slots__ = (
+        "_binding",
         "_cookie",
         "_peer",
         "_state",
@@ -104,6 +119,7 @@ class Connection:
         nonce: bytes,
         version: int = PROTOCOL_VERSION,
         max_frame: int = 0,
+        binding: bytes = b"",
     ) -> None:
         if type(self) is Connection:
             raise TypeError("use InitiatorConnection or AcceptorConnection")
@@ -120,6 +136,7 @@ class Connection:
         self.nonce = nonce
         self.version = version
         self._cookie = cookie
+        self._binding = binding
         self._state = ConnectionState(self.role)
         self._peer: _Party | None = None
         #: Set once ESTABLISHED (never before: until then the peer is unproven).
@@ -217,15 +234,21 @@ class Connection:
             initiator, acceptor = self._me(), self._peer
         else:
             initiator, acceptor = self._peer, self._me()
-        return compute_proof(self._cookie, prover, self.version, initiator, acceptor)
+        return compute_proof(self._cookie, prover, self.version, initiator, acceptor, self._binding)
 
     def _verify(self, welcome: Welcome) -> None:
         assert self._peer is not None
         prover = Role.ACCEPTOR if self.role is Role.INITIATOR else Role.INITIATOR
         if not hmac.compare_digest(welcome.proof, self._proof(prover)):
+            bound = (
+                "; or, the handshake being bound to the TLS channel, the two ends are not on"
+                " the same channel (a man in the middle?) or only one uses TLSConfig.dev()"
+                if self._binding
+                else ""
+            )
             self._fail(
                 f"peer {self._peer.node!r} failed the cookie challenge "
-                "(the nodes do not share the same cookie, or the proof was replayed)"
+                f"(the nodes do not share the same cookie, or the proof was replayed{bound})"
             )
 
     def _establish(self) -> None:
@@ -251,6 +274,7 @@ class InitiatorConnection(Connection):
         version: int = PROTOCOL_VERSION,
         expected_peer_id: str | None = None,
         max_frame: int = 0,
+        binding: bytes = b"",
     ) -> None:
         super().__init__(
             node_id=node_id,
@@ -259,6 +283,7 @@ class InitiatorConnection(Connection):
             nonce=nonce,
             version=version,
             max_frame=max_frame,
+            binding=binding,
         )
         self.expected_peer_id = expected_peer_id
 

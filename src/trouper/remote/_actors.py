@@ -78,7 +78,7 @@ class Listener(Actor):
         self.ctx.start_soon(self._serve)
 
     async def _serve(self) -> None:
-        tls = self.remoting.config.tls
+        tls = self.remoting.tls
         try:
             address = parse_address(self.url)
             transport = get_transport(address.scheme)
@@ -114,6 +114,7 @@ async def accept(remoting: Remoting, stream: trio.abc.Stream) -> None:
             incarnation=remoting.incarnation,
             initiator=False,
             admit=remoting.admit,
+            bind=remoting.binds,
         )
     except errors.TransportError as exc:
         log.warning("node %s refused a connection: %s", remoting.node.id, exc)
@@ -274,7 +275,7 @@ class Link(Actor):
         transport = get_transport(address.scheme)
         # A connection's background tasks (QUIC's receive loop) live in this
         # nursery: they end with the link at the latest.
-        stream = await transport.connect(address, tls=remoting.config.tls, nursery=nursery)
+        stream = await transport.connect(address, tls=remoting.tls, nursery=nursery)
         try:
             established = await handshake(
                 stream,
@@ -283,6 +284,7 @@ class Link(Actor):
                 incarnation=remoting.incarnation,
                 initiator=True,
                 expected=None if self.seed else self.peer_id,
+                bind=remoting.binds,
             )
         except BaseException:
             with trio.CancelScope(shield=True):

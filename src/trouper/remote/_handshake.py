@@ -25,6 +25,7 @@ from ..protocols import (
     InitiatorConnection,
 )
 from ..protocols import Connection as ProtoConnection
+from ..transports import channel_binding
 
 if TYPE_CHECKING:
     from ._config import RemoteConfig
@@ -41,6 +42,7 @@ async def handshake(
     initiator: bool,
     expected: str | None = None,
     admit: Callable[[str, int], None] | None = None,
+    bind: bool = False,
 ) -> Established:
     """Authenticate both ends; returns the protocol state, the decoder (now at
     the full frame size) and any envelopes that arrived right behind.
@@ -48,6 +50,12 @@ async def handshake(
     ``admit(peer_id, incarnation)`` (the acceptor's) runs once the peer has
     proved itself and before this side does; a ``HandshakeFailed`` from it
     refuses the peer with a Goodbye that says why.
+
+    ``bind``: bind the proofs to the TLS channel under ``stream`` (its
+    server certificate, see ``trouper.transports.channel_binding``), as
+    ``TLSConfig.dev()`` needs: there no CA vouches for the peer, so the
+    cookie handshake must not be relayable. A stream with no TLS (tcp://)
+    has nothing to bind to and is not bound.
     """
     common: dict[str, Any] = {
         "node_id": node_id,
@@ -55,6 +63,7 @@ async def handshake(
         "cookie": config.cookie,
         "nonce": os.urandom(16),
         "max_frame": config.max_frame_size,
+        "binding": (channel_binding(stream) or b"") if bind else b"",
     }
     proto: ProtoConnection = (
         InitiatorConnection(**common, expected_peer_id=expected)

@@ -43,6 +43,7 @@ from ._membership import Membership
 from ._peer import Peer
 from ._requests import Requests
 from ._stats import PeerStatistics, statistics
+from ._tls import RemoteTLS, credentials
 from ._wire import failure, make_codec, wire_ref
 
 if TYPE_CHECKING:
@@ -56,11 +57,12 @@ log = logging.getLogger("trouper.remote")
 _ENVELOPE_ROOM = 1024
 
 
-class Remoting(Membership, Requests):
+class Remoting(Membership, Requests, RemoteTLS):
     def __init__(self, node: Node, config: RemoteConfig) -> None:
         super().__init__()
         self.node = node
         self.config = config
+        self.tls = credentials(config.tls)
         self.incarnation = time.time_ns()
         self.codec = make_codec(self.resolve)
         self.peers: dict[str, Peer] = {}
@@ -83,6 +85,11 @@ class Remoting(Membership, Requests):
         kernel = self.node.kernel
         for url in self.config.seeds:
             get_transport(parse_address(url).scheme)  # a bad seed fails here, at once
+        if self.tls is not None:
+            # Read now, so bad files fail open_node. On the loop, as the
+            # transports always read a config (once, before any traffic):
+            # reloads, which happen while the node serves, use a thread.
+            self.tls.material  # noqa: B018
         for url in self.config.listen:
             bound = await Listener.open(self, url)
             self.addresses.append(bound)

@@ -97,8 +97,10 @@ async def start_node_process(
     command += ["--heartbeat-interval", str(config.heartbeat_interval)]
     command += ["--acceptable-pause", str(config.acceptable_pause)]
     command += ["--down-after", str(config.down_after)]
-    tls = config.tls
-    if tls is not None:
+    tls = None if remote.tls is None else remote.tls.config  # as reloaded, if it was
+    if tls is not None and tls.development:
+        command += ["--tls-dev"]
+    elif tls is not None:
         for flag, value in (("--tls-cert", tls.certfile), ("--tls-key", tls.keyfile)):
             if value is not None:
                 command += [flag, str(value)]

@@ -279,6 +279,17 @@ class Node:
             return await self.remote.connect(url)
         raise errors.ConnectionLost(f"no connection to {url} within {timeout}s")
 
+    async def reload_tls(self, tls: Any = None) -> str | None:
+        """Rotate certificates: read the TLS files again (or use ``tls``, a
+        new ``trouper.TLSConfig``) for new tls://, quic:// and wss://
+        connections; live links are kept. Under ``TLSConfig.dev()`` a new
+        ephemeral certificate is made. Returns the new certificate's SHA-256
+        fingerprint (hex). A bad file raises ``ConfigurationError`` naming
+        it, and the certificates in use stay."""
+        if self.remote is None:
+            raise ConfigurationError("open_node(cookie=..., tls=...) is needed to use TLS")
+        return await self.remote.reload_tls(tls)
+
     async def spawn_node(
         self,
         *,

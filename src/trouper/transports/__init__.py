@@ -13,6 +13,9 @@ import importlib
 
 from ._address import Address as Address
 from ._address import parse_address as parse_address
+from ._binding import channel_binding as channel_binding
+from ._binding import server_certificate as server_certificate
+from ._credentials import TLSCredentials as TLSCredentials
 from ._mapping import map_exceptions as map_exceptions
 from ._registry import LAZY
 from ._registry import Handler as Handler
@@ -31,13 +34,16 @@ __all__ = [
     "Handler",
     "LaneStream",
     "TLSConfig",
+    "TLSCredentials",
     "TcpTransport",
     "TlsTransport",
     "Transport",
+    "channel_binding",
     "get_transport",
     "map_exceptions",
     "parse_address",
     "register_transport",
+    "server_certificate",
 ]
 
 register_transport(TcpTransport())

@@ -29,6 +29,7 @@ import binascii
 import os
 import re
 import ssl
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -40,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from trouper._errors import ConfigurationError
 
-__all__ = ["Identity", "StrPath", "load_identity"]
+__all__ = ["Identity", "StrPath", "ephemeral_identity", "load_identity"]
 
 StrPath = str | os.PathLike[str]
 
@@ -64,6 +65,15 @@ class Identity:
     private_key: PrivateKeyTypes
     certfile: str
     keyfile: str  # where the key was found: certfile when no keyfile was given
+    #: Certificate and key as PEM, for an identity made in memory (dev mode)
+    #: that has no files: ``load_into`` hands them to ssl through a private
+    #: temporary file, removed at once.
+    pem: bytes = b""
+
+    @property
+    def der(self) -> bytes:
+        """The certificate, DER-encoded (what a peer sees on the channel)."""
+        return self.certificate.public_bytes(serialization.Encoding.DER)
 
     def load_into(self, context: ssl.SSLContext) -> None:
         """Load this identity into ``context``.
@@ -72,6 +82,14 @@ class Identity:
         known to be good; the password callback makes sure it can never stop
         to prompt on the terminal should a file change in between.
         """
+        if self.pem:
+            with tempfile.TemporaryDirectory(prefix="trouper-tls-") as directory:
+                path = os.path.join(directory, "identity.pem")
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(self.pem)
+                context.load_cert_chain(path)
+            return
 
         def no_password() -> NoReturn:
             _encrypted(self.keyfile)
@@ -108,6 +126,19 @@ def load_identity(certfile: StrPath | None, keyfile: StrPath | None) -> Identity
             f" in {cert_path}"
         )
     return Identity(leaf, tuple(chain), key, cert_path, key_path)
+
+
+def ephemeral_identity() -> Identity:
+    """A fresh self-signed certificate and key, in memory (``TLSConfig.dev()``)."""
+    from trouper._certs import make_ephemeral
+
+    certificate, key = make_ephemeral()
+    pem = certificate.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return Identity(certificate, (), key, "<ephemeral>", "<ephemeral>", pem)
 
 
 def _blocks(path: str, what: str) -> list[tuple[bytes, bytes]]:

@@ -31,6 +31,7 @@ from aioquic.quic.retry import QuicRetryTokenHandler
 from trouper._errors import ConfigurationError, ConnectionLost, HandshakeFailed, TransportError
 
 from ._address import Address
+from ._credentials import Material, TLSCredentials, TLSSource, credentials_for
 from ._quic_endpoint import BATCH, Endpoint, OpenEndpoint, open_udp_endpoint
 from ._quic_recovery import ReorderTolerantConnection
 from ._quic_session import QuicSession
@@ -103,14 +104,15 @@ class QuicTransport:
         self,
         address: Address,
         *,
-        tls: TLSConfig | None = None,
+        tls: TLSSource | None = None,
         nursery: trio.Nursery | None = None,
     ) -> trio.abc.Stream:
         """Dial ``address``; returns the main stream once the handshake is
         confirmed. The connection's receive loop runs in ``nursery`` (or, when
         none is given, in a system task) until the stream is closed."""
         self._check(address)
-        config = client_configuration(tls, address.host, idle_timeout=self.idle_timeout)
+        material = credentials_for(tls).material
+        config = client_configuration(material, address.host, idle_timeout=self.idle_timeout)
         family, peer_addr = await _resolve(address)
         try:
             endpoint = self.network(family, connect=peer_addr)
@@ -145,11 +147,17 @@ class QuicTransport:
         address: Address,
         handler: Handler,
         *,
-        tls: TLSConfig | None = None,
+        tls: TLSSource | None = None,
         task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         self._check(address)
-        config = server_configuration(tls, idle_timeout=self.idle_timeout)
+        if tls is None:
+            raise ConfigurationError(
+                "quic:// needs a TLSConfig with a certificate to listen (QUIC is always TLS 1.3;"
+                " TLSConfig.dev() makes one for development)"
+            )
+        credentials = credentials_for(tls)
+        server_configuration(credentials.material, idle_timeout=self.idle_timeout)  # fail now
         try:
             infos = await trio.socket.getaddrinfo(
                 address.host, address.port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE
@@ -160,9 +168,7 @@ class QuicTransport:
             raise ConfigurationError(f"cannot listen on {address.url}: {exc}") from exc
         try:
             bound = address.with_port(endpoint.local_address[1]).url
-            server = _Server(
-                self, endpoint, config, tls if wants_client_cert(tls) else None, handler
-            )
+            server = _Server(self, endpoint, credentials, handler)
             async with trio.open_nursery() as nursery:
                 log.debug("listening on %s", bound)
                 task_status.started(bound)
@@ -215,17 +221,30 @@ class _Server:
         self,
         transport: QuicTransport,
         endpoint: Endpoint,
-        config: QuicConfiguration,
-        client_tls: TLSConfig | None,
+        credentials: TLSCredentials,
         handler: Handler,
     ) -> None:
         self.transport = transport
         self.endpoint = endpoint
-        self.config = config
-        self.client_tls = client_tls
+        self.credentials = credentials
+        self._material: Material | None = None
+        self.config: QuicConfiguration
+        self.client_tls: TLSConfig | None
+        self._refresh()
         self.handler = handler
         self.sessions: dict[bytes, QuicSession] = {}
         self.retry = QuicRetryTokenHandler() if transport.retry else None
+
+    def _refresh(self) -> None:
+        """Follow a reload of the credentials: new connections get the new
+        certificates (a configuration is per connection in aioquic, so live
+        ones keep theirs)."""
+        material = self.credentials.material
+        if material is not self._material:
+            idle = self.transport.idle_timeout
+            self.config = server_configuration(material, idle_timeout=idle)
+            self.client_tls = material.config if wants_client_cert(material.config) else None
+            self._material = material
 
     def route(self, cid: bytes, session: QuicSession | None) -> None:
         """Session callback: ``cid`` now routes to ``session`` (None: retired;
@@ -317,6 +336,7 @@ class _Server:
                 log.info("quic: dropped an Initial from %s with a bad retry token: %s", addr, exc)
                 return None
             retry_cid = header.destination_cid
+        self._refresh()
         kind = MutualTLSConnection if self.client_tls is not None else ReorderTolerantConnection
         quic = kind(
             configuration=self.config,

@@ -35,6 +35,7 @@ from aioquic.quic import events
 from aioquic.quic.connection import NetworkAddress, QuicConnection
 from aioquic.quic.packet import QuicErrorCode
 from aioquic.tls import Epoch
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from trouper._errors import ConnectionLost, HandshakeFailed, ProtocolError, TransportError
 
@@ -302,6 +303,18 @@ class QuicSession:
             if self.error is None:
                 self.error = ConnectionLost(f"QUIC connection to {self.peer} is closed")
             self._finish()
+
+    def server_certificate(self) -> bytes | None:
+        """The server's certificate (DER) as this end saw it in the handshake
+        (the channel binding of ``_binding``; aioquic keeps the peer's)."""
+        if self.is_client:
+            certificate = getattr(self.quic.tls, "_peer_certificate", None)
+        else:
+            certificate = self.quic.configuration.certificate
+        if certificate is None:
+            return None
+        der: bytes = certificate.public_bytes(Encoding.DER)
+        return der
 
     # ------------------------------------------------------------ streams
 

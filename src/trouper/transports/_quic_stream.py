@@ -48,6 +48,9 @@ class QuicStream(trio.abc.HalfCloseableStream):
     def __repr__(self) -> str:
         return f"<QuicStream {self.id} of {self.session.peer}>"
 
+    def server_certificate(self) -> bytes | None:
+        return self.session.server_certificate()
+
     @property
     def is_main(self) -> bool:
         return self.session.main is self

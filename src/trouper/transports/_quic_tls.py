@@ -15,7 +15,6 @@ from ``connect``, and a refused client gets a CONNECTION_CLOSE instead.
 
 from __future__ import annotations
 
-import functools
 import ssl
 from typing import Any
 
@@ -26,7 +25,7 @@ from aioquic.quic.packet import QuicErrorCode, QuicFrameType
 
 from trouper._errors import ConfigurationError
 
-from ._pem import Identity, load_identity
+from ._credentials import Material
 from ._quic_recovery import ReorderTolerantConnection
 from ._tls import ALPN_PROTOCOL, TLSConfig
 
@@ -44,7 +43,8 @@ MAX_DATA = 16 * 1024 * 1024
 _CRYPTO_ERROR = int(QuicErrorCode.CRYPTO_ERROR)
 
 
-def _base(tls: TLSConfig, *, is_client: bool, idle_timeout: float) -> QuicConfiguration:
+def _base(material: Material, *, is_client: bool, idle_timeout: float) -> QuicConfiguration:
+    tls = material.config
     config = QuicConfiguration(
         is_client=is_client,
         alpn_protocols=[ALPN_PROTOCOL],
@@ -53,7 +53,7 @@ def _base(tls: TLSConfig, *, is_client: bool, idle_timeout: float) -> QuicConfig
         max_stream_data=MAX_STREAM_DATA,
         congestion_control_algorithm="cubic",
     )
-    identity = _identity(tls)
+    identity = material.identity  # read as tls:// reads it (see _pem)
     if identity is not None:
         config.certificate = identity.certificate
         config.certificate_chain = list(identity.chain)
@@ -68,36 +68,29 @@ def _base(tls: TLSConfig, *, is_client: bool, idle_timeout: float) -> QuicConfig
     return config
 
 
-@functools.lru_cache(maxsize=32)
-def _identity(tls: TLSConfig) -> Identity | None:
-    """The config's certificate and key, read as tls:// reads them (see _pem).
-
-    Cached per config, like ``tls://``'s client contexts: it is file I/O on
-    the Trio loop, and every dial with the same config needs the same files.
-    """
-    return load_identity(tls.certfile, tls.keyfile)
-
-
 def client_configuration(
-    tls: TLSConfig | None, host: str, *, idle_timeout: float
+    material: Material, host: str, *, idle_timeout: float
 ) -> QuicConfiguration:
     """The configuration for dialling ``host`` (verified like ``tls://``)."""
-    tls = tls or TLSConfig()
-    config = _base(tls, is_client=True, idle_timeout=idle_timeout)
-    config.verify_mode = ssl.CERT_REQUIRED
+    tls = material.config
+    config = _base(material, is_client=True, idle_timeout=idle_timeout)
+    # Development mode: no CA can vouch for an ephemeral certificate; the
+    # cookie handshake, bound to the channel, authenticates the peer.
+    config.verify_mode = ssl.CERT_NONE if tls.development else ssl.CERT_REQUIRED
     # aioquic checks the name only when one is set; without check_hostname the
     # chain is still verified against the CA.
     config.server_name = host if tls.check_hostname else None
     return config
 
 
-def server_configuration(tls: TLSConfig | None, *, idle_timeout: float) -> QuicConfiguration:
+def server_configuration(material: Material, *, idle_timeout: float) -> QuicConfiguration:
     """The configuration for accepting connections; needs a certificate."""
-    if tls is None or tls.certfile is None:
+    if material.identity is None:
         raise ConfigurationError(
-            "quic:// needs a TLSConfig with a certificate to listen (QUIC is always TLS 1.3)"
+            "quic:// needs a TLSConfig with a certificate to listen (QUIC is always TLS 1.3;"
+            " TLSConfig.dev() makes one for development)"
         )
-    return _base(tls, is_client=False, idle_timeout=idle_timeout)
+    return _base(material, is_client=False, idle_timeout=idle_timeout)
 
 
 def wants_client_cert(tls: TLSConfig | None) -> bool:

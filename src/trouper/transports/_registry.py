@@ -17,7 +17,7 @@ import trio
 from trouper._errors import ConfigurationError
 
 from ._address import Address
-from ._tls import TLSConfig
+from ._credentials import TLSSource
 
 __all__ = ["Handler", "LaneStream", "Transport", "get_transport", "register_transport"]
 
@@ -35,13 +35,15 @@ class Transport(Protocol):
     scheme: str
 
     async def connect(
-        self, address: Address, *, tls: TLSConfig | None, nursery: trio.Nursery | None = None
+        self, address: Address, *, tls: TLSSource | None, nursery: trio.Nursery | None = None
     ) -> trio.abc.Stream:
         """Open a stream to ``address``; any secure-channel handshake is done.
 
         A transport whose connections need a background task (QUIC's receive
         loop and timers, WebSocket's reader) runs it in ``nursery`` until the
-        stream is closed; without one it uses a Trio system task. Raises only
+        stream is closed; without one it uses a Trio system task. ``tls`` is
+        a ``TLSConfig`` or the ``TLSCredentials`` of a node (which a reload
+        swaps: a transport asks them per dial, and per accepted connection). Raises only
         ``TransportError`` subclasses (``ConnectionLost``, ``HandshakeFailed``)
         or ``ConfigurationError``.
         """
@@ -52,7 +54,7 @@ class Transport(Protocol):
         address: Address,
         handler: Handler,
         *,
-        tls: TLSConfig | None,
+        tls: TLSSource | None,
         task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Listen on ``address`` until cancelled, running ``handler`` per stream.

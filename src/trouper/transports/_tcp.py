@@ -7,15 +7,16 @@ from __future__ import annotations
 import errno
 import logging
 import ssl
+from collections.abc import Callable
 
 import trio
 
 from trouper._errors import ConfigurationError, TransportError
 
 from ._address import Address
+from ._credentials import TLSSource
 from ._mapping import map_exceptions
 from ._registry import Handler
-from ._tls import TLSConfig
 
 __all__ = ["TcpTransport"]
 
@@ -62,6 +63,10 @@ async def _open_listeners(host: str, port: int) -> list[trio.SocketListener]:
     return result
 
 
+def _no_context() -> None:
+    return None
+
+
 def _peer_name(scheme: str, stream: trio.SocketStream) -> str:
     try:
         host, port = stream.socket.getpeername()[:2]
@@ -82,7 +87,7 @@ class TcpTransport:
         self,
         address: Address,
         *,
-        tls: TLSConfig | None = None,
+        tls: TLSSource | None = None,
         nursery: trio.Nursery | None = None,
     ) -> trio.abc.Stream:
         self._check(address)
@@ -99,11 +104,11 @@ class TcpTransport:
         address: Address,
         handler: Handler,
         *,
-        tls: TLSConfig | None = None,
+        tls: TLSSource | None = None,
         task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         self._check(address)
-        context = self._server_context(tls)
+        contexts = self._server_contexts(tls)
         try:
             listeners = await _open_listeners(address.host, address.port)
         except OSError as exc:  # address in use, not ours, unresolvable...
@@ -111,17 +116,19 @@ class TcpTransport:
         bound = address.with_port(_port_of(listeners[0])).url
         async with trio.open_nursery() as nursery:
             for listener in listeners:
-                nursery.start_soon(self._accept_loop, bound, listener, nursery, handler, context)
+                nursery.start_soon(self._accept_loop, bound, listener, nursery, handler, contexts)
             logger.debug("listening on %s", bound)
             task_status.started(bound)
 
     # -- hooks for transports that secure the TCP stream (tls://) ----------
 
-    def _client_context(self, tls: TLSConfig | None) -> ssl.SSLContext | None:
+    def _client_context(self, tls: TLSSource | None) -> ssl.SSLContext | None:
         return None
 
-    def _server_context(self, tls: TLSConfig | None) -> ssl.SSLContext | None:
-        return None
+    def _server_contexts(self, tls: TLSSource | None) -> Callable[[], ssl.SSLContext | None]:
+        """What gives each accepted connection its context: asked per
+        connection, so that a reload of the certificates reaches new ones."""
+        return _no_context
 
     async def _secure_client(
         self, stream: trio.SocketStream, address: Address, context: ssl.SSLContext | None
@@ -145,7 +152,7 @@ class TcpTransport:
         listener: trio.SocketListener,
         nursery: trio.Nursery,
         handler: Handler,
-        context: ssl.SSLContext | None,
+        contexts: Callable[[], ssl.SSLContext | None],
     ) -> None:
         async with listener:
             while True:
@@ -157,7 +164,7 @@ class TcpTransport:
                     logger.error("accept on %s: %s; retrying shortly", bound, exc)
                     await trio.sleep(_CAPACITY_SLEEP)
                     continue
-                nursery.start_soon(self._connection, stream, handler, context)
+                nursery.start_soon(self._connection, stream, handler, contexts())
 
     async def _connection(
         self, stream: trio.SocketStream, handler: Handler, context: ssl.SSLContext | None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from trouper._errors import ConfigurationError
 
-from ._pem import StrPath, load_identity
+from ._pem import Identity, StrPath, ephemeral_identity, load_identity
 
 __all__ = ["ALPN_PROTOCOL", "TLSConfig"]
 
@@ -38,6 +38,7 @@ class TLSConfig:
     without a CA trusts the system store.
     ``check_hostname``: the server certificate must name the host dialled;
     turn it off for clusters whose certificates carry node names, not hosts.
+    ``development``: set by ``TLSConfig.dev()`` (see there); never with files.
     """
 
     certfile: StrPath | None = None
@@ -46,6 +47,31 @@ class TLSConfig:
     require_client_cert: bool = True
     check_hostname: bool = True
     minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
+    development: bool = False
+
+    def __post_init__(self) -> None:
+        if self.development and (self.certfile or self.keyfile or self.cafile):
+            raise ConfigurationError(
+                "TLSConfig.dev() makes its own certificate: it takes no certfile, keyfile"
+                " or cafile (use TLSConfig(certfile=..., cafile=...) for real certificates)"
+            )
+
+    @classmethod
+    def dev(cls) -> TLSConfig:
+        """Development mode: TLS with no certificate files, for a laptop.
+
+        Each node makes an ephemeral self-signed certificate when it starts
+        (and a new one on ``node.reload_tls()``). Peers' certificates are not
+        verified by any CA: nodes authenticate each other by the cookie
+        handshake alone, which is bound to the TLS channel (the hash of the
+        server's certificate as each end sees it is mixed into the proofs),
+        so a man in the middle who terminates TLS fails the handshake. The
+        traffic is encrypted; but anyone holding the cookie is trusted, and
+        there is no revocation or identity beyond the cookie. For
+        development only: give production clusters certificates from a CA.
+        Every node of the cluster must use ``dev()``.
+        """
+        return cls(require_client_cert=False, check_hostname=False, development=True)
 
     @classmethod
     def from_dir(
@@ -78,11 +104,22 @@ class TLSConfig:
             check_hostname=check_hostname,
         )
 
-    def server_context(self) -> ssl.SSLContext:
-        """An ``SSLContext`` for accepting connections."""
-        if self.certfile is None:
+    def identity(self) -> Identity | None:
+        """Read (or, in development mode, make) this node's certificate and key.
+
+        File I/O, or key generation: callers keep the result (see
+        ``TLSCredentials``) rather than call this per connection.
+        """
+        if self.development:
+            return ephemeral_identity()
+        return load_identity(self.certfile, self.keyfile)
+
+    def server_context(self, identity: Identity | None = None) -> ssl.SSLContext:
+        """An ``SSLContext`` for accepting connections (``identity``: one
+        already read by ``identity()``; read now when not given)."""
+        if self.certfile is None and not self.development:
             raise ConfigurationError("a TLS server needs a certificate: set TLSConfig.certfile")
-        ctx = self._base(ssl.PROTOCOL_TLS_SERVER)
+        ctx = self._base(ssl.PROTOCOL_TLS_SERVER, identity)
         if self.cafile is not None:
             self._load_ca(ctx)
             ctx.verify_mode = ssl.CERT_REQUIRED if self.require_client_cert else ssl.CERT_OPTIONAL
@@ -92,17 +129,21 @@ class TLSConfig:
         ctx.num_tickets = 0
         return ctx
 
-    def client_context(self) -> ssl.SSLContext:
+    def client_context(self, identity: Identity | None = None) -> ssl.SSLContext:
         """An ``SSLContext`` for dialling a peer."""
-        ctx = self._base(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED + check_hostname
+        ctx = self._base(ssl.PROTOCOL_TLS_CLIENT, identity)  # CERT_REQUIRED + check_hostname
         ctx.check_hostname = self.check_hostname
-        if self.cafile is not None:
+        if self.development:
+            # No CA can vouch for an ephemeral certificate: the cookie
+            # handshake, bound to this channel, authenticates the peer.
+            ctx.verify_mode = ssl.CERT_NONE
+        elif self.cafile is not None:
             self._load_ca(ctx)
         else:
             ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
         return ctx
 
-    def _base(self, protocol: int) -> ssl.SSLContext:
+    def _base(self, protocol: int, identity: Identity | None) -> ssl.SSLContext:
         if self.minimum_version < ssl.TLSVersion.TLSv1_2:
             raise ConfigurationError("TLS versions below 1.2 are not supported")
         ctx = ssl.SSLContext(protocol)
@@ -112,7 +153,8 @@ class TLSConfig:
         ctx.set_alpn_protocols([ALPN_PROTOCOL])
         # Read and checked by the loader quic:// uses too (see _pem), so all
         # transports accept the same files and word their problems the same.
-        identity = load_identity(self.certfile, self.keyfile)
+        if identity is None:
+            identity = self.identity()
         if identity is not None:
             identity.load_into(ctx)
         return ctx

@@ -8,15 +8,17 @@ unauthenticated stream to the runtime nor lets a silent peer hold a slot.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 
 import trio
 
 from trouper._errors import ConfigurationError, HandshakeFailed
 
 from ._address import Address
+from ._credentials import TLSSource, credentials_for
 from ._mapping import map_exceptions
 from ._tcp import TcpTransport
-from ._tls import ALPN_PROTOCOL, TLSConfig
+from ._tls import ALPN_PROTOCOL
 
 __all__ = ["TlsTransport"]
 
@@ -38,24 +40,23 @@ class TlsTransport(TcpTransport):
         if not handshake_timeout > 0:
             raise ConfigurationError(f"handshake_timeout must be > 0, got {handshake_timeout}")
         self.handshake_timeout = handshake_timeout
-        self._client_contexts: dict[TLSConfig, ssl.SSLContext] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(handshake_timeout={self.handshake_timeout})"
 
-    def _client_context(self, tls: TLSConfig | None) -> ssl.SSLContext:
-        # Built once per config: it reads certificate files, which is file
-        # I/O on the Trio loop, and the same context serves every dial.
-        config = tls or TLSConfig()
-        context = self._client_contexts.get(config)
-        if context is None:
-            context = self._client_contexts[config] = config.client_context()
-        return context
+    def _client_context(self, tls: TLSSource | None) -> ssl.SSLContext:
+        # Built once per config (it reads certificate files) and kept by the
+        # credentials, which a node reloads to rotate its certificates.
+        return credentials_for(tls).material.client
 
-    def _server_context(self, tls: TLSConfig | None) -> ssl.SSLContext:
+    def _server_contexts(self, tls: TLSSource | None) -> Callable[[], ssl.SSLContext]:
         if tls is None:
-            raise ConfigurationError("tls:// needs a TLSConfig with a certificate to listen")
-        return tls.server_context()
+            raise ConfigurationError(
+                f"{self.scheme}:// needs a TLSConfig with a certificate to listen"
+            )
+        credentials = credentials_for(tls)
+        credentials.server_context()  # no certificate: fail now, not per connection
+        return credentials.server_context
 
     async def _secure_client(
         self, stream: trio.SocketStream, address: Address, context: ssl.SSLContext | None

@@ -24,9 +24,10 @@ import trio_websocket as tws
 from trouper._errors import ConfigurationError, HandshakeFailed
 
 from ._address import Address
+from ._binding import server_certificate, set_server_certificate
+from ._credentials import TLSSource
 from ._registry import Handler
 from ._tcp import TcpTransport, _peer_name
-from ._tls import TLSConfig
 from ._tls_transport import TlsTransport
 from ._ws_stream import _RECEIVE_BUFFER, Setup, WebSocketStream, open_websocket_stream
 
@@ -86,7 +87,7 @@ class WsTransport(TcpTransport):
         self,
         address: Address,
         *,
-        tls: TLSConfig | None = None,
+        tls: TLSSource | None = None,
         nursery: trio.Nursery | None = None,
     ) -> trio.abc.Stream:
         """Dial ``address`` and upgrade to a WebSocket on its path.
@@ -116,7 +117,7 @@ class WsTransport(TcpTransport):
         address: Address,
         handler: Handler,
         *,
-        tls: TLSConfig | None = None,
+        tls: TLSSource | None = None,
         task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Listen on ``address``; upgrades on its path run ``handler``.
@@ -157,7 +158,7 @@ class WsTransport(TcpTransport):
     async def _open(
         self, stream: trio.abc.Stream, setup: Setup, peer: str, nursery: trio.Nursery | None
     ) -> WebSocketStream:
-        return await open_websocket_stream(
+        ws = await open_websocket_stream(
             stream,
             setup,
             peer=peer,
@@ -167,6 +168,10 @@ class WsTransport(TcpTransport):
             close_timeout=self.close_timeout,
             nursery=nursery,
         )
+        certificate = server_certificate(stream)  # wss: what the TLS under it was made with
+        if certificate is not None:
+            set_server_certificate(ws, certificate)
+        return ws
 
 
 class WssTransport(WsTransport, TlsTransport):
