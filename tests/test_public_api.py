@@ -12,6 +12,8 @@ PUBLIC = {
     "AskTimeout",
     "Backoff",
     "ChildSpec",
+    "Channel",
+    "ChannelClosed",
     "ConfigurationError",
     "ConnectionLost",
     "DeadLetter",
@@ -62,6 +64,7 @@ def test_public_names_are_pinned() -> None:
 
 def test_error_hierarchy_matches_the_design() -> None:
     actor_errors = [
+        trouper.ChannelClosed,
         trouper.ActorDead,
         trouper.ActorNotFound,
         trouper.UnhandledMessage,

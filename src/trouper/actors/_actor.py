@@ -39,7 +39,9 @@ def handler(fn: F) -> F:
 
     The second parameter's annotation picks the messages it handles; a union
     registers each member. An async-generator handler is a stream: the caller
-    iterates what it yields through ``ActorRef.stream``.
+    iterates what it yields through ``ActorRef.stream``. A handler taking a
+    third parameter, ``channel: trouper.Channel[Send, Receive]``, runs a
+    two-way channel that the caller opens with ``ActorRef.channel``.
     """
     if not (inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)):
         raise ConfigurationError(f"@handler needs an async def or async generator, got {fn!r}")
@@ -85,14 +87,18 @@ class Actor:
 
 
 class Entry:
-    """One row of a dispatch table: the function and whether it is a stream."""
+    """One row of a dispatch table: the function and whether it is a stream
+    (an async generator) or a channel handler (``(self, msg, channel)``)."""
 
-    __slots__ = ("fn", "is_stream", "name")
+    __slots__ = ("fn", "is_channel", "is_stream", "name")
 
-    def __init__(self, fn: Callable[..., Any], is_stream: bool, name: str) -> None:
+    def __init__(
+        self, fn: Callable[..., Any], is_stream: bool, name: str, is_channel: bool = False
+    ) -> None:
         self.fn = fn
         self.is_stream = is_stream
         self.name = name
+        self.is_channel = is_channel
 
 
 class ClassInfo:
@@ -142,6 +148,12 @@ class ClassInfo:
         return entry
 
 
+def is_channel_handler(fn: Callable[..., Any]) -> bool:
+    """True for a handler of two-way channels: ``async def h(self, msg,
+    channel: Channel[Send, Receive])``, opened with ``ref.channel(msg)``."""
+    return len(inspect.signature(fn).parameters) == 3 and inspect.iscoroutinefunction(fn)
+
+
 def class_info(cls: type[Actor]) -> ClassInfo:
     """The (lazily built, per-class) dispatch information of ``cls``."""
     info = cls.__dict__.get("_trouper_info")
@@ -167,15 +179,26 @@ def _collect_handlers(cls: type) -> dict[type, Entry]:
                     raise ConfigurationError(
                         f"{cls.__qualname__}: {tp!r} is handled by both {table[tp].name} and {name}"
                     )
-                table[tp] = Entry(value, inspect.isasyncgenfunction(value), name)
+                table[tp] = Entry(
+                    value,
+                    inspect.isasyncgenfunction(value),
+                    name,
+                    is_channel_handler(value),
+                )
     return table
 
 
 def _message_types(cls: type, fn: Callable[..., Any]) -> list[type]:
     params = list(inspect.signature(fn).parameters.values())
-    if len(params) != 2:
+    if len(params) == 3 and inspect.isasyncgenfunction(fn):
         raise ConfigurationError(
-            f"{cls.__qualname__}.{fn.__name__}: a handler takes (self, msg), got {len(params)}"
+            f"{cls.__qualname__}.{fn.__name__}: a channel handler (self, msg, channel) is an "
+            "async def, not an async generator"
+        )
+    if len(params) not in (2, 3):
+        raise ConfigurationError(
+            f"{cls.__qualname__}.{fn.__name__}: a handler takes (self, msg), or (self, msg, "
+            f"channel) for a two-way channel, got {len(params)}"
         )
     try:
         # Resolved in the module that defines the handler (fn.__globals__),

@@ -33,6 +33,11 @@ __all__ = [
     "ENVELOPE_TYPES",
     "Ask",
     "Challenge",
+    "ChannelCredit",
+    "ChannelDone",
+    "ChannelEnd",
+    "ChannelItem",
+    "ChannelOpen",
     "Credit",
     "Envelope",
     "ErrorDetail",
@@ -242,6 +247,56 @@ class StreamCancel(_Envelope, tag=24, frozen=True, array_like=True, gc=False):
     reason: str = ""
 
 
+# -- two-way channels --------------------------------------------------------
+#
+# A channel's id is chosen by the node that opens it; ``opener`` says which
+# end sent a frame (True: the opening node), so both nodes may open channels
+# with the same id on one connection without clashing. Each end grants the
+# other credit for the items it may send, as for streams.
+
+
+class ChannelOpen(_Envelope, tag=25, frozen=True, array_like=True, gc=False):
+    """Open a channel with ``target``'s handler for the message, granting it
+    ``credit`` items up front; the target's node answers with a
+    ``ChannelCredit`` (its own window) or a ``ChannelDone`` carrying why not."""
+
+    id: U64
+    target: WireRef
+    type_name: str
+    payload: msgspec.Raw
+    credit: Credits
+    sender: WireRef | None = None
+
+
+class ChannelItem(_Envelope, tag=26, frozen=True, array_like=True, gc=False):
+    id: U64
+    opener: bool
+    type_name: str
+    payload: msgspec.Raw
+
+
+class ChannelCredit(_Envelope, tag=27, frozen=True, array_like=True, gc=False):
+    id: U64
+    opener: bool
+    n: Credits
+
+
+class ChannelEnd(_Envelope, tag=28, frozen=True, array_like=True, gc=False):
+    """The sender sends no more items on this channel (it may still receive)."""
+
+    id: U64
+    opener: bool
+
+
+class ChannelDone(_Envelope, tag=29, frozen=True, array_like=True, gc=False):
+    """The sender is done with the channel: cleanly, or (``error``) because
+    it failed, was cancelled or refused the channel."""
+
+    id: U64
+    opener: bool
+    error: ErrorDetail | None = None
+
+
 # -- remote spawn ------------------------------------------------------------
 
 
@@ -322,6 +377,11 @@ Envelope: TypeAlias = (
     | StreamCredit
     | StreamEnd
     | StreamCancel
+    | ChannelOpen
+    | ChannelItem
+    | ChannelCredit
+    | ChannelEnd
+    | ChannelDone
     | Spawn
     | SpawnResult
     | Stop

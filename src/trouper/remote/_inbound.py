@@ -45,6 +45,7 @@ from ..protocols import (
     Watch,
     WireRef,
 )
+from ._channels import CHANNEL_HANDLERS
 from ._peer import RemoteWatcher
 from ._streams import (
     on_stream_cancel,
@@ -406,4 +407,5 @@ HANDLERS: dict[type, Callable[[Peer, Any], None]] = {
     Heartbeat: on_heartbeat,
     Gossip: on_gossip,
     RegistryUpdate: on_registry,
+    **CHANNEL_HANDLERS,
 }

@@ -18,7 +18,8 @@ class PeerStatistics:
     say which: ``pending_asks`` by ``max_pending_asks``, ``inbound_asks`` by
     ``max_inbound_asks``, ``parked`` by ``max_parked`` (and ``tell_window``
     per actor), ``outbox_bytes`` by ``max_outbox_bytes`` (times
-    ``outbox_hard_factor``), ``streams_in`` by ``max_streams``, ``watched_by``
+    ``outbox_hard_factor``), ``streams_in`` by ``max_streams``, ``channels_in``
+    by ``max_channels``, ``watched_by``
     by ``max_watches``, ``names`` by ``max_names``, ``requests`` by
     ``max_peer_requests``.
     """
@@ -43,6 +44,8 @@ class PeerStatistics:
     credit_targets: int
     owed_targets: int
     credit_waiters: int
+    channels_out: int = 0
+    channels_in: int = 0
 
 
 def statistics(peer: Peer) -> PeerStatistics:
@@ -67,4 +70,6 @@ def statistics(peer: Peer) -> PeerStatistics:
         credit_targets=len(peer.credits),
         owed_targets=len(peer.ledger),
         credit_waiters=len(peer.credit_waiters),
+        channels_out=len(peer.channels.opened),
+        channels_in=len(peer.channels.accepted),
     )

@@ -30,6 +30,7 @@ from ..actors._actor import Actor, ClassInfo, class_info
 from ..actors._messages import PoisonPill
 from . import _lifecycle as life
 from ._cell_ops import CellOps
+from ._channels import ChannelRequest, channel_handled
 from ._mailbox import SpaceWaiter, Waiter
 from ._ref import WATCH_NOTICE, ActorRef, current_cell
 from ._states import DEAD, NEW, RUNNING
@@ -296,6 +297,9 @@ class Cell(CellOps):
                 )
             return
         self._sender = sender
+        if entry.is_channel or type(reply) is ChannelRequest:
+            channel_handled(self, entry, msg, sender, reply)
+            return
         if entry.is_stream:
             if isinstance(reply, StreamSink):
                 actor = self._actor
