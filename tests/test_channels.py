@@ -260,9 +260,13 @@ async def test_wrong_uses_fail_with_a_clear_error(node: trouper.Node) -> None:
         async with ref.channel("plain text") as ch:
             with pytest.raises(trouper.ChannelClosed, match="not a channel handler"):
                 await ch.receive()
-        # A channel handler asked: told to use ref.channel().
+        # A channel handler asked: told to use ref.channel(); told: a dead letter.
         with pytest.raises(trouper.UnhandledMessage, match=r"ref\.channel\(\)"):
             await ref.ask(Talk("hi"))
+        async with node.dead_letters.subscribe() as letters:
+            await ref.tell(Talk("hi"))
+            letter = await letters.receive()
+        assert letter.message == Talk("hi") and "ref.channel()" in letter.reason
         for window in (0, -1, 1.5, True):
             with pytest.raises(trouper.ConfigurationError, match="window"):
                 async with ref.channel(Talk("hi"), window=window):

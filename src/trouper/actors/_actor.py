@@ -90,7 +90,7 @@ class Entry:
     """One row of a dispatch table: the function and whether it is a stream
     (an async generator) or a channel handler (``(self, msg, channel)``)."""
 
-    __slots__ = ("fn", "is_channel", "is_stream", "name")
+    __slots__ = ("fn", "is_channel", "is_stream", "name", "special")
 
     def __init__(
         self, fn: Callable[..., Any], is_stream: bool, name: str, is_channel: bool = False
@@ -99,6 +99,8 @@ class Entry:
         self.is_stream = is_stream
         self.name = name
         self.is_channel = is_channel
+        # Not an ask-or-tell handler: the cell's fast path leaves it alone.
+        self.special = is_stream or is_channel
 
 
 class ClassInfo:

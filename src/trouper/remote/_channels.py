@@ -157,7 +157,6 @@ async def open_remote_channel(
     side = ChannelSide(window, ref.path)
     # No credit yet: the target's node grants it when it accepts the channel.
     link = RemoteLink(peer, channel_id, True, side, 0, "" if sender is None else sender.path)
-    peer.channels.opened[channel_id] = link
     peer.send(
         ChannelOpen(
             channel_id,
@@ -168,6 +167,7 @@ async def open_remote_channel(
             None if sender is None else wire_ref(sender),
         )
     )
+    peer.channels.opened[channel_id] = link  # (sent: the peer was not down)
     async with open_channel_side(side) as channel:
         yield channel
 

@@ -264,7 +264,7 @@ class Cell(CellOps):
     async def _deliver(self, item: Item) -> None:
         msg, sender, reply = item
         entry = self._info.lookup(type(msg))
-        if reply is not None or entry is None or entry.is_stream:
+        if reply is not None or entry is None or entry.special:
             await self._deliver_slow(msg, sender, reply)
             return
         self._sender = sender
