@@ -267,6 +267,14 @@ async def test_wrong_uses_fail_with_a_clear_error(node: trouper.Node) -> None:
             await ref.tell(Talk("hi"))
             letter = await letters.receive()
         assert letter.message == Talk("hi") and "ref.channel()" in letter.reason
+        # An item of a type the handler does not take ends the channel, not the actor.
+        async with ref.channel(Talk("hi")) as ch:
+            assert await ch.receive() == "hi"
+            await ch.send(42)
+            with pytest.raises(
+                trouper.ChannelClosed, match="sent a int on a channel that takes str"
+            ):
+                await ch.receive()
         for window in (0, -1, 1.5, True):
             with pytest.raises(trouper.ConfigurationError, match="window"):
                 async with ref.channel(Talk("hi"), window=window):

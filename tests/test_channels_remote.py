@@ -158,6 +158,13 @@ async def test_either_side_closes_cancels_or_fails() -> None:
                 with pytest.raises(trouper.ChannelClosed, match="out of stock"):
                     await ch.receive()
             assert gauge.outcomes.count("started") == 1
+            # An item of a type the handler does not take: the channel ends, the actor does not.
+            async with ref.channel(Talk("typed")) as ch:
+                await ch.send(b"bytes")
+                with pytest.raises(trouper.ChannelClosed, match="sent a bytes"):
+                    async for _ in ch:
+                        pass
+            assert gauge.outcomes.count("started") == 1
             # The handler fails: the opener hears what, and the actor restarts.
             async with ref.channel(Fail()) as ch:
                 await ch.send("gravel")

@@ -30,7 +30,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
 
 import trio
 
@@ -69,6 +69,7 @@ class ChannelSide:
     """One end's state: what it received, and whether either side ended."""
 
     __slots__ = (
+        "accepts",
         "buffer",
         "closed",
         "ended",
@@ -96,6 +97,7 @@ class ChannelSide:
         self.readable = trio.Event()
         self.writable = trio.Event()
         self.scope: trio.CancelScope | None = None  # a handler's, to bound its linger
+        self.accepts: tuple[type, ...] | None = None  # what a handler declared it takes
 
     # ---------------------------------------------- what the other side does
 
@@ -147,6 +149,8 @@ class ChannelSide:
                 raise self.failure
             if self.buffer:
                 value = self.buffer.popleft()
+                if self.accepts is not None and not isinstance(value, self.accepts):
+                    self.refuse(value)
                 if not self.left and not self.gone:
                     assert self.link is not None
                     self.link.taken()
@@ -157,6 +161,17 @@ class ChannelSide:
                 raise ChannelClosed(f"this side has left the channel with {self.other}")
             self.readable = trio.Event()
             await self.readable.wait()
+
+    def refuse(self, value: Any) -> NoReturn:
+        """An item of a type the handler does not take: the channel ends (the
+        sender hears why) and the handler never sees it."""
+        names = " | ".join(tp.__name__ for tp in self.accepts or ())
+        exc = ChannelClosed(
+            f"{self.other} sent a {type(value).__name__} on a channel that takes {names}"
+        )
+        self.leave(exc)
+        self.failure = exc
+        raise exc
 
     def close(self) -> None:
         if self.closed or self.left:
@@ -330,6 +345,7 @@ async def run_channel(
     from . import _lifecycle as life
 
     side = request.side
+    side.accepts = entry.accepts
     with trio.CancelScope() as scope:
         side.scope = scope
         if side.gone:
