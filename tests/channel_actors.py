@@ -6,6 +6,8 @@ one process) decode the same message types.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import msgspec
@@ -75,6 +77,16 @@ class Gauge:
         self.outcomes: list[str] = []
         self.release = trio.Event()
         self.changed = trio.Event()
+        self.active = 0  # channel handlers running now
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        self.active += 1
+        try:
+            yield
+        finally:
+            self.active -= 1
+            self.poke()
 
     def note(self, outcome: str) -> None:
         self.outcomes.append(outcome)
@@ -94,13 +106,14 @@ class Talker(trouper.Actor):
 
     @trouper.handler
     async def talk(self, msg: Talk, channel: trouper.Channel[str, str]) -> None:
-        await channel.send(msg.greeting)
-        lines = 0
-        async for line in channel:
-            lines += 1
-            await channel.send(line.upper())
-        await channel.send(f"heard {lines}")
-        self.gauge.note("talk done")
+        with self.gauge.running():
+            await channel.send(msg.greeting)
+            lines = 0
+            async for line in channel:
+                lines += 1
+                await channel.send(line.upper())
+            await channel.send(f"heard {lines}")
+            self.gauge.note("talk done")
 
     @trouper.handler
     async def pour(self, msg: Pour, channel: trouper.Channel[int, Any]) -> None:
@@ -116,11 +129,12 @@ class Talker(trouper.Actor):
 
     @trouper.handler
     async def drink(self, msg: Drink, channel: trouper.Channel[int, int]) -> None:
-        await self.gauge.release.wait()
-        async for _ in channel:
-            self.gauge.read += 1
-        await channel.send(self.gauge.read)
-        self.gauge.note("drink done")
+        with self.gauge.running():
+            await self.gauge.release.wait()
+            async for _ in channel:
+                self.gauge.read += 1
+            await channel.send(self.gauge.read)
+            self.gauge.note("drink done")
 
     @trouper.handler
     async def fail(self, msg: Fail, channel: trouper.Channel[Any, str]) -> None:
@@ -135,6 +149,10 @@ class Talker(trouper.Actor):
 
     @trouper.handler
     async def hold(self, msg: Hold, channel: trouper.Channel[str, Any]) -> None:
+        with self.gauge.running():
+            await self._hold(channel)
+
+    async def _hold(self, channel: trouper.Channel[str, Any]) -> None:
         await channel.send("holding")
         try:
             async for item in channel:
