@@ -20,12 +20,12 @@ from typing import Any
 import attrs
 import msgspec
 import trio
-from channel_actors import Drink, Gauge, Hold, Talk, Talker, until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_remote_bounds import RawPeer, eventually, pair, payload, remoting, stats, wire
 
 import trouper
+from channel_actors import Drink, Gauge, Hold, Talk, Talker, until
+from test_remote_bounds import RawPeer, eventually, pair, payload, remoting, stats, wire
 from trouper.protocols import (
     Ask,
     ChannelCredit,
