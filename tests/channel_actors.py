@@ -193,3 +193,28 @@ async def until(gauge: Gauge, predicate: Any) -> None:
     holds of what the handlers did."""
     while not predicate():
         await gauge.changed.wait()
+
+
+async def shared_side(ref: trouper.ActorRef) -> None:
+    got: list[str] = []
+    with trio.fail_after(10):
+        async with ref.channel(Talk("go"), window=1) as ch:
+            assert await ch.receive() == "go"
+
+            async def write(tag: str) -> None:
+                for i in range(50):
+                    await ch.send(f"{tag}{i}")
+
+            async def read() -> None:
+                async for line in ch:
+                    got.append(line)
+
+            async with trio.open_nursery() as readers:
+                readers.start_soon(read)
+                readers.start_soon(read)
+                async with trio.open_nursery() as writers:
+                    writers.start_soon(write, "a")
+                    writers.start_soon(write, "b")
+                await ch.close()
+    expected = {f"{tag}{i}".upper() for tag in "ab" for i in range(50)}
+    assert len(got) == 101 and set(got) == expected | {"heard 100"}

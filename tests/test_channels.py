@@ -22,6 +22,7 @@ from channel_actors import (
     Pour,
     Talk,
     Talker,
+    shared_side,
     until,
 )
 from trouper.services import channel_method, channel_parameter
@@ -339,3 +340,10 @@ async def test_a_service_method_may_take_a_channel(node: trouper.Node) -> None:
                 offers.append(await ch.receive())
             assert offers == [9, 8, 7, 8]
             assert [x async for x in ch] == []
+
+
+async def test_several_tasks_may_share_one_side(node: trouper.Node) -> None:
+    """Two writers and two readers on the opener's side, a window of 1: every
+    item arrives once (no task is left waiting on an event nobody sets)."""
+    ref = await node.spawn(Talker, Gauge())
+    await shared_side(ref)

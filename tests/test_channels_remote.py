@@ -25,6 +25,7 @@ from channel_actors import (
     Pour,
     Talk,
     Talker,
+    shared_side,
     until,
 )
 from test_remote_bounds import RawPeer, default, eventually, pair, remoting, stats, wire
@@ -302,3 +303,9 @@ async def test_a_hostile_peers_channel_ids_end_only_that_channel() -> None:
             await eventually(lambda: stats(srv, "raw").channels_in == 0)
             assert gauge.outcomes.count("started") == 1
             assert stats(srv, "raw").status == "up"
+
+
+async def test_several_tasks_may_share_one_side_across_nodes() -> None:
+    with trio.fail_after(20):
+        async with talker() as (_, ref, _gauge):
+            await shared_side(ref)

@@ -159,7 +159,8 @@ class ChannelSide:
                 raise trio.EndOfChannel
             if self.left:
                 raise ChannelClosed(f"this side has left the channel with {self.other}")
-            self.readable = trio.Event()
+            if self.readable.is_set():  # (a fresh one is shared by every reader)
+                self.readable = trio.Event()
             await self.readable.wait()
 
     def refuse(self, value: Any) -> NoReturn:
@@ -194,8 +195,10 @@ class ChannelSide:
             self.link.leave(cause)
 
     def wait_writable(self) -> trio.Event:
-        """The event a sender waiting for room (credit) sleeps on."""
-        self.writable = trio.Event()
+        """The event a sender waiting for room (credit) sleeps on; one for all
+        the senders that wait at once."""
+        if self.writable.is_set():
+            self.writable = trio.Event()
         return self.writable
 
 
