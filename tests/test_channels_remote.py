@@ -319,14 +319,16 @@ async def test_an_item_that_cannot_be_sent_fails_alone() -> None:
         pass
 
     with trio.fail_after(20):
-        async with talker(max_frame_size=64 * 1024) as (_, ref, _gauge):
-            async with ref.channel(Talk("big")) as ch:
-                assert await ch.receive() == "big"
-                with pytest.raises(trouper.FrameTooLarge, match="channel item"):
-                    await ch.send("x" * 100_000)
-                with pytest.raises(trouper.ConfigurationError, match="not a registered"):
-                    await ch.send(Unregistered())
-                await ch.send("small")
-                assert await ch.receive() == "SMALL"
-                await ch.close()
-                assert [x async for x in ch] == ["heard 1"]
+        async with (
+            talker(max_frame_size=64 * 1024) as (_, ref, _gauge),
+            ref.channel(Talk("big")) as ch,
+        ):
+            assert await ch.receive() == "big"
+            with pytest.raises(trouper.FrameTooLarge, match="channel item"):
+                await ch.send("x" * 100_000)
+            with pytest.raises(trouper.ConfigurationError, match="not a registered"):
+                await ch.send(Unregistered())
+            await ch.send("small")
+            assert await ch.receive() == "SMALL"
+            await ch.close()
+            assert [x async for x in ch] == ["heard 1"]
