@@ -347,3 +347,22 @@ async def test_several_tasks_may_share_one_side(node: trouper.Node) -> None:
     item arrives once (no task is left waiting on an event nobody sets)."""
     ref = await node.spawn(Talker, Gauge())
     await shared_side(ref)
+
+
+async def test_a_restart_ends_the_channels_of_the_failed_instance(node: trouper.Node) -> None:
+    """One channel's handler fails: the actor restarts, and its other
+    channels (handled by the failed instance) end with an error too."""
+    gauge = Gauge()
+    ref = await node.spawn(Talker, gauge)
+    with trio.fail_after(10):
+        async with ref.channel(Hold()) as held, ref.channel(Fail()) as failing:
+            assert await held.receive() == "holding"
+            await failing.send("gravel")
+            with pytest.raises(trouper.ChannelClosed, match="ValueError"):
+                await failing.receive()
+            with pytest.raises(trouper.ChannelClosed, match="stopped during the channel"):
+                await held.receive()
+        await until(gauge, lambda: gauge.outcomes.count("started") == 2)
+        # The new instance takes channels as before.
+        async with ref.channel(Talk("again")) as ch:
+            assert await ch.receive() == "again"
