@@ -366,3 +366,13 @@ async def test_a_restart_ends_the_channels_of_the_failed_instance(node: trouper.
         # The new instance takes channels as before.
         async with ref.channel(Talk("again")) as ch:
             assert await ch.receive() == "again"
+
+
+async def test_a_third_parameter_must_be_the_channel(node: trouper.Node) -> None:
+    class Confused(trouper.Actor):
+        @trouper.handler
+        async def h(self, msg: Talk, extra: int) -> None:
+            pass
+
+    with pytest.raises(trouper.ConfigurationError, match=r"annotate extra as trouper\.Channel"):
+        await node.spawn(Confused)

@@ -269,7 +269,15 @@ def _message_types(cls: type, fn: Callable[..., Any]) -> list[type]:
         register_message_type(tp)
     _register_nested(hints.get("return"))
     if len(params) == 3:
-        _register_nested(hints.get(params[2].name))  # what a channel carries, both ways
+        from ..runtime._channels import Channel  # (the runtime is loaded by now)
+
+        hint = hints.get(params[2].name)
+        if hint is not Channel and typing.get_origin(hint) is not Channel:
+            raise ConfigurationError(
+                f"{cls.__qualname__}.{fn.__name__}: a handler's third parameter is its "
+                f"channel: annotate {params[2].name} as trouper.Channel[Send, Receive]"
+            )
+        _register_nested(hint)  # what a channel carries, both ways
     return types_
 
 
