@@ -217,3 +217,29 @@ register(
         quick_size=200,
     )
 )
+register(
+    Case(
+        name="local_channel",
+        trouper="channels:trouper_local_channel",
+        baseline="channels:trouper_local_stream",
+        baseline_name="trouper ref.stream() of the same items from the same actor (window 64)",
+        unit="items/s",
+        better="higher",
+        target=1.0,
+        size=100_000,
+        quick_size=5_000,
+    )
+)
+register(
+    Case(
+        name="remote_channel",
+        trouper="channels:trouper_remote_channel",
+        baseline="channels:trouper_remote_stream",
+        baseline_name="trouper ref.stream() of the same items, same 2 processes (window 64)",
+        unit="items/s",
+        better="higher",
+        target=1.0,
+        size=50_000,
+        quick_size=2_000,
+    )
+)

@@ -14,6 +14,8 @@ PUBLIC = {
     "Breaker",
     "BreakerChanged",
     "ChildSpec",
+    "Channel",
+    "ChannelClosed",
     "ConfigurationError",
     "ConnectionLost",
     "ConsistentHash",
@@ -72,6 +74,7 @@ def test_public_names_are_pinned() -> None:
 
 def test_error_hierarchy_matches_the_design() -> None:
     actor_errors = [
+        trouper.ChannelClosed,
         trouper.ActorDead,
         trouper.ActorNotFound,
         trouper.UnhandledMessage,

@@ -9,6 +9,7 @@ from ._errors import ActorDead as ActorDead
 from ._errors import ActorError as ActorError
 from ._errors import ActorNotFound as ActorNotFound
 from ._errors import AskTimeout as AskTimeout
+from ._errors import ChannelClosed as ChannelClosed
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import ConnectionLost as ConnectionLost
 from ._errors import DiscoveryUnavailable as DiscoveryUnavailable
@@ -39,6 +40,7 @@ from .actors import handler as handler
 from .actors import message as message
 from .remote import NodeHandle as NodeHandle
 from .runtime import ActorRef as ActorRef
+from .runtime import Channel as Channel
 from .runtime import DeadLetters as DeadLetters
 from .runtime import EventStatistics as EventStatistics
 from .runtime import MemberInfo as MemberInfo
@@ -77,6 +79,8 @@ __all__ = [
     "Backoff",
     "Breaker",
     "BreakerChanged",
+    "Channel",
+    "ChannelClosed",
     "ChildSpec",
     "ConfigurationError",
     "ConnectionLost",

@@ -113,6 +113,14 @@ class SubscriberOverflow(ActorError):
     error_code = "subscriber-overflow"
 
 
+class ChannelClosed(ActorError):
+    """A two-way channel ended abnormally: the other side cancelled it,
+    failed, stopped or went away (the message names the cause, chained as
+    ``__cause__`` when known), or this side used it after closing it."""
+
+    error_code = "channel-closed"
+
+
 class RemoteError(TrouperError):
     """A failure raised inside an actor on another node.
 

@@ -39,7 +39,9 @@ def handler(fn: F) -> F:
 
     The second parameter's annotation picks the messages it handles; a union
     registers each member. An async-generator handler is a stream: the caller
-    iterates what it yields through ``ActorRef.stream``.
+    iterates what it yields through ``ActorRef.stream``. A handler taking a
+    third parameter, ``channel: trouper.Channel[Send, Receive]``, runs a
+    two-way channel that the caller opens with ``ActorRef.channel``.
     """
     if not (inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)):
         raise ConfigurationError(f"@handler needs an async def or async generator, got {fn!r}")
@@ -85,14 +87,27 @@ class Actor:
 
 
 class Entry:
-    """One row of a dispatch table: the function and whether it is a stream."""
+    """One row of a dispatch table: the function and whether it is a stream
+    (an async generator) or a channel handler (``(self, msg, channel)``)."""
 
-    __slots__ = ("fn", "is_stream", "name")
+    __slots__ = ("accepts", "fn", "is_channel", "is_stream", "name", "special")
 
-    def __init__(self, fn: Callable[..., Any], is_stream: bool, name: str) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        is_stream: bool,
+        name: str,
+        is_channel: bool = False,
+        accepts: tuple[type, ...] | None = None,
+    ) -> None:
         self.fn = fn
         self.is_stream = is_stream
         self.name = name
+        self.is_channel = is_channel
+        #: What a channel handler receives (``R`` of ``Channel[S, R]``); None: anything.
+        self.accepts = accepts
+        # Not an ask-or-tell handler: the cell's fast path leaves it alone.
+        self.special = is_stream or is_channel
 
 
 class ClassInfo:
@@ -142,6 +157,53 @@ class ClassInfo:
         return entry
 
 
+def is_channel_handler(fn: Callable[..., Any]) -> bool:
+    """True for a handler of two-way channels: ``async def h(self, msg,
+    channel: Channel[Send, Receive])``, opened with ``ref.channel(msg)``."""
+    return len(inspect.signature(fn).parameters) == 3 and inspect.iscoroutinefunction(fn)
+
+
+def channel_accepts(fn: Callable[..., Any]) -> tuple[type, ...] | None:
+    """The classes a channel handler receives, from ``channel: Channel[S, R]``
+    (``R``, as ``isinstance`` checks it), so that an item of another type ends
+    the channel instead of reaching the handler; None: anything."""
+    params = list(inspect.signature(fn).parameters.values())
+    if len(params) != 3:
+        return None
+    try:
+        hint = typing.get_type_hints(fn).get(params[2].name)
+    except Exception:  # unresolvable: _message_types says so
+        return None
+    args = typing.get_args(hint)
+    if len(args) != 2:
+        return None
+    accepted = _checkable(args[1])
+    if accepted is not None and float in accepted:
+        accepted = (*accepted, int)  # the numeric tower: an int is a fine float
+    return accepted
+
+
+def _checkable(ann: Any) -> tuple[type, ...] | None:
+    if ann is Any or ann is object:
+        return None
+    if typing.get_origin(ann) is Union or isinstance(ann, types.UnionType):
+        out: list[type] = []
+        for arg in typing.get_args(ann):
+            more = _checkable(arg)
+            if more is None:
+                return None
+            out.extend(more)
+        return tuple(out)
+    if ann is None or ann is type(None):
+        return (type(None),)
+    origin = typing.get_origin(ann)
+    if isinstance(origin, type):
+        return (origin,)
+    if isinstance(ann, type):
+        return (ann,)
+    return None  # a TypeVar, a Literal...: not checked
+
+
 def class_info(cls: type[Actor]) -> ClassInfo:
     """The (lazily built, per-class) dispatch information of ``cls``."""
     info = cls.__dict__.get("_trouper_info")
@@ -167,15 +229,27 @@ def _collect_handlers(cls: type) -> dict[type, Entry]:
                     raise ConfigurationError(
                         f"{cls.__qualname__}: {tp!r} is handled by both {table[tp].name} and {name}"
                     )
-                table[tp] = Entry(value, inspect.isasyncgenfunction(value), name)
+                table[tp] = Entry(
+                    value,
+                    inspect.isasyncgenfunction(value),
+                    name,
+                    is_channel_handler(value),
+                    channel_accepts(value),
+                )
     return table
 
 
 def _message_types(cls: type, fn: Callable[..., Any]) -> list[type]:
     params = list(inspect.signature(fn).parameters.values())
-    if len(params) != 2:
+    if len(params) == 3 and inspect.isasyncgenfunction(fn):
         raise ConfigurationError(
-            f"{cls.__qualname__}.{fn.__name__}: a handler takes (self, msg), got {len(params)}"
+            f"{cls.__qualname__}.{fn.__name__}: a channel handler (self, msg, channel) is an "
+            "async def, not an async generator"
+        )
+    if len(params) not in (2, 3):
+        raise ConfigurationError(
+            f"{cls.__qualname__}.{fn.__name__}: a handler takes (self, msg), or (self, msg, "
+            f"channel) for a two-way channel, got {len(params)}"
         )
     try:
         # Resolved in the module that defines the handler (fn.__globals__),
@@ -194,6 +268,16 @@ def _message_types(cls: type, fn: Callable[..., Any]) -> list[type]:
     for tp in types_:
         register_message_type(tp)
     _register_nested(hints.get("return"))
+    if len(params) == 3:
+        from ..runtime._channels import Channel  # (the runtime is loaded by now)
+
+        hint = hints.get(params[2].name)
+        if hint is not Channel and typing.get_origin(hint) is not Channel:
+            raise ConfigurationError(
+                f"{cls.__qualname__}.{fn.__name__}: a handler's third parameter is its "
+                f"channel: annotate {params[2].name} as trouper.Channel[Send, Receive]"
+            )
+        _register_nested(hint)  # what a channel carries, both ways
     return types_
 
 

@@ -16,6 +16,11 @@ from ._envelopes import ENVELOPE_TYPES as ENVELOPE_TYPES
 from ._envelopes import MAX_TOPIC_LENGTH as MAX_TOPIC_LENGTH
 from ._envelopes import Ask as Ask
 from ._envelopes import Challenge as Challenge
+from ._envelopes import ChannelCredit as ChannelCredit
+from ._envelopes import ChannelDone as ChannelDone
+from ._envelopes import ChannelEnd as ChannelEnd
+from ._envelopes import ChannelItem as ChannelItem
+from ._envelopes import ChannelOpen as ChannelOpen
 from ._envelopes import Credit as Credit
 from ._envelopes import Envelope as Envelope
 from ._envelopes import ErrorDetail as ErrorDetail
@@ -76,6 +81,11 @@ __all__ = [
     "AcceptorConnection",
     "Ask",
     "Challenge",
+    "ChannelCredit",
+    "ChannelDone",
+    "ChannelEnd",
+    "ChannelItem",
+    "ChannelOpen",
     "ConnState",
     "Connection",
     "Credit",

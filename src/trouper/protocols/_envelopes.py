@@ -25,15 +25,34 @@ the many envelopes a busy link allocates.
 
 from __future__ import annotations
 
-from typing import Annotated, TypeAlias
+from typing import TypeAlias
 
 import msgspec
+
+from ._service_envelopes import (
+    MAX_TOPIC_LENGTH,
+    ChannelCredit,
+    ChannelDone,
+    ChannelEnd,
+    ChannelItem,
+    ChannelOpen,
+    GroupUpdate,
+    Interest,
+    Publish,
+)
+from ._wire_types import U64, Credits, ErrorDetail, Member, NodeId, Nonce, Proof, WireRef
+from ._wire_types import EnvelopeBase as _Envelope
 
 __all__ = [
     "ENVELOPE_TYPES",
     "MAX_TOPIC_LENGTH",
     "Ask",
     "Challenge",
+    "ChannelCredit",
+    "ChannelDone",
+    "ChannelEnd",
+    "ChannelItem",
+    "ChannelOpen",
     "Credit",
     "Envelope",
     "ErrorDetail",
@@ -63,52 +82,6 @@ __all__ = [
     "Welcome",
     "WireRef",
 ]
-
-#: Ids, sequence numbers and incarnations: unsigned 64-bit integers (msgpack
-#: itself caps integers at 2**64 - 1; msgspec cannot express that bound).
-U64 = Annotated[int, msgspec.Meta(ge=0)]
-#: Credits granted at once; bounded so a peer cannot overflow a window.
-Credits = Annotated[int, msgspec.Meta(ge=1, le=2**32 - 1)]
-NodeId = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
-#: Handshake nonces: at least 128 bits of the caller's randomness.
-Nonce = Annotated[bytes, msgspec.Meta(min_length=16, max_length=64)]
-#: An HMAC-SHA256 digest.
-Proof = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
-
-
-class WireRef(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """An actor address as it travels: node id, actor path and uid."""
-
-    node: str
-    path: str
-    uid: U64
-
-
-class Member(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """One node as gossip describes it."""
-
-    node: NodeId
-    incarnation: U64
-    addresses: list[str]
-    status: str
-    version: U64
-
-
-class ErrorDetail(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """Why a stream ended abnormally (the fields of ``Failure`` without an id)."""
-
-    type_name: str
-    message: str
-    traceback: str = ""
-    node: str = ""
-    path: str = ""
-    error_code: str = "remote"
-    retryable: bool = False
-
-
-class _Envelope(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """Shared configuration of the envelope structs (not itself on the wire)."""
-
 
 # -- handshake ---------------------------------------------------------------
 
@@ -301,44 +274,6 @@ class RegistryUpdate(_Envelope, tag=42, frozen=True, array_like=True, gc=False):
     snapshot: bool = False
 
 
-class GroupUpdate(_Envelope, tag=45, frozen=True, array_like=True, gc=False):
-    """Group memberships owned by ``node`` (group -> refs, in join order);
-    with ``snapshot`` the joined entries replace everything previously known
-    from that node instead of patching it. A large snapshot is sent as one
-    ``snapshot`` envelope followed by patches. (Tag 46 is kept for groups.)"""
-
-    node: NodeId
-    joined: dict[str, list[WireRef]]
-    left: dict[str, list[WireRef]]
-    snapshot: bool = False
-
-
-# -- cluster-wide events ----------------------------------------------------
-
-#: Topics that cross nodes are strings of at most this many characters (a
-#: receiver ignores longer ones rather than failing the frame).
-MAX_TOPIC_LENGTH = 255
-#: Subscribers one node announces for a topic (a count, bounded like credits).
-SubscriberCount = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
-
-
-class Interest(_Envelope, tag=43, frozen=True, array_like=True, gc=False):
-    """The sender's local subscribers per topic (0: none any more); with
-    ``snapshot`` the counts replace everything previously announced."""
-
-    counts: dict[str, SubscriberCount]
-    snapshot: bool = False
-
-
-class Publish(_Envelope, tag=44, frozen=True, array_like=True, gc=False):
-    """One event for the receiver's local subscribers of ``topic`` (one per
-    node per publish; the receiver fans it out and never forwards it)."""
-
-    topic: str
-    type_name: str
-    payload: msgspec.Raw
-
-
 class Goodbye(_Envelope, tag=99, frozen=True, array_like=True, gc=False):
     """The sender is closing the connection; ``code`` is an ``error_code``
     when it closes because of an error."""
@@ -364,6 +299,11 @@ Envelope: TypeAlias = (
     | StreamCredit
     | StreamEnd
     | StreamCancel
+    | ChannelOpen
+    | ChannelItem
+    | ChannelCredit
+    | ChannelEnd
+    | ChannelDone
     | Spawn
     | SpawnResult
     | Stop

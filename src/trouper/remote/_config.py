@@ -75,6 +75,11 @@ class RemoteConfig:
     max_inbound_asks: int = attrs.field(default=20_000, validator=_positive_int)
     #: Streams one peer may have open on this node's actors.
     max_streams: int = attrs.field(default=1_000, validator=_positive_int)
+    #: Two-way channels one peer may have open with this node's actors.
+    max_channels: int = attrs.field(default=1_000, validator=_positive_int)
+    #: Items one channel opened by a peer may have waiting here, unread
+    #: (the window it asked for, at most this).
+    max_channel_window: int = attrs.field(default=64, validator=_positive_int)
     #: Watches one peer may hold on this node's actors.
     max_watches: int = attrs.field(default=100_000, validator=_positive_int)
     #: Names one peer may announce.

@@ -46,6 +46,7 @@ from ..protocols import (
     Watch,
     WireRef,
 )
+from ._channels import CHANNEL_HANDLERS
 from ._events import EVENT_HANDLERS
 from ._peer import RemoteWatcher
 from ._streams import (
@@ -414,4 +415,5 @@ HANDLERS: dict[type, Callable[[Peer, Any], None]] = {
     RegistryUpdate: on_registry,
     GroupUpdate: on_groups,
     **EVENT_HANDLERS,
+    **CHANNEL_HANDLERS,
 }

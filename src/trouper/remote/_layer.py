@@ -33,7 +33,7 @@ from ..protocols import (
     StreamItem,
     Tell,
 )
-from ..runtime import ActorRef, MemberInfo, StreamReader, current_sender
+from ..runtime import ActorRef, Channel, MemberInfo, StreamReader, current_sender
 from ..transports import get_transport, parse_address
 from ._allow import AllowList
 from ._conn import Connection
@@ -259,6 +259,23 @@ class Remoting(Membership, Requests, RemoteTLS):
             raise errors.ActorDead(f"{ref.path} is dead")
         async with open_remote_stream(self.peer_of(ref.node_id), ref, msg, window) as reader:
             yield reader
+
+    def open_channel(
+        self, ref: ActorRef, msg: Any, window: int
+    ) -> AbstractAsyncContextManager[Channel[Any, Any]]:
+        return self._open_channel(ref, msg, window)
+
+    @asynccontextmanager
+    async def _open_channel(
+        self, ref: ActorRef, msg: Any, window: int
+    ) -> AsyncIterator[Channel[Any, Any]]:
+        from ._channels import open_remote_channel
+
+        if self._own(ref):
+            await trio.lowlevel.checkpoint()
+            raise errors.ActorDead(f"{ref.path} is dead")
+        async with open_remote_channel(self.peer_of(ref.node_id), ref, msg, window) as channel:
+            yield channel
 
     def watch(self, watcher: Cell, ref: ActorRef) -> None:
         peer = self.peers.get(ref.node_id)

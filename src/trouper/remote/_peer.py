@@ -31,6 +31,7 @@ from ..protocols import (
     WireRef,
 )
 from ..runtime import Reply
+from ._channels import ChannelTable
 from ._outbox import Outbox
 from ._wire import wire_ref
 
@@ -83,6 +84,7 @@ class Peer:
         self.credit_waiters: dict[WireRef, tuple[trio.Event, int]] = {}
         self.streams: dict[int, RemoteStream] = {}
         self.watching: dict[ActorRef, set[Cell]] = {}
+        self.channels = ChannelTable()  # both ways: opened here, and by the peer
         # What the peer asked of this node.
         self.ledger: CreditLedger[WireRef] = CreditLedger(config.tell_window)
         self.parked: dict[WireRef, int] = {}
@@ -309,6 +311,7 @@ class Peer:
         producers, self.producers = self.producers, {}
         for producer in producers.values():
             producer.cancel()
+        self.channels.fail_all(exc)
 
     def down(self, reason: str) -> None:
         """Declared down: every watch fires ``node-down``, names vanish."""

@@ -18,7 +18,8 @@ class PeerStatistics:
     say which: ``pending_asks`` by ``max_pending_asks``, ``inbound_asks`` by
     ``max_inbound_asks``, ``parked`` by ``max_parked`` (and ``tell_window``
     per actor), ``outbox_bytes`` by ``max_outbox_bytes`` (times
-    ``outbox_hard_factor``), ``streams_in`` by ``max_streams``, ``watched_by``
+    ``outbox_hard_factor``), ``streams_in`` by ``max_streams``, ``channels_in``
+    by ``max_channels``, ``watched_by``
     by ``max_watches``, ``names`` by ``max_names``, ``requests`` by
     ``max_peer_requests``, ``group_members`` by ``max_group_members``,
     ``event_topics`` by ``max_event_topics``.
@@ -52,6 +53,8 @@ class PeerStatistics:
     events_sent: int = 0
     events_received: int = 0
     events_dropped: int = 0
+    channels_out: int = 0
+    channels_in: int = 0
 
 
 def statistics(peer: Peer) -> PeerStatistics:
@@ -82,4 +85,6 @@ def statistics(peer: Peer) -> PeerStatistics:
         events_sent=events.sent,
         events_received=events.received,
         events_dropped=events.dropped,
+        channels_out=len(peer.channels.opened),
+        channels_in=len(peer.channels.accepted),
     )

@@ -106,6 +106,7 @@ _OWN_ERRORS: dict[str, type[errors.TrouperError]] = {
         errors.NodeDown,
         errors.ConfigurationError,
         errors.FrameTooLarge,
+        errors.ChannelClosed,
     )
 }
 

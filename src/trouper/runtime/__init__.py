@@ -9,6 +9,10 @@ runtime's private attributes.
 
 from ..protocols import default_registry as _default_registry
 from ._cell import Cell as Cell
+from ._channels import Channel as Channel
+from ._channels import ChannelRequest as ChannelRequest
+from ._channels import ChannelSide as ChannelSide
+from ._channels import opened as open_channel_side
 from ._events import DeadLetters as DeadLetters
 from ._events import EventBridge as EventBridge
 from ._events import EventStatistics as EventStatistics
@@ -40,6 +44,9 @@ _default_registry.register(ActorRef, "trouper:ActorRef")
 __all__ = [
     "ActorRef",
     "Cell",
+    "Channel",
+    "ChannelRequest",
+    "ChannelSide",
     "ConsumerGone",
     "DeadLetters",
     "EventBridge",
@@ -63,4 +70,5 @@ __all__ = [
     "current_sender",
     "hosted",
     "node_of",
+    "open_channel_side",
 ]

@@ -30,6 +30,7 @@ from ..actors._actor import Actor, ClassInfo, class_info
 from ..actors._messages import PoisonPill
 from . import _lifecycle as life
 from ._cell_ops import CellOps
+from ._channels import ChannelRequest, channel_handled
 from ._mailbox import SpaceWaiter, Waiter
 from ._ref import WATCH_NOTICE, ActorRef, current_cell
 from ._states import DEAD, NEW, RUNNING
@@ -263,7 +264,7 @@ class Cell(CellOps):
     async def _deliver(self, item: Item) -> None:
         msg, sender, reply = item
         entry = self._info.lookup(type(msg))
-        if reply is not None or entry is None or entry.is_stream:
+        if reply is not None or entry is None or entry.special:
             await self._deliver_slow(msg, sender, reply)
             return
         self._sender = sender
@@ -296,6 +297,9 @@ class Cell(CellOps):
                 )
             return
         self._sender = sender
+        if entry.is_channel or type(reply) is ChannelRequest:
+            channel_handled(self, entry, msg, sender, reply)
+            return
         if entry.is_stream:
             if isinstance(reply, StreamSink):
                 actor = self._actor

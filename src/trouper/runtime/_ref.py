@@ -18,6 +18,7 @@ import outcome
 import trio
 
 from .._errors import ActorDead, AskTimeout, ConfigurationError, MailboxFull
+from ._channels import Channel, ChannelRequest, local_pair, opened
 from ._states import DEAD
 from ._streams import StreamReader, StreamRequest
 
@@ -235,6 +236,35 @@ class ActorRef:
             yield StreamReader(recv, self)
         finally:
             recv.close()
+
+    @asynccontextmanager
+    async def channel(self, msg: Any, *, window: int = 16) -> AsyncIterator[Channel[Any, Any]]:
+        """Open a two-way channel with the actor's channel handler for ``msg``
+        (``async def h(self, msg, channel)``): ``send`` to it and iterate what
+        it sends back.
+
+        ``window`` bounds each direction: a side holds at most that many items
+        received and not yet taken, and the other side's ``send`` waits. Leaving
+        the block leaves the channel (the handler's iteration ends; if the block
+        raised, the handler's channel raises ``ChannelClosed`` naming why).
+        """
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise ConfigurationError(f"a channel window must be an int >= 1, not {window!r}")
+        cell = self._cell
+        if cell is None:
+            async with self._remote().open_channel(self, msg, window) as remote:
+                yield remote
+            return
+        if cell._state == DEAD:
+            await trio.lowlevel.checkpoint()
+            raise ActorDead(f"{self.path} is dead")
+        sender = current_sender()
+        mine, theirs = local_pair(
+            window, self.path, "the opener" if sender is None else sender.path
+        )
+        await _put(cell, (msg, sender, ChannelRequest(theirs)))
+        async with opened(mine) as local:
+            yield local
 
 
 async def _put(cell: Cell, item: tuple[Any, ActorRef | None, Any]) -> None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from ..actors._actor import Actor
     from ._cell import Cell
+    from ._channels import Channel
     from ._node import MemberInfo, Node, NodeHandle
     from ._ref import ActorRef
     from ._streams import StreamReader
@@ -47,6 +48,9 @@ class RemoteLayer(Protocol):
     def open_stream(
         self, ref: ActorRef, msg: Any, window: int
     ) -> AbstractAsyncContextManager[StreamReader]: ...
+    def open_channel(
+        self, ref: ActorRef, msg: Any, window: int
+    ) -> AbstractAsyncContextManager[Channel[Any, Any]]: ...
     def watch(self, watcher: Cell, ref: ActorRef) -> None: ...
     def unwatch(self, watcher: Cell, ref: ActorRef) -> None: ...
     async def stop(self, ref: ActorRef, *, kill: bool) -> None: ...
