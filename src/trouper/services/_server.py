@@ -1,0 +1,181 @@
+"""The server side of a call: the two handlers ``@service`` adds to a class.
+
+A call runs in the member's own task, like any message: decoded with the
+method's typed decoder (nothing runs on bad arguments), deduplicated when it
+is a retry of a non-idempotent call, passed through the middleware chains,
+then run under the call's deadline in a cancel scope its caller can cancel
+through this node's services actor. Failures are returned as values
+(``RpcFailure``) so the member does not crash over a refused call.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from typing import Any
+
+import trio
+
+from .._errors import AskTimeout, CallError, InvalidArgument
+from ..actors import Actor
+from ._context import CallContext, _current, check_metadata
+from ._messages import Call, LocalFailure, RpcFailure, StreamCall
+from ._middleware import check_roles, run_chain
+from ._rpc import Method, service_info
+from ._state import ServicesState, services_of
+
+
+def failure(exc: BaseException, ran: bool, local: bool, node: str, path: str) -> Any:
+    """What a failed call returns: the exception itself to a caller of this
+    node, its description to another node."""
+    if local:
+        return LocalFailure(exc, ran)
+    cls = type(exc)
+    name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__name__}"
+    delay = getattr(exc, "retry_delay", None)
+    return RpcFailure(
+        code=str(getattr(exc, "error_code", "remote")),
+        type_name=name,
+        message=str(exc)[:4096],
+        ran=ran,
+        retryable=bool(getattr(exc, "is_retryable", False)),
+        retry_delay=delay if isinstance(delay, float | int) and math.isfinite(delay) else None,
+        node=node,
+        path=path,
+    )
+
+
+def _prepare(
+    actor: Actor, msg: Call | StreamCall, stream: bool
+) -> tuple[Method, tuple[Any, ...], CallContext, tuple[Any, ...]]:
+    cls = type(actor)
+    info = service_info(cls)
+    method = info.methods.get(msg.method)
+    if method is None:
+        raise InvalidArgument(f"{cls.__qualname__} has no rpc method {msg.method!r}")
+    if method.is_stream != stream:
+        how = "a server stream: iterate it" if method.is_stream else "not a stream: await it"
+        raise InvalidArgument(f"{method.qualname} is {how}")
+    metadata = check_metadata(msg.metadata) or {}
+    args = method.unpack(msg.args)
+    timeout = msg.timeout
+    if timeout is not None and not timeout >= 0:
+        raise InvalidArgument(f"a call's timeout is seconds >= 0, not {timeout!r}")
+    deadline = None if timeout is None else trio.current_time() + timeout
+    ctx = CallContext(
+        method=method.name,
+        deadline=deadline,
+        caller=msg.caller,
+        caller_ref=actor.ctx.sender,
+        metadata=metadata,
+        service=info.group,
+        roles=method.roles,
+        idempotent=method.idempotent,
+    )
+    chain = (*services_of(actor.ctx.node).middleware, *info.middleware)
+    check_roles(ctx, chain)
+    return method, args, ctx, chain
+
+
+async def on_call(self: Actor, msg: Call) -> Any:
+    """The handler of a ``Call`` (added to every service class)."""
+    node = self.ctx.node
+    state = services_of(node)
+    await state.ensure_actor()
+    local = msg.caller == node.id
+    path = self.ctx.self_ref.path
+    try:
+        method, args, ctx, chain = _prepare(self, msg, False)
+    except CallError as exc:
+        return failure(exc, False, local, node.id, path)
+    key = msg.key
+    dedup = key != 0 and not method.idempotent
+    if dedup:
+        earlier = state.recall(msg.caller, key, trio.current_time())
+        if earlier is not None:
+            return earlier
+    result = await _run(self, state, method, args, ctx, chain, msg.id, local, path)
+    if dedup:
+        state.remember(msg.caller, key, trio.current_time(), result)
+    return result
+
+
+async def _run(
+    actor: Actor,
+    state: ServicesState,
+    method: Method,
+    args: tuple[Any, ...],
+    ctx: CallContext,
+    chain: tuple[Any, ...],
+    id: int,
+    local: bool,
+    path: str,
+) -> Any:
+    node_id = state.node.id
+    ran = False
+
+    async def invoke() -> Any:
+        nonlocal ran
+        ran = True
+        return await method.fn(actor, *args)
+
+    scope = trio.CancelScope(deadline=math.inf if ctx.deadline is None else ctx.deadline)
+    if not state.start(ctx.caller, id, scope):
+        return failure(AskTimeout(f"{method.qualname}: cancelled by its caller"), False, local,
+                       node_id, path)  # fmt: skip
+    token = _current.set(ctx)
+    try:
+        with scope:
+            return await run_chain(chain, "server", ctx, invoke)
+        why = "deadline exceeded" if trio.current_time() >= scope.deadline else "cancelled"
+        return failure(AskTimeout(f"{method.qualname}: {why}"), ran, local, node_id, path)
+    except Exception as exc:  # the method's own failure goes to its caller, not its supervisor
+        return failure(exc, ran, local, node_id, path)
+    finally:
+        _current.reset(token)
+        state.finish(ctx.caller, id)
+
+
+async def on_stream_call(self: Actor, msg: StreamCall) -> AsyncIterator[Any]:
+    """The handler of a ``StreamCall``: a server stream, pumped by the runtime
+    (credit flow control end to end, as ``ref.stream``). A failure is sent as
+    the stream's last item (the client raises it), so that the member does
+    not crash over a refused or failed stream."""
+    node = self.ctx.node
+    state = services_of(node)
+    await state.ensure_actor()
+    local = msg.caller == node.id
+    path = self.ctx.self_ref.path
+    try:
+        method, args, ctx, chain = _prepare(self, msg, True)
+    except CallError as exc:
+        yield failure(exc, False, local, node.id, path)
+        return
+    scope = trio.CancelScope(deadline=math.inf if ctx.deadline is None else ctx.deadline)
+    if not state.start(ctx.caller, msg.id, scope):
+        return
+    token = _current.set(ctx)
+    ran = False
+    try:
+        with scope:
+            if chain:
+                await run_chain(chain, "server", ctx, _nothing)
+            ran = True
+            gen = method.fn(self, *args)
+            try:
+                async for item in gen:
+                    yield item
+            finally:
+                await gen.aclose()
+        if scope.cancelled_caught:
+            yield failure(AskTimeout(f"{method.qualname}: deadline exceeded"), ran, local,
+                          node.id, path)  # fmt: skip
+    except Exception as exc:  # the method's own failure goes to its caller, not its supervisor
+        yield failure(exc, ran, local, node.id, path)
+    finally:
+        _current.reset(token)
+        state.finish(ctx.caller, msg.id)
+
+
+async def _nothing() -> None:
+    return None
