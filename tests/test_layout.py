@@ -115,7 +115,9 @@ RUNTIME_PRIVATES = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("package", ["web", "remote", "actors", "supervisors", "transports"])
+@pytest.mark.parametrize(
+    "package", ["web", "remote", "actors", "supervisors", "transports", "services"]
+)
 def test_no_subsystem_reads_the_runtimes_private_attributes(package: str) -> None:
     bad = [
         reach

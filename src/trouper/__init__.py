@@ -43,6 +43,10 @@ from .runtime import NodeStats as NodeStats
 from .runtime import Registry as Registry
 from .runtime import StreamReader as StreamReader
 from .runtime import Timer as Timer
+from .services import Breaker as Breaker
+from .services import BreakerChanged as BreakerChanged
+from .services import ConsistentHash as ConsistentHash
+from .services import Retry as Retry
 from .supervisors import Backoff as Backoff
 from .supervisors import ChildSpec as ChildSpec
 from .supervisors import OneForAll as OneForAll
@@ -65,9 +69,12 @@ __all__ = [
     "ActorRef",
     "AskTimeout",
     "Backoff",
+    "Breaker",
+    "BreakerChanged",
     "ChildSpec",
     "ConfigurationError",
     "ConnectionLost",
+    "ConsistentHash",
     "DeadLetter",
     "DeadLetters",
     "FrameTooLarge",
@@ -89,6 +96,7 @@ __all__ = [
     "RemoteProtocolError",
     "RestForOne",
     "RestartIntensity",
+    "Retry",
     "SpawnRefused",
     "Strategy",
     "StreamReader",
