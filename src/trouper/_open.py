@@ -17,6 +17,7 @@ from ._errors import ConfigurationError
 from ._options import check_options
 from .remote import REMOTE_OPTIONS, RemoteConfig, Remoting
 from .runtime import Node, hosted
+from .services import configure as configure_services
 from .supervisors import Strategy
 from .transports import TLSConfig
 
@@ -35,6 +36,7 @@ _NODE_OPTIONS = (
     "cookie",
     "tls",
     "allow_spawn",
+    "middleware",
 )
 
 
@@ -53,6 +55,7 @@ async def open_node(
     cookie: str | bytes | None = None,
     tls: TLSConfig | None = None,
     allow_spawn: Sequence[str] = (),
+    middleware: Sequence[Any] = (),
     **remote_options: Any,
 ) -> AsyncIterator[Node]:
     """Run a node for the duration of the block.
@@ -64,7 +67,8 @@ async def open_node(
     With ``cookie`` (and usually ``listen`` or ``seeds``) the node joins a
     cluster: ``listen`` URLs (``tcp://127.0.0.1:0``...), ``seeds`` to dial,
     ``tls`` for ``tls://``/``wss://``/``quic://`` links, ``allow_spawn``
-    ("module:Class" globs) for remote spawns. ``remote_options`` tune the links
+    ("module:Class" globs) for remote spawns. ``middleware``: the node's service
+    middleware chain, run on both sides of every rpc call (docs/services.md). ``remote_options`` tune the links
     and their limits (``heartbeat_interval``, ``max_frame_size``,
     ``max_pending_asks``, ``tell_window``, ``rate_limit``... see docs/remote.md).
     """
@@ -81,6 +85,8 @@ async def open_node(
     config = _remote_config(listen, seeds, cookie, tls, allow_spawn, remote_options)
     if config is not None:
         node.attach_remote(Remoting(node, config))
+    if middleware:
+        configure_services(node, middleware)
     async with hosted(node):
         yield node
 

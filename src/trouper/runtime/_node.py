@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import secrets
 from collections.abc import Hashable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 import trio
@@ -29,6 +29,8 @@ from ._spi import RemoteLayer
 if TYPE_CHECKING:
     from ._events import DeadLetters
     from ._ref import ActorRef
+
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -293,6 +295,38 @@ class Node:
         return await self.remote.spawn_node(
             name=name, allow_spawn=allow_spawn, listen=listen, timeout=timeout
         )
+
+    # ---------------------------------------------------------- services
+
+    def proxy(
+        self,
+        cls: type[T],
+        *,
+        timeout: float | None = 5.0,
+        retry: Any = None,
+        balance: Any = "round-robin",
+        breaker: Any = None,
+        metadata: Any = None,
+        middleware: Any = (),
+        members: Sequence[ActorRef] | None = None,
+    ) -> T:
+        """A proxy of the ``@trouper.service`` class ``cls``, typed as ``cls``:
+        its rpc methods call members of the service's group (see
+        docs/services.md). Building one does no I/O and holds no connection."""
+        from ..services import ServiceProxy
+
+        proxy: Any = ServiceProxy(
+            self,
+            cls,
+            timeout=timeout,
+            retry=retry,
+            balance=balance,
+            breaker=breaker,
+            metadata=metadata,
+            middleware=middleware,
+            members=members,
+        )
+        return proxy  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------ events
 

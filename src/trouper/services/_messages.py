@@ -11,8 +11,6 @@ the method ran (what decides if a non-idempotent call may go elsewhere).
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from ..protocols import default_registry

@@ -35,9 +35,7 @@ class RpcOptions(msgspec.Struct, frozen=True):
 def rpc(fn: F, /) -> F: ...
 @overload
 def rpc(*, idempotent: bool = False, roles: Collection[str] = ()) -> Callable[[F], F]: ...
-def rpc(
-    fn: Any = None, /, *, idempotent: bool = False, roles: Collection[str] = ()
-) -> Any:
+def rpc(fn: Any = None, /, *, idempotent: bool = False, roles: Collection[str] = ()) -> Any:
     """Mark an ``async def`` (or async generator: a server stream) method of a
     ``@trouper.service`` class as callable through ``node.proxy``.
 

@@ -1,0 +1,362 @@
+"""``node.proxy(Service)``: the client side of calls.
+
+A proxy is a few references (node, rpc table, options): building it does no
+I/O and holds no connection. Each call picks a member of the service's group
+(``node.registry.members``) with the balancer, past members whose breaker is
+open, asks it a ``Call``, and retries what may be retried within the
+per-service budget that every proxy of the node shares with its breakers.
+A non-idempotent method runs at most once per logical call: it goes to
+another member only when the failure proves it never ran; after a lost
+connection it is retried on the same member with the same idempotency key,
+which the server deduplicates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .. import _errors as errors
+from .._errors import (
+    ActorDead,
+    ActorNotFound,
+    AskTimeout,
+    CallError,
+    CircuitOpen,
+    ConfigurationError,
+)
+from ._balance import ConsistentHash, make_balancer
+from ._breaker import Breaker, BreakerChanged, CircuitBreaker
+from ._context import check_metadata
+from ._messages import Call, LocalFailure, RpcFailure, StreamCall
+from ._middleware import ClientCall, run_chain
+from ._retry import Retry
+from ._rpc import Method, service_info
+from ._state import ServicesState, services_of
+
+if TYPE_CHECKING:
+    from ..runtime import ActorRef, Node
+    from ..runtime._streams import StreamReader
+
+#: The topic of ``BreakerChanged`` events on the node's event stream.
+BREAKER_TOPIC = "trouper.breaker"
+
+_CALL_ERRORS: dict[str, type[errors.TrouperError]] = {
+    cls.error_code: cls
+    for cls in (
+        errors.InvalidArgument,
+        errors.CircuitOpen,
+        errors.Unauthorized,
+        errors.RateLimited,
+        errors.AskTimeout,
+        errors.ActorDead,
+        errors.ActorNotFound,
+        errors.UnhandledMessage,
+        errors.NodeDown,
+        errors.ConnectionLost,
+        errors.ConfigurationError,
+        errors.MailboxFull,
+    )
+}
+
+
+def unbox(f: RpcFailure) -> BaseException:
+    """The error a failure from another node stands for: trouper's own
+    errors as themselves (with their retry delay), anything else boxed."""
+    own = _CALL_ERRORS.get(f.code)
+    if own is not None and f.type_name.startswith("trouper."):
+        exc = own(f"{f.message} (on {f.node})")
+        if f.retry_delay is not None:
+            exc.retry_delay = f.retry_delay
+        return exc
+    return errors.RemoteError(f.type_name, f.message, "", f.node, f.path)
+
+
+def _counts_against(error: BaseException) -> bool:
+    """Does this failure count against the member's breaker? Its own
+    unavailability does (gone, unreachable, too slow), the caller's mistakes
+    and refusals do not."""
+    if isinstance(error, CallError):
+        return False
+    return isinstance(error, ActorDead) or bool(getattr(error, "is_retryable", False))
+
+
+class ServiceProxy:
+    """What ``node.proxy(cls)`` returns (typed as ``cls`` for mypy)."""
+
+    def __init__(
+        self,
+        node: Node,
+        cls: type,
+        *,
+        timeout: float | None = 5.0,
+        retry: Retry | None = None,
+        balance: str | ConsistentHash = "round-robin",
+        breaker: Breaker | None = None,
+        metadata: Mapping[str, str] | None = None,
+        middleware: Iterable[Any] = (),
+        members: Sequence[ActorRef] | None = None,
+    ) -> None:
+        info = service_info(cls)
+        if timeout is not None and (not timeout > 0 or math.isinf(timeout)):
+            raise ConfigurationError(
+                f"a proxy timeout is positive seconds or None, not {timeout!r}"
+            )
+        if retry is not None and not isinstance(retry, Retry):
+            raise ConfigurationError(f"retry must be a trouper.Retry, not {retry!r}")
+        if breaker is not None and not isinstance(breaker, Breaker):
+            raise ConfigurationError(f"breaker must be a trouper.Breaker, not {breaker!r}")
+        self._node = node
+        self._state: ServicesState = services_of(node)
+        self._info = info
+        self._group = info.group
+        self._timeout = timeout
+        self._retry = retry
+        self._breaker = breaker or Breaker()
+        self._balancer = make_balancer(balance)
+        self._hash = balance if isinstance(balance, ConsistentHash) else None
+        self._metadata = check_metadata(metadata)
+        self._middleware = tuple(middleware)
+        self._members = None if members is None else list(members)
+
+    def __repr__(self) -> str:
+        return f"<proxy of service {self._group!r} on {self._node.id}>"
+
+    def __getattr__(self, name: str) -> Any:
+        method = self.__dict__["_info"].methods.get(name)
+        if method is None:
+            raise AttributeError(f"service {self._group!r} has no rpc method {name!r}")
+        caller = _StreamCaller(self, method) if method.is_stream else _Caller(self, method)
+        self.__dict__[name] = caller  # later lookups find it without __getattr__
+        return caller
+
+    # ------------------------------------------------------------ members
+
+    def _current_members(self) -> Sequence[ActorRef]:
+        if self._members is not None:
+            return self._members
+        members = getattr(self._node.registry, "members", None)
+        if members is None:  # the group registry is not in this build: name the members
+            raise ConfigurationError("node.proxy(..., members=[...]) needs the refs to call")
+        found: Sequence[ActorRef] = members(self._group)
+        return found
+
+    def _breaker_of(self, ref: ActorRef) -> CircuitBreaker:
+        def make() -> CircuitBreaker:
+            member = f"{ref.path}@{ref.node_id}"
+            node = self._node
+            group = self._group
+
+            def changed(old: str, new: str) -> None:
+                node.publish(BREAKER_TOPIC, BreakerChanged(group, member, old, new))
+
+            return CircuitBreaker(self._breaker, changed)
+
+        breaker: CircuitBreaker = self._state.breaker(self._group, ref, make)
+        return breaker
+
+    def _choose(self, avoid: list[ActorRef], key: object | None, now: float) -> ActorRef:
+        members = self._current_members()
+        if not members:
+            raise ActorNotFound(f"no member of service {self._group!r}")
+        blocked = set(avoid)
+        opened: set[ActorRef] = set()
+        local = self._node.id
+        for _ in range(len(members)):
+            ref = self._balancer.pick(members, key=key, avoid=blocked, local_node=local)
+            if ref is None or ref in blocked:
+                break  # every member is avoided
+            if self._breaker_of(ref).allow(now):
+                return ref
+            blocked.add(ref)
+            opened.add(ref)
+        for ref in members:  # a member this call tried already, if it may be tried
+            if ref not in opened and self._breaker_of(ref).allow(now):
+                return ref
+        delay = min(self._breaker_of(ref).time_left(now) for ref in members)
+        raise CircuitOpen(
+            f"every member of service {self._group!r} has its circuit open", retry_delay=delay
+        )
+
+    # -------------------------------------------------------------- calls
+
+    async def _call(self, method: Method, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        payload = method.pack(args, kwargs)
+        key = None
+        if self._hash is not None:
+            key = self._hash.key_of({**dict(zip(method.params, args, strict=False)), **kwargs})
+        timeout = self._timeout
+        deadline = math.inf if timeout is None else trio.current_time() + timeout
+        chain = (*self._state.middleware, *self._middleware)
+        if not chain:
+            return await self._attempts(method, payload, key, deadline, self._metadata)
+        call = ClientCall(self._group, method.name, dict(self._metadata or {}), deadline)
+
+        async def send() -> Any:
+            metadata = check_metadata(call.metadata) if call.metadata else None
+            return await self._attempts(method, payload, key, deadline, metadata)
+
+        return await run_chain(chain, "client", call, send)
+
+    async def _attempts(
+        self,
+        method: Method,
+        payload: bytes,
+        key: object | None,
+        deadline: float,
+        metadata: dict[str, str] | None,
+    ) -> Any:
+        node = self._node
+        rng = node.kernel.rng
+        retry = self._retry
+        budget = None
+        now = trio.current_time()
+        if retry is not None and retry.attempts > 1:
+            budget = self._state.budget(self._group, retry.make_budget)
+            budget.record_call(now)
+        idem = 0 if method.idempotent else rng.getrandbits(63) | 1
+        avoid: list[ActorRef] = []
+        same: ActorRef | None = None
+        attempt = 0
+        while True:
+            ref = same if same is not None else self._choose(avoid, key, now)
+            breaker = self._breaker_of(ref)
+            remaining = None if deadline == math.inf else deadline - now
+            if remaining is not None and remaining <= 0:
+                raise AskTimeout(f"{self._group}.{method.name}: no time left")
+            call_id = rng.getrandbits(63)
+            msg = Call(method.name, payload, node.id, call_id, idem, remaining, metadata)
+            self._balancer.started(ref)
+            try:
+                result = await ref.ask(msg, timeout=remaining)
+            except trio.Cancelled:
+                self._state.cancel_remote(ref, call_id)
+                raise
+            except errors.TrouperError as exc:
+                error: BaseException = exc
+                ran: bool | None = (
+                    False if isinstance(exc, ActorDead | errors.UnhandledMessage) else None
+                )
+            else:
+                kind = type(result)
+                if kind is LocalFailure:
+                    error, ran = result.exc, result.ran
+                elif kind is RpcFailure:
+                    error, ran = unbox(result), result.ran
+                else:
+                    breaker.success(trio.current_time())
+                    return result
+            finally:
+                self._balancer.finished(ref)
+            now = trio.current_time()
+            if _counts_against(error):
+                breaker.failure(now)
+            attempt += 1
+            if retry is None or attempt >= retry.attempts or budget is None:
+                raise error
+            if not (isinstance(error, ActorDead) or getattr(error, "is_retryable", False)):
+                raise error
+            same = None
+            if method.idempotent or ran is False:
+                avoid.append(ref)
+            elif isinstance(error, errors.ConnectionLost):
+                same = ref  # it may have run: only its own server can tell (dedup)
+            else:
+                raise error
+            if not budget.try_spend(now):
+                raise error
+            delay = retry.delay(attempt - 1, rng)
+            if isinstance(error, CircuitOpen) and error.retry_delay:
+                delay = max(delay, error.retry_delay)
+            if now + delay >= deadline:
+                raise error
+            await trio.sleep(delay)
+            now = trio.current_time()
+
+    def _open_stream(
+        self, method: Method, payload: bytes
+    ) -> AbstractAsyncContextManager[StreamReader]:
+        now = trio.current_time()
+        ref = self._choose([], None, now)
+        timeout = self._timeout
+        msg = StreamCall(
+            method.name, payload, self._node.id, self._node.kernel.rng.getrandbits(63),
+            timeout, self._metadata,
+        )  # fmt: skip
+        return ref.stream(msg)
+
+
+class _Caller:
+    __slots__ = ("method", "proxy")
+
+    def __init__(self, proxy: ServiceProxy, method: Method) -> None:
+        self.proxy = proxy
+        self.method = method
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.proxy._call(self.method, args, kwargs)
+
+
+class _StreamCaller(_Caller):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return ServerStream(self.proxy, self.method, self.method.pack(args, kwargs))
+
+
+class ServerStream:
+    """A server stream: ``async with proxy.m(...) as items: async for x in
+    items``, or ``async for x in proxy.m(...)`` directly (then the stream is
+    closed when it ends or fails; prefer ``async with`` to leave early)."""
+
+    def __init__(self, proxy: ServiceProxy, method: Method, payload: bytes) -> None:
+        self._proxy = proxy
+        self._method = method
+        self._payload = payload
+        self._cm: AbstractAsyncContextManager[StreamReader] | None = None
+        self._reader: StreamReader | None = None
+        self._auto = False
+
+    async def __aenter__(self) -> ServerStream:
+        if self._cm is not None:
+            raise ConfigurationError("a server stream can be opened once")
+        self._cm = self._proxy._open_stream(self._method, self._payload)
+        self._reader = await self._cm.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> bool | None:
+        cm, self._cm = self._cm, None
+        self._reader = None
+        if cm is None:
+            return None
+        return await cm.__aexit__(*exc)
+
+    def __aiter__(self) -> ServerStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._reader is None:
+            if self._auto or self._cm is not None:
+                raise StopAsyncIteration
+            self._auto = True
+            await self.__aenter__()
+        assert self._reader is not None
+        try:
+            item = await self._reader.__anext__()
+        except StopAsyncIteration:
+            if self._auto:
+                await self.__aexit__(None, None, None)
+            raise
+        except BaseException as exc:
+            if self._auto:
+                await self.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        kind = type(item)
+        if kind is LocalFailure or kind is RpcFailure:
+            error = item.exc if kind is LocalFailure else unbox(item)
+            if self._auto:
+                await self.__aexit__(None, None, None)
+            raise error
+        return item
