@@ -188,7 +188,7 @@ async def test_a_server_stream_with_flow_control() -> None:
 async def two_nodes(
     listen: str = "tcp://127.0.0.1:0", **options: object
 ) -> AsyncIterator[tuple[trouper.Node, trouper.Node]]:
-    async with trouper.open_node("a", listen=listen, cookie=COOKIE, **options) as a:
+    async with trouper.open_node("a", listen=listen, cookie=COOKIE, **options) as a:  # noqa: SIM117 (b seeds from a)
         async with trouper.open_node(
             "b", listen=listen, cookie=COOKIE, seeds=a.addresses, **options
         ) as b:

@@ -68,8 +68,8 @@ async def open_node(
     cluster: ``listen`` URLs (``tcp://127.0.0.1:0``...), ``seeds`` to dial,
     ``tls`` for ``tls://``/``wss://``/``quic://`` links, ``allow_spawn``
     ("module:Class" globs) for remote spawns. ``middleware``: the node's service
-    middleware chain, run on both sides of every rpc call (docs/services.md). ``remote_options`` tune the links
-    and their limits (``heartbeat_interval``, ``max_frame_size``,
+    middleware chain, run on both sides of every rpc call (docs/services.md).
+    ``remote_options`` tune the links and their limits (``heartbeat_interval``, ``max_frame_size``,
     ``max_pending_asks``, ``tell_window``, ``rate_limit``... see docs/remote.md).
     """
     check_options(remote_options, [*_NODE_OPTIONS, *sorted(REMOTE_OPTIONS)])

@@ -24,18 +24,25 @@ from ._proxy import BREAKER_TOPIC as BREAKER_TOPIC
 from ._proxy import ServerStream as ServerStream
 from ._proxy import ServiceProxy as ServiceProxy
 from ._retry import Retry as Retry
+from ._retry import RetryBudget as RetryBudget
 from ._rpc import rpc as rpc
 from ._rpc import service as service
 from ._state import configure as configure
-from ._retry import RetryBudget as RetryBudget
 
 __all__ = [
     "BREAKER_TOPIC",
+    "Balancer",
+    "Breaker",
+    "BreakerChanged",
     "CallContext",
+    "CircuitBreaker",
     "ClientCall",
+    "ConsistentHash",
     "LoggingMiddleware",
     "Middleware",
     "RateLimit",
+    "Retry",
+    "RetryBudget",
     "ServerStream",
     "ServiceProxy",
     "TokenAuth",
@@ -43,14 +50,7 @@ __all__ = [
     "configure",
     "current_call",
     "issue_token",
+    "make_balancer",
     "rpc",
     "service",
-    "Balancer",
-    "Breaker",
-    "BreakerChanged",
-    "CircuitBreaker",
-    "ConsistentHash",
-    "Retry",
-    "RetryBudget",
-    "make_balancer",
 ]
