@@ -94,8 +94,8 @@ async def on_call(self: Actor, msg: Call) -> Any:
         earlier = state.recall(msg.caller, key, trio.current_time())
         if earlier is not None:
             return earlier
-    result = await _run(self, state, method, args, ctx, chain, msg.id, local, path)
-    if dedup:
+    result, ran = await _run(self, state, method, args, ctx, chain, msg.id, local, path)
+    if dedup and ran:  # a refusal is not remembered: a retry may well pass
         state.remember(msg.caller, key, trio.current_time(), result)
     return result
 
@@ -110,7 +110,7 @@ async def _run(
     id: int,
     local: bool,
     path: str,
-) -> Any:
+) -> tuple[Any, bool]:
     node_id = state.node.id
     ran = False
 
@@ -121,16 +121,16 @@ async def _run(
 
     scope = trio.CancelScope(deadline=math.inf if ctx.deadline is None else ctx.deadline)
     if not state.start(ctx.caller, id, scope):
-        return failure(AskTimeout(f"{method.qualname}: cancelled by its caller"), False, local,
-                       node_id, path)  # fmt: skip
+        cancelled = AskTimeout(f"{method.qualname}: cancelled by its caller")
+        return failure(cancelled, False, local, node_id, path), False
     token = _current.set(ctx)
     try:
         with scope:
-            return await run_chain(chain, "server", ctx, invoke)
+            return await run_chain(chain, "server", ctx, invoke), ran
         why = "deadline exceeded" if trio.current_time() >= scope.deadline else "cancelled"
-        return failure(AskTimeout(f"{method.qualname}: {why}"), ran, local, node_id, path)
+        return failure(AskTimeout(f"{method.qualname}: {why}"), ran, local, node_id, path), ran
     except Exception as exc:  # the method's own failure goes to its caller, not its supervisor
-        return failure(exc, ran, local, node_id, path)
+        return failure(exc, ran, local, node_id, path), ran
     finally:
         _current.reset(token)
         state.finish(ctx.caller, id)
@@ -168,8 +168,8 @@ async def on_stream_call(self: Actor, msg: StreamCall) -> AsyncIterator[Any]:
             finally:
                 await gen.aclose()
         if scope.cancelled_caught:
-            yield failure(AskTimeout(f"{method.qualname}: deadline exceeded"), ran, local,
-                          node.id, path)  # fmt: skip
+            late = AskTimeout(f"{method.qualname}: deadline exceeded")
+            yield failure(late, ran, local, node.id, path)
     except Exception as exc:  # the method's own failure goes to its caller, not its supervisor
         yield failure(exc, ran, local, node.id, path)
     finally:

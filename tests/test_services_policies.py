@@ -1,0 +1,233 @@
+"""Proxies under failure: failover without duplicate effects, the retry
+budget, circuit breakers, token authentication and the rate limit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+import trouper
+from trouper.services import BREAKER_TOPIC
+from trouper.services._messages import Call
+
+SECRET = "a-test-secret-of-enough-bytes"
+NO_WAIT = trouper.Backoff(initial=0.0, maximum=0.0, jitter=0.0)
+
+
+class Refuse(trouper.Middleware):
+    """Refuses every call before it runs, retryably, and counts attempts."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    async def server(self, call: trouper.CallContext, proceed: Any) -> Any:
+        self.attempts += 1
+        raise trouper.RateLimited("refused for the test", retry_delay=0.0)
+
+
+REFUSE = Refuse()
+
+
+@trouper.service("counter")
+class Counter(trouper.Actor):
+    def __init__(self) -> None:
+        self.effects = 0
+        self.flaky = False
+
+    @trouper.rpc
+    async def add(self, n: int) -> int:
+        self.effects += n
+        return self.effects
+
+    @trouper.rpc
+    async def flake(self) -> str:
+        if self.flaky:
+            raise trouper.ConnectionLost("flaky for the test")
+        return "ok"
+
+
+@trouper.service("refusing", middleware=[REFUSE])
+class Refusing(trouper.Actor):
+    @trouper.rpc
+    async def work(self) -> None:
+        raise AssertionError("never runs")
+
+
+@trouper.service("guarded", middleware=[trouper.TokenAuth(SECRET)])
+class Guarded(trouper.Actor):
+    @trouper.rpc
+    async def read(self) -> str:
+        return trouper.current_call().metadata["authorization"][:7]
+
+    @trouper.rpc(roles={"admin"})
+    async def wipe(self) -> str:
+        return "wiped"
+
+
+@trouper.service("open")
+class Unguarded(trouper.Actor):
+    @trouper.rpc(roles={"admin"})
+    async def wipe(self) -> str:
+        return "wiped"
+
+
+@trouper.service("limited", middleware=[trouper.RateLimit(rate=1.0, burst=2)])
+class Limited(trouper.Actor):
+    def __init__(self) -> None:
+        self.ran = 0
+
+    @trouper.rpc
+    async def hit(self) -> int:
+        self.ran += 1
+        return self.ran
+
+
+def actor_of(ref: trouper.ActorRef) -> Any:
+    from trouper.runtime import cell_of
+
+    cell = cell_of(ref)
+    assert cell is not None
+    return cell.instance
+
+
+async def test_a_non_idempotent_call_fails_over_only_when_it_never_ran() -> None:
+    with trio.fail_after(10):
+        async with trouper.open_node(seed=1) as node:
+            gone = await node.spawn(Counter)
+            live = await node.spawn(Counter)
+            await node.stop(gone)
+            proxy = node.proxy(
+                Counter, retry=trouper.Retry(attempts=3, backoff=NO_WAIT), members=[gone, live]
+            )
+            for _ in range(4):
+                await proxy.add(1)  # a dead member proves nothing ran: the call goes on
+            assert actor_of(live).effects == 4
+
+
+async def test_a_retry_of_the_same_logical_call_is_deduplicated() -> None:
+    import msgspec
+
+    with trio.fail_after(10):
+        async with trouper.open_node() as node:
+            ref = await node.spawn(Counter)
+            args = msgspec.msgpack.encode({"n": 5})
+            first = await ref.ask(Call("add", args, node.id, 1, key=77))
+            again = await ref.ask(Call("add", args, node.id, 2, key=77))
+            assert first == again == 5
+            assert actor_of(ref).effects == 5
+            assert await ref.ask(Call("add", args, node.id, 3, key=78)) == 10
+
+
+async def test_a_non_idempotent_call_that_may_have_run_is_not_retried() -> None:
+    with trio.fail_after(10):
+        async with trouper.open_node() as node:
+            a = await node.spawn(Counter)
+            b = await node.spawn(Counter)
+            actor_of(a).flaky = actor_of(b).flaky = True
+            proxy = node.proxy(
+                Counter,
+                retry=trouper.Retry(attempts=5, backoff=NO_WAIT),
+                breaker=trouper.Breaker(failures=100),
+                members=[a, b],
+            )
+            # ConnectionLost after the method ran: only the same member may
+            # be asked again (same key, deduplicated), so it fails once.
+            with pytest.raises(trouper.ConnectionLost):
+                await proxy.flake()
+
+
+async def test_the_retry_budget_caps_retries() -> None:
+    with trio.fail_after(30):
+        async with trouper.open_node(seed=2) as node:
+            refs = [await node.spawn(Refusing) for _ in range(2)]
+            proxy = node.proxy(
+                Refusing,
+                retry=trouper.Retry(attempts=5, backoff=NO_WAIT, budget=0.1),
+                breaker=trouper.Breaker(failures=10**6),
+                members=refs,
+            )
+            REFUSE.attempts = 0
+            calls = 400
+            for _ in range(calls):
+                with pytest.raises(trouper.RateLimited):
+                    await proxy.work()
+            retries = REFUSE.attempts - calls
+            # Unbounded, it would be 4 retries a call (1600). The budget allows
+            # 10% of calls plus a floor of 10/s over its 10 s window.
+            assert 100 <= retries <= 0.1 * calls + 100 + 1
+
+
+async def test_breaker_opens_then_lets_one_probe_through(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trouper.open_node() as node:
+        ref = await node.spawn(Counter)
+        actor_of(ref).flaky = True
+        proxy = node.proxy(
+            Counter, breaker=trouper.Breaker(failures=2, reset_after=1.0), members=[ref]
+        )
+        async with node.subscribe(BREAKER_TOPIC) as events:
+            for _ in range(2):
+                with pytest.raises(trouper.ConnectionLost):
+                    await proxy.flake()
+            with pytest.raises(trouper.CircuitOpen) as info:
+                await proxy.flake()
+            assert info.value.is_retryable and info.value.retry_delay == pytest.approx(1.0)
+            await trio.sleep(1.0)
+            with pytest.raises(trouper.ConnectionLost):
+                await proxy.flake()  # the probe failed: open again
+            await trio.sleep(1.0)
+            actor_of(ref).flaky = False
+            assert await proxy.flake() == "ok"  # the probe succeeded: closed
+            assert await proxy.flake() == "ok"
+            seen = [(e.old, e.new) for e in [events.receive_nowait() for _ in range(5)]]
+        assert seen == [
+            ("closed", "open"),
+            ("open", "half-open"),
+            ("half-open", "open"),
+            ("open", "half-open"),
+            ("half-open", "closed"),
+        ]
+
+
+async def test_token_authentication_and_roles() -> None:
+    with trio.fail_after(10):
+        async with trouper.open_node() as node:
+            ref = await node.spawn(Guarded)
+            anonymous = node.proxy(Guarded, members=[ref])
+            with pytest.raises(trouper.Unauthorized, match="no bearer"):
+                await anonymous.read()
+            reader = trouper.issue_token(SECRET, "ada", roles={"reader"}, ttl=60)
+            as_reader = node.proxy(Guarded, metadata=trouper.bearer(reader), members=[ref])
+            assert await as_reader.read() == "Bearer "
+            with pytest.raises(trouper.Unauthorized, match="lacks role 'admin'"):
+                await as_reader.wipe()
+            admin = trouper.issue_token(SECRET, "root", roles={"admin"}, ttl=60)
+            assert await node.proxy(Guarded, metadata=trouper.bearer(admin), members=[ref]).wipe()
+            old = trouper.issue_token(SECRET, "ada", roles={"admin"}, ttl=1, now=1000.0)
+            with pytest.raises(trouper.Unauthorized, match="expired"):
+                await node.proxy(Guarded, metadata=trouper.bearer(old), members=[ref]).wipe()
+            forged = trouper.issue_token("another-secret-of-16-bytes", "eve", roles={"admin"})
+            with pytest.raises(trouper.Unauthorized, match="signature"):
+                await node.proxy(Guarded, metadata=trouper.bearer(forged), members=[ref]).wipe()
+            unguarded = await node.spawn(Unguarded)
+            with pytest.raises(trouper.Unauthorized, match="no TokenAuth"):
+                await node.proxy(Unguarded, members=[unguarded]).wipe()
+
+
+async def test_the_rate_limit_refuses_with_a_delay(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trouper.open_node() as node:
+        ref = await node.spawn(Limited)
+        proxy = node.proxy(Limited, members=[ref])
+        assert [await proxy.hit(), await proxy.hit()] == [1, 2]
+        with pytest.raises(trouper.RateLimited) as info:
+            await proxy.hit()
+        assert info.value.is_retryable and info.value.retry_delay == pytest.approx(1.0)
+        assert actor_of(ref).ran == 2
+        await trio.sleep(info.value.retry_delay)
+        assert await proxy.hit() == 3
