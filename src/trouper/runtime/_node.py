@@ -131,6 +131,9 @@ class Node:
         )
         self.registry = Registry(self.kernel.names)
         self.remote: RemoteLayer | None = None
+        #: The node's services state (breakers, budgets, running calls),
+        #: made and used by ``trouper.services``; the runtime never reads it.
+        self.services: Any = None
         guard = (self.kernel.supervision,)
         self._user = fixed_cell(self, None, _Guardian, guard, "/user", self.shutdown_timeout)
         system = fixed_cell(self, None, _Guardian, guard, "/system", self.shutdown_timeout)

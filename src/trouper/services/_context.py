@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
-import attrs
+import msgspec
 
 from .._errors import ConfigurationError, InvalidArgument
 
@@ -21,8 +21,7 @@ MAX_METADATA_VALUE = 1024
 MAX_METADATA_BYTES = 4096
 
 
-@attrs.frozen
-class CallContext:
+class CallContext(msgspec.Struct, frozen=True, gc=False):
     """The call being handled (``trouper.current_call()`` inside an rpc method
     or a server middleware).
 

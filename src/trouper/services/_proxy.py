@@ -122,6 +122,8 @@ class ServiceProxy:
         self._metadata = check_metadata(metadata)
         self._middleware = tuple(middleware)
         self._members = None if members is None else list(members)
+        #: This proxy's view of the node's breakers (found there on a miss).
+        self._breakers: dict[ActorRef, CircuitBreaker] = {}
 
     def __repr__(self) -> str:
         return f"<proxy of service {self._group!r} on {self._node.id}>"
@@ -146,6 +148,15 @@ class ServiceProxy:
         return found
 
     def _breaker_of(self, ref: ActorRef) -> CircuitBreaker:
+        found = self._breakers.get(ref)
+        if found is not None:
+            return found
+        if len(self._breakers) >= 1024:
+            self._breakers.clear()  # members come and go: keep the view small
+        found = self._breakers[ref] = self._shared_breaker(ref)
+        return found
+
+    def _shared_breaker(self, ref: ActorRef) -> CircuitBreaker:
         def make() -> CircuitBreaker:
             member = f"{ref.path}@{ref.node_id}"
             node = self._node
@@ -156,7 +167,7 @@ class ServiceProxy:
 
             return CircuitBreaker(self._breaker, changed)
 
-        breaker: CircuitBreaker = self._state.breaker(self._group, ref, make)
+        breaker: CircuitBreaker = self._state.breaker((self._group, self._breaker), ref, make)
         return breaker
 
     def _choose(self, avoid: list[ActorRef], key: object | None, now: float) -> ActorRef:
@@ -190,15 +201,16 @@ class ServiceProxy:
         if self._hash is not None:
             key = self._hash.key_of({**dict(zip(method.params, args, strict=False)), **kwargs})
         timeout = self._timeout
-        deadline = math.inf if timeout is None else trio.current_time() + timeout
+        now = trio.current_time()
+        deadline = math.inf if timeout is None else now + timeout
         chain = (*self._state.middleware, *self._middleware)
         if not chain:
-            return await self._attempts(method, payload, key, deadline, self._metadata)
+            return await self._attempts(method, payload, key, now, deadline, self._metadata)
         call = ClientCall(self._group, method.name, dict(self._metadata or {}), deadline)
 
         async def send() -> Any:
             metadata = check_metadata(call.metadata) if call.metadata else None
-            return await self._attempts(method, payload, key, deadline, metadata)
+            return await self._attempts(method, payload, key, now, deadline, metadata)
 
         return await run_chain(chain, "client", call, send)
 
@@ -207,6 +219,7 @@ class ServiceProxy:
         method: Method,
         payload: bytes,
         key: object | None,
+        now: float,
         deadline: float,
         metadata: dict[str, str] | None,
     ) -> Any:
@@ -214,11 +227,12 @@ class ServiceProxy:
         rng = node.kernel.rng
         retry = self._retry
         budget = None
-        now = trio.current_time()
         if retry is not None and retry.attempts > 1:
             budget = self._state.budget(self._group, retry.make_budget)
             budget.record_call(now)
-        idem = 0 if method.idempotent else rng.getrandbits(63) | 1
+        # The key lets the server deduplicate a retry on the same member; a
+        # call that is never retried needs none (and costs the server nothing).
+        idem = 0 if method.idempotent or budget is None else rng.getrandbits(63) | 1
         avoid: list[ActorRef] = []
         same: ActorRef | None = None
         attempt = 0
@@ -248,7 +262,7 @@ class ServiceProxy:
                 elif kind is RpcFailure:
                     error, ran = unbox(result), result.ran
                 else:
-                    breaker.success(trio.current_time())
+                    breaker.success(now)
                     return result
             finally:
                 self._balancer.finished(ref)

@@ -81,20 +81,20 @@ async def on_call(self: Actor, msg: Call) -> Any:
     """The handler of a ``Call`` (added to every service class)."""
     node = self.ctx.node
     state = services_of(node)
-    await state.ensure_actor()
+    if not state.actor_started:
+        await state.ensure_actor()
     local = msg.caller == node.id
-    path = self.ctx.self_ref.path
     try:
         method, args, ctx, chain = _prepare(self, msg, False)
     except CallError as exc:
-        return failure(exc, False, local, node.id, path)
+        return failure(exc, False, local, node.id, self.ctx.self_ref.path)
     key = msg.key
     dedup = key != 0 and not method.idempotent
     if dedup:
         earlier = state.recall(msg.caller, key, trio.current_time())
         if earlier is not None:
             return earlier
-    result, ran = await _run(self, state, method, args, ctx, chain, msg.id, local, path)
+    result, ran = await _run(self, state, method, args, ctx, chain, msg.id, local)
     if dedup and ran:  # a refusal is not remembered: a retry may well pass
         state.remember(msg.caller, key, trio.current_time(), result)
     return result
@@ -109,9 +109,7 @@ async def _run(
     chain: tuple[Any, ...],
     id: int,
     local: bool,
-    path: str,
 ) -> tuple[Any, bool]:
-    node_id = state.node.id
     ran = False
 
     async def invoke() -> Any:
@@ -122,18 +120,22 @@ async def _run(
     scope = trio.CancelScope(deadline=math.inf if ctx.deadline is None else ctx.deadline)
     if not state.start(ctx.caller, id, scope):
         cancelled = AskTimeout(f"{method.qualname}: cancelled by its caller")
-        return failure(cancelled, False, local, node_id, path), False
+        return _failed(actor, cancelled, False, local), False
     token = _current.set(ctx)
     try:
         with scope:
             return await run_chain(chain, "server", ctx, invoke), ran
         why = "deadline exceeded" if trio.current_time() >= scope.deadline else "cancelled"
-        return failure(AskTimeout(f"{method.qualname}: {why}"), ran, local, node_id, path), ran
+        return _failed(actor, AskTimeout(f"{method.qualname}: {why}"), ran, local), ran
     except Exception as exc:  # the method's own failure goes to its caller, not its supervisor
-        return failure(exc, ran, local, node_id, path), ran
+        return _failed(actor, exc, ran, local), ran
     finally:
         _current.reset(token)
         state.finish(ctx.caller, id)
+
+
+def _failed(actor: Actor, exc: BaseException, ran: bool, local: bool) -> Any:
+    return failure(exc, ran, local, actor.ctx.node.id, actor.ctx.self_ref.path)
 
 
 async def on_stream_call(self: Actor, msg: StreamCall) -> AsyncIterator[Any]:

@@ -2,7 +2,8 @@
 retry budgets) and what its servers keep (running calls to cancel, results of
 non-idempotent calls to deduplicate), with the bounds of each.
 
-Held beside the node (a weak map), so that the runtime needs no field for it.
+Held in ``node.services`` (the node keeps it and never reads it); it refers
+back to its node weakly.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class ServicesActor(Actor):
 class ServicesState:
     __slots__ = (
         "__weakref__",
-        "_actor_started",
+        "actor_started",
         "_node",
         "breakers",
         "budgets",
@@ -67,9 +68,9 @@ class ServicesState:
         self.running: dict[tuple[str, int], trio.CancelScope] = {}
         self.dedup: OrderedDict[tuple[str, int], tuple[float, Any]] = OrderedDict()
         self.early_cancels: OrderedDict[tuple[str, int], None] = OrderedDict()
-        self.breakers: OrderedDict[tuple[str, ActorRef], Any] = OrderedDict()
+        self.breakers: OrderedDict[tuple[object, ActorRef], Any] = OrderedDict()
         self.budgets: dict[str, Any] = {}
-        self._actor_started = False
+        self.actor_started = False
 
     @property
     def node(self) -> Node:
@@ -82,9 +83,9 @@ class ServicesState:
     async def ensure_actor(self) -> None:
         """Start this node's services actor and name it (once), so that
         callers on other nodes can send it their cancels."""
-        if self._actor_started:
+        if self.actor_started:
             return
-        self._actor_started = True
+        self.actor_started = True
         node = self.node
         ref = await node.kernel.spawn_system(None, ServicesActor, segment="services")
         node.registry.register(services_name(node.id), ref)
@@ -133,7 +134,7 @@ class ServicesState:
 
     # ------------------------------------------------------------ client
 
-    def breaker(self, service: str, member: ActorRef, make: Callable[[], Any]) -> Any:
+    def breaker(self, service: object, member: ActorRef, make: Callable[[], Any]) -> Any:
         key = (service, member)
         breakers = self.breakers
         found = breakers.get(key)
@@ -166,13 +167,10 @@ class ServicesState:
             pass
 
 
-_states: weakref.WeakKeyDictionary[Node, ServicesState] = weakref.WeakKeyDictionary()
-
-
 def services_of(node: Node) -> ServicesState:
-    state = _states.get(node)
+    state: ServicesState | None = node.services
     if state is None:
-        state = _states[node] = ServicesState(node)
+        state = node.services = ServicesState(node)
     return state
 
 
