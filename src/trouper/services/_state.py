@@ -52,8 +52,8 @@ class ServicesActor(Actor):
 class ServicesState:
     __slots__ = (
         "__weakref__",
-        "actor_started",
         "_node",
+        "actor_started",
         "breakers",
         "budgets",
         "dedup",
