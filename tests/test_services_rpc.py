@@ -242,3 +242,40 @@ async def test_deadline_exceeded_on_the_server_of_another_node() -> None:
             with pytest.raises(trouper.AskTimeout):
                 await accounts.slow(60.0)
             await instance(ref).cancelled.wait()
+
+
+async def test_calls_and_cancels_over_websocket_links() -> None:
+    with trio.fail_after(30):
+        async with two_nodes("ws://127.0.0.1:0/trouper") as (a, b):
+            ref = await a.spawn(Accounts)
+            a.registry.register("acc", ref)
+            there = await b.lookup("acc", timeout=5)
+            accounts = b.proxy(Accounts, timeout=None, members=[there])
+            assert await accounts.deposit("ada", 3) == 3
+            from trouper.services._state import services_name
+
+            await b.lookup(services_name("a"), timeout=5)
+            actor = instance(ref)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(accounts.slow, 60.0)
+                await actor.started.wait()
+                nursery.cancel_scope.cancel()
+            await actor.cancelled.wait()
+
+
+async def test_a_call_fails_over_to_a_member_on_another_node_without_duplicates() -> None:
+    with trio.fail_after(20):
+        async with two_nodes() as (a, b):
+            here = await b.spawn(Accounts)
+            far = await a.spawn(Accounts)
+            a.registry.register("far", far)
+            far_ref = await b.lookup("far", timeout=5)
+            await b.stop(here)
+            accounts = b.proxy(
+                Accounts,
+                retry=trouper.Retry(attempts=2, backoff=trouper.Backoff(0.0, 0.0, 0.0)),
+                members=[here, far_ref],
+            )
+            for i in range(1, 5):
+                assert await accounts.deposit("ada", 1) == i
+            assert instance(far).ran == 4

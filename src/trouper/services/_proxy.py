@@ -239,7 +239,12 @@ class ServiceProxy:
         while True:
             ref = same if same is not None else self._choose(avoid, key, now)
             breaker = self._breaker_of(ref)
-            remaining = None if deadline == math.inf else deadline - now
+            if attempt == 0:
+                # The proxy's own timeout, the same float every call: the
+                # node's ask timers keep one queue per distinct timeout.
+                remaining = self._timeout
+            else:
+                remaining = None if deadline == math.inf else deadline - now
             if remaining is not None and remaining <= 0:
                 raise AskTimeout(f"{self._group}.{method.name}: no time left")
             call_id = rng.getrandbits(63)
