@@ -279,6 +279,18 @@ class DoRegistry:
 
 
 @attrs.frozen
+class DoGroups:
+    """A ``GroupUpdate``: ``members`` memberships over three groups."""
+
+    owner: str
+    members: int
+    ref_node: str
+    left: int
+    snapshot: bool
+    long_names: bool
+
+
+@attrs.frozen
 class DoGossip:
     members: int
     who: str
@@ -382,6 +394,15 @@ STEPS = st.one_of(
         st.booleans(),
     ),
     st.builds(
+        DoGroups,
+        st.sampled_from(["self", "self", "target", "legit", "stranger"]),
+        st.one_of(st.integers(0, 60), st.just(5000)),
+        st.sampled_from(["self", "target", "legit"]),
+        st.integers(0, 60),
+        st.booleans(),
+        st.booleans(),
+    ),
+    st.builds(
         DoGossip,
         st.sampled_from([0, 1, 3, 10, 300]),
         st.sampled_from(["fake-high", "fake-low", "target", "legit", "hostile", "mixed"]),
@@ -474,7 +495,10 @@ STEPS = st.one_of(
         st.sampled_from(["reply", "failure", "spawn-result"]),
         st.sampled_from([0, 1, 2, 2**62, U64_MAX]),
     ),
-    st.builds(DoFlood, st.sampled_from(["asks", "tells", "streams", "watches", "names", "spawns"])),
+    st.builds(
+        DoFlood,
+        st.sampled_from(["asks", "tells", "streams", "watches", "names", "groups", "spawns"]),
+    ),
     st.builds(
         DoGoodbye, st.sampled_from([None, "", "shutdown", "protocol-error", "x" * 500, "ünïcode"])
     ),

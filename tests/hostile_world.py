@@ -31,6 +31,7 @@ from hostile_steps import (
     DoFlood,
     DoGoodbye,
     DoGossip,
+    DoGroups,
     DoHeartbeat,
     DoProduce,
     DoRegistry,
@@ -57,6 +58,7 @@ from trouper.protocols import (
     Failure,
     Goodbye,
     Gossip,
+    GroupUpdate,
     Heartbeat,
     Member,
     RegistryUpdate,
@@ -336,6 +338,16 @@ async def run_registry(w: World, s: DoRegistry) -> None:
     await w.client.send([RegistryUpdate(owner, added, removed, s.snapshot)])
 
 
+async def run_groups(w: World, s: DoGroups) -> None:
+    owner = {"self": HOSTILE, "target": TARGET, "legit": LEGIT, "stranger": "stranger"}[s.owner]
+    node = {"self": HOSTILE, "target": TARGET, "legit": LEGIT}[s.ref_node]
+    groups = [("g" * 300 if s.long_names and i == 0 else "g") + f"-{i}" for i in range(3)]
+    refs = [WireRef(node, f"/user/member-{i}", i + 1) for i in range(s.members)]
+    joined = {g: refs[i::3] for i, g in enumerate(groups)}
+    left = {g: refs[: s.left] for g in groups}
+    await w.client.send([GroupUpdate(owner, joined, left, s.snapshot)])
+
+
 async def run_gossip(w: World, s: DoGossip) -> None:
     cycle = ("fake-high", "fake-low", "target", "legit", "hostile")
     real = {
@@ -468,6 +480,7 @@ FLOODS: dict[str, Any] = {
     "streams": DoStreamOpen(("probe", 0), "hold", "fresh", 1, 10),
     "watches": DoWatch(("victim", 0), 60, "hostile"),
     "names": DoRegistry("self", 30, "self", 0, False, False),
+    "groups": DoGroups("self", 30, "self", 0, False, False),
     "spawns": DoSpawn("sluggish", "empty", "none", None, "fresh", 6),
 }
 
@@ -501,6 +514,7 @@ RUNNERS: dict[type, Any] = {
     DoUnwatch: run_unwatch,
     DoTerminated: run_terminated,
     DoRegistry: run_registry,
+    DoGroups: run_groups,
     DoGossip: run_gossip,
     DoSpawn: run_spawn,
     DoStop: run_stop,

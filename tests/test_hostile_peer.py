@@ -97,6 +97,8 @@ LIMITS: dict[str, Any] = {
     "max_streams": 8,
     "max_watches": 50,
     "max_names": 20,
+    "max_group_members": 20,
+    "max_group_name": 64,
     "max_peers": 5,
     "tell_window": 16,
     "max_parked": 120,
@@ -174,6 +176,7 @@ def check_bounded(w: World) -> None:
     assert s.streams_in <= LIMITS["max_streams"], s
     assert s.watched_by <= LIMITS["max_watches"], s
     assert s.names <= LIMITS["max_names"], s
+    assert s.group_members <= LIMITS["max_group_members"], s
     assert s.requests <= LIMITS["max_peer_requests"], s
     # Checked between reads: one read may carry a step's worth beyond.
     assert s.inbound_asks <= LIMITS["max_inbound_asks"] + STEP_ENVELOPES, s
@@ -194,6 +197,7 @@ def check_bounded(w: World) -> None:
         ("streams_in", "max_streams"),
         ("watched_by", "max_watches"),
         ("names", "max_names"),
+        ("group_members", "max_group_members"),
         ("requests", "max_peer_requests"),
         ("inbound_asks", "max_inbound_asks"),
         ("parked", "max_parked"),
@@ -220,6 +224,7 @@ QUIET_FIELDS = (
     "watching",
     "watched_by",
     "names",
+    "group_members",
     "requests",
     "credit_targets",
     "owed_targets",
@@ -260,6 +265,7 @@ def quiet_state(target: trouper.Node, legit: trouper.Node) -> dict[str, Any]:
             "name waiters": node.kernel.names.waiting,
             "ask queues": node.kernel.timers.ask_queues,
             "registry": node.registry.names(),
+            "groups": {g: node.registry.members(g) for g in node.registry.groups()},
             "peers": {peer: _quiet(s) for peer, s in all_stats(node).items() if peer != HOSTILE},
         }
     return state

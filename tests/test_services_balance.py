@@ -109,6 +109,13 @@ def test_key_hash_is_stable_across_processes() -> None:
     )
 
 
+def test_a_key_without_a_stable_encoding_is_refused() -> None:
+    ring = make_balancer(ConsistentHash(key="k"))
+    with pytest.raises(ConfigurationError, match=r"ConsistentHash key must be .* not object"):
+        ring.pick(refs(2), key=object(), avoid=(), local_node="n1")
+    assert key_bytes((1, "a")) == b'j[1,"a"]'
+
+
 def test_consistent_hash_sends_a_key_to_the_same_member() -> None:
     members = refs(5)
     ring = make_balancer(ConsistentHash(key="k"))

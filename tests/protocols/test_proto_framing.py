@@ -30,6 +30,7 @@ from trouper.protocols import (
     FrameEncoder,
     Goodbye,
     Gossip,
+    GroupUpdate,
     Heartbeat,
     Hello,
     Member,
@@ -84,6 +85,7 @@ def samples() -> list[Envelope]:
         Heartbeat(12, 1234.5),
         Gossip([Member("node-a", 1, ["tcp://10.0.0.1:7000", "quic://10.0.0.1:7001"], "up", 5)]),
         RegistryUpdate("node-a", {"greeter": A}, {"old": B}, snapshot=True),
+        GroupUpdate("node-a", {"workers": [A, B]}, {"old": [B]}, snapshot=True),
         Goodbye("shutting down"),
         Goodbye("bad cookie", code="handshake-failed"),
     ]

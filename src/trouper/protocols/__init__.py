@@ -21,6 +21,7 @@ from ._envelopes import ErrorDetail as ErrorDetail
 from ._envelopes import Failure as Failure
 from ._envelopes import Goodbye as Goodbye
 from ._envelopes import Gossip as Gossip
+from ._envelopes import GroupUpdate as GroupUpdate
 from ._envelopes import Heartbeat as Heartbeat
 from ._envelopes import Hello as Hello
 from ._envelopes import Member as Member
@@ -88,6 +89,7 @@ __all__ = [
     "FrameEncoder",
     "Goodbye",
     "Gossip",
+    "GroupUpdate",
     "Heartbeat",
     "Hello",
     "InitiatorConnection",

@@ -39,6 +39,7 @@ __all__ = [
     "Failure",
     "Goodbye",
     "Gossip",
+    "GroupUpdate",
     "Heartbeat",
     "Hello",
     "Member",
@@ -297,6 +298,18 @@ class RegistryUpdate(_Envelope, tag=42, frozen=True, array_like=True, gc=False):
     snapshot: bool = False
 
 
+class GroupUpdate(_Envelope, tag=45, frozen=True, array_like=True, gc=False):
+    """Group memberships owned by ``node`` (group -> refs, in join order);
+    with ``snapshot`` the joined entries replace everything previously known
+    from that node instead of patching it. A large snapshot is sent as one
+    ``snapshot`` envelope followed by patches. (Tag 46 is kept for groups.)"""
+
+    node: NodeId
+    joined: dict[str, list[WireRef]]
+    left: dict[str, list[WireRef]]
+    snapshot: bool = False
+
+
 class Goodbye(_Envelope, tag=99, frozen=True, array_like=True, gc=False):
     """The sender is closing the connection; ``code`` is an ``error_code``
     when it closes because of an error."""
@@ -328,6 +341,7 @@ Envelope: TypeAlias = (
     | Heartbeat
     | Gossip
     | RegistryUpdate
+    | GroupUpdate
     | Goodbye
 )
 

@@ -79,6 +79,10 @@ class RemoteConfig:
     max_watches: int = attrs.field(default=100_000, validator=_positive_int)
     #: Names one peer may announce.
     max_names: int = attrs.field(default=100_000, validator=_positive_int)
+    #: Group memberships one peer may announce (an actor in two groups is two).
+    max_group_members: int = attrs.field(default=100_000, validator=_positive_int)
+    #: The longest group name a peer may announce, in characters.
+    max_group_name: int = attrs.field(default=255, validator=_positive_int)
     #: Spawns and stops one peer may have in progress here at once.
     max_peer_requests: int = attrs.field(default=64, validator=_positive_int)
     #: The largest ``mailbox_size`` a remote spawn may ask for.

@@ -28,6 +28,7 @@ from ..protocols import (
     Credit,
     Failure,
     Gossip,
+    GroupUpdate,
     Heartbeat,
     RegistryUpdate,
     Reply,
@@ -382,6 +383,10 @@ def on_registry(peer: Peer, env: RegistryUpdate) -> None:
     peer.remoting.registry_update(peer, env)
 
 
+def on_groups(peer: Peer, env: GroupUpdate) -> None:
+    peer.remoting.groups.apply(peer, env)
+
+
 def on_request(peer: Peer, env: Spawn | Stop) -> None:
     peer.remoting.agent_request(peer, env)
 
@@ -406,4 +411,5 @@ HANDLERS: dict[type, Callable[[Peer, Any], None]] = {
     Heartbeat: on_heartbeat,
     Gossip: on_gossip,
     RegistryUpdate: on_registry,
+    GroupUpdate: on_groups,
 }

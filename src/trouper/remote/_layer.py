@@ -37,6 +37,7 @@ from ..runtime import ActorRef, MemberInfo, StreamReader, current_sender
 from ..transports import get_transport, parse_address
 from ._allow import AllowList
 from ._conn import Connection
+from ._groups import GroupTable
 from ._membership import Membership
 from ._peer import Peer
 from ._requests import Requests
@@ -67,6 +68,7 @@ class Remoting(Membership, Requests):
         self.handshaking = 0
         self.bad_messages = 0
         self.children: list[NodeHandle] = []
+        self.groups = GroupTable(node, config, self.resolve)
         self.cluster: ActorRef | None = None
         self.agent: ActorRef | None = None
         self._encoder = msgspec.msgpack.Encoder(enc_hook=self.codec_hook)

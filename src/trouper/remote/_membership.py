@@ -27,6 +27,7 @@ from ._wire import wire_ref
 if TYPE_CHECKING:
     from ..runtime import ActorRef, Node
     from ._config import RemoteConfig
+    from ._groups import GroupTable
 
 log = logging.getLogger("trouper.remote")
 
@@ -38,6 +39,7 @@ class Membership:
     config: RemoteConfig
     peers: dict[str, Peer]
     cluster: ActorRef | None
+    groups: GroupTable
 
     def resolve(self, node_id: str, path: str, uid: int) -> ActorRef:
         raise NotImplementedError  # in Remoting
@@ -96,11 +98,14 @@ class Membership:
     def on_peer_up(self, peer: Peer) -> None:
         peer.send_quiet(self.registry_snapshot())
         peer.send_quiet(Gossip(self.gossip_members()))
+        for update in self.groups.snapshot():
+            peer.send_quiet(update)
         self.changed()
 
     def on_peer_down(self, peer: Peer) -> None:
         lost = peer.names
         peer.names = {}
+        self.groups.drop(peer.node_id)
         if lost:
             log.info("names of node %s vanished: %s", peer.node_id, sorted(lost)[:20])
         self.changed()
@@ -221,6 +226,18 @@ class Membership:
         for peer in self.peers.values():
             if peer.status == "up":
                 peer.send_quiet(update)
+
+    def group_changed(self, group: str, ref: ActorRef, joined: bool) -> None:
+        update = self.groups.changed(group, ref, joined)
+        for peer in self.peers.values():
+            if peer.status == "up":
+                peer.send_quiet(update)
+
+    def group_members(self, group: str) -> list[ActorRef]:
+        return self.groups.members(group)
+
+    def group_names(self) -> set[str]:
+        return self.groups.names()
 
     def lookup(self, name: str) -> ActorRef | None:
         found = [p.names[name] for p in self.peers.values() if name in p.names]

@@ -20,7 +20,7 @@ class PeerStatistics:
     per actor), ``outbox_bytes`` by ``max_outbox_bytes`` (times
     ``outbox_hard_factor``), ``streams_in`` by ``max_streams``, ``watched_by``
     by ``max_watches``, ``names`` by ``max_names``, ``requests`` by
-    ``max_peer_requests``.
+    ``max_peer_requests``, ``group_members`` by ``max_group_members``.
     """
 
     node_id: str
@@ -43,6 +43,7 @@ class PeerStatistics:
     credit_targets: int
     owed_targets: int
     credit_waiters: int
+    group_members: int = 0
 
 
 def statistics(peer: Peer) -> PeerStatistics:
@@ -67,4 +68,5 @@ def statistics(peer: Peer) -> PeerStatistics:
         credit_targets=len(peer.credits),
         owed_targets=len(peer.ledger),
         credit_waiters=len(peer.credit_waiters),
+        group_members=peer.remoting.groups.count(peer.node_id),
     )

@@ -20,6 +20,7 @@ import trio
 from .._errors import ConfigurationError, SupervisionError
 from ..actors._actor import Actor
 from ._events import DeadLetters, EventStream
+from ._groups import Groups
 from ._names import Names
 from ._states import DEAD
 from ._timers import TimerService
@@ -53,6 +54,7 @@ class Kernel:
         self.uid_base = secrets.randbits(40) << 20
         self._uids = itertools.count(self.uid_base + 1)
         self.names = Names(node_id)
+        self.groups = Groups()
         self.paths: dict[str, Cell] = {}
         self._extra_names: dict[Cell, list[str]] = {}
         self.events = EventStream()
@@ -108,9 +110,10 @@ class Kernel:
         return cell
 
     def forget(self, cell: Cell) -> None:
-        """A cell is gone (``finalize``): drop its path and extra names."""
+        """A cell is gone (``finalize``): drop its path, extra names and groups."""
         if self.paths.get(cell.ref.path) is cell:
             del self.paths[cell.ref.path]
+        self.groups.leave_all(cell.ref)
         for name in self._extra_names.pop(cell, ()):
             self.names.unregister(name, cell.ref)
 

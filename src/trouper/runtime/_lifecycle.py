@@ -190,6 +190,8 @@ async def stop(cell: Cell, reason: str) -> None:
     if cell._state >= STOPPING:
         return
     cell.advance(Event.STOP)
+    # Out of its groups at once, so no new call is routed to a stopping member.
+    cell.node.kernel.groups.leave_all(cell.ref)
     await stop_children(cell, "parent stopping")
     await run_on_stop(cell)
     if cell._bg is not None:

@@ -8,18 +8,22 @@ leave nothing behind.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import trio
 
-from .._errors import ConfigurationError, NameTaken
+from .._errors import ActorNotFound, ConfigurationError, NameTaken
+from ._groups import Groups, check_group
 
 if TYPE_CHECKING:
     from ._ref import ActorRef
     from ._spi import RemoteLayer
 
 Listener = Callable[[str, "ActorRef", bool], None]
+#: Member lists ``Registry.members`` keeps between two changes.
+_CACHED_GROUPS = 1024
 
 
 class Names:
@@ -106,13 +110,20 @@ class Registry:
     """Names across the cluster (``node.registry``): this node's own, and
     those every other node announced. A local name wins over a remote one;
     between two remote nodes holding the same name, the smaller node id wins.
-    Names owned by a node vanish when it leaves or is declared down."""
+    Names owned by a node vanish when it leaves or is declared down.
 
-    __slots__ = ("_names", "_remote")
+    It also holds the groups (Erlang's ``pg``): many actors per group name,
+    on any node; see ``members``."""
 
-    def __init__(self, names: Names) -> None:
+    __slots__ = ("_cache", "_groups", "_names", "_remote")
+
+    def __init__(self, names: Names, groups: Groups | None = None) -> None:
         self._names = names
+        self._groups = groups if groups is not None else Groups()
         self._remote: RemoteLayer | None = None
+        #: Member lists by group, valid for one ``Groups.version``: a proxy
+        #: asks for them on every call.
+        self._cache: tuple[int, dict[str, tuple[ActorRef, ...]]] = (-1, {})
 
     def _attach(self, remote: RemoteLayer) -> None:
         self._remote = remote
@@ -139,17 +150,73 @@ class Registry:
         """Give an actor of this node one more name (Erlang's ``register/2``);
         ``NameTaken`` if another actor has it. The name goes when the actor
         stops, or with ``unregister``."""
-        cell = ref._cell
-        if cell is None or cell.node.kernel.names is not self._names:
-            raise ConfigurationError(f"{ref} is not an actor of this node")
-        if cell.dead:
-            raise ConfigurationError(f"{ref} is dead")
+        cell = self._live_local(ref)._cell
+        assert cell is not None
         self._names.register(name, ref)
         cell.node.kernel.extra_name(cell, name)
 
     def unregister(self, name: str) -> None:
         """Remove a name of this node (the actor keeps running)."""
         self._names.unregister(name)
+
+    # ------------------------------------------------------------ groups
+
+    def members(self, group: str) -> list[ActorRef]:
+        """The members of ``group`` across the cluster: this node's first
+        (in join order), then each other node's, by node id."""
+        version, cache = self._cache
+        if version != self._groups.version:
+            cache = {}
+            self._cache = (self._groups.version, cache)
+        found = cache.get(group)
+        if found is None:
+            if len(cache) >= _CACHED_GROUPS:
+                cache.clear()  # bounded whatever names callers ask for
+            refs = self._groups.members(group)
+            if self._remote is not None:
+                refs.extend(self._remote.group_members(group))
+            found = cache[group] = tuple(refs)
+        return list(found)
+
+    def groups(self) -> list[str]:
+        """Every group with a member somewhere in the cluster, sorted."""
+        found = set(self._groups.names())
+        if self._remote is not None:
+            found.update(self._remote.group_names())
+        return sorted(found)
+
+    def join(self, group: str, ref: ActorRef) -> None:
+        """Add an actor of this node to ``group`` (it may be in many); it
+        leaves when it stops, or with ``leave``."""
+        check_group(group)
+        self._groups.join(group, self._live_local(ref))
+
+    def leave(self, group: str, ref: ActorRef) -> None:
+        """Take an actor of this node out of ``group`` (no error if it is not in it)."""
+        self._groups.leave(group, ref)
+
+    async def wait_for_members(
+        self, group: str, n: int = 1, timeout: float | None = 10.0
+    ) -> list[ActorRef]:
+        """The members of ``group`` once it has at least ``n``;
+        ``ActorNotFound`` if it has fewer after ``timeout`` seconds."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigurationError(f"wait_for_members needs an int n >= 1, not {n!r}")
+        with trio.move_on_after(math.inf if timeout is None else timeout):
+            while len(found := self.members(group)) < n:
+                await self._groups.wait()
+            await trio.lowlevel.checkpoint()
+            return found
+        have = len(self.members(group))
+        raise ActorNotFound(f"group {group!r} has {have} members, not {n}, after {timeout}s")
+
+    def _live_local(self, ref: ActorRef) -> ActorRef:
+        cell = ref._cell
+        if cell is None or cell.node.kernel.names is not self._names:
+            raise ConfigurationError(f"{ref} is not an actor of this node")
+        if cell.dead:
+            raise ConfigurationError(f"{ref} is dead")
+        return ref
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None

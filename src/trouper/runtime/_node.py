@@ -129,7 +129,7 @@ class Node:
             supervision=supervision or OneForOne(),
             seed=seed,
         )
-        self.registry = Registry(self.kernel.names)
+        self.registry = Registry(self.kernel.names, self.kernel.groups)
         self.remote: RemoteLayer | None = None
         #: The node's services state (breakers, budgets, running calls),
         #: made and used by ``trouper.services``; the runtime never reads it.
@@ -152,6 +152,7 @@ class Node:
         self.remote = layer
         self.registry._attach(layer)
         self.kernel.names.listener = layer.name_changed
+        self.kernel.groups.listener = layer.group_changed
 
     # ------------------------------------------------------------ actors
 

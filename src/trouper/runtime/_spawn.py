@@ -16,6 +16,7 @@ from ..actors._actor import Actor
 from ..supervisors._strategy import check_mailbox_size, check_restart, check_shutdown
 from . import _lifecycle as life
 from ._cell import Cell
+from ._groups import group_of
 from ._names import check_name
 from ._states import RUNNING, STOPPING, Event
 from ._sysmsg import Done, Start
@@ -46,6 +47,7 @@ async def spawn_child(
     shutdown_time = check_shutdown(shutdown)
     kernel = parent.node.kernel
     size = check_mailbox_size(mailbox_size) or kernel.mailbox_size
+    group = group_of(cls)  # a bad one is refused before anything starts
     if parent._state >= STOPPING:
         raise SpawnRefused(f"{parent.ref.path} is stopping; it cannot spawn {cls.__name__}")
     uid = kernel.next_uid()
@@ -93,6 +95,10 @@ async def spawn_child(
             raise SpawnRefused(f"{cell.ref.path} failed to start: {done.error!r}") from done.error
     else:
         cell.advance(Event.STARTED)
+    if group is not None and not cell.dead:
+        # Joined once started: a member is ready for calls when it is seen.
+        kernel.groups.join(group, cell.ref)
+    if not cell._info.has_on_start:
         await trio.lowlevel.checkpoint_if_cancelled()
     return cell.ref
 

@@ -226,15 +226,20 @@ def stable_hash(data: bytes) -> int:
 
 def key_bytes(key: object) -> bytes:
     """A key's bytes, the same in every process: str and bytes as they are,
-    anything msgspec can encode as JSON by its encoding, else its repr."""
+    anything else by its JSON encoding (numbers, tuples, msgspec Structs...).
+    A key msgspec cannot encode is refused: its ``repr`` may hold a memory
+    address, and each process would send it somewhere else."""
     if isinstance(key, bytes):
         return b"b" + key
     if isinstance(key, str):
         return b"s" + key.encode("utf-8", "surrogatepass")
     try:
         return b"j" + msgspec.json.encode(key)
-    except (TypeError, msgspec.EncodeError):
-        return b"r" + repr(key).encode("utf-8", "surrogatepass")
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise ConfigurationError(
+            f"a ConsistentHash key must be a str, bytes, number or other value msgspec "
+            f"can encode, not {type(key).__name__} ({exc})"
+        ) from None
 
 
 def _ref_bytes(ref: ActorRef) -> bytes:
