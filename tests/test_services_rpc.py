@@ -279,3 +279,20 @@ async def test_a_call_fails_over_to_a_member_on_another_node_without_duplicates(
             for i in range(1, 5):
                 assert await accounts.deposit("ada", 1) == i
             assert instance(far).ran == 4
+
+
+async def test_a_proxy_balances_over_the_group_across_nodes() -> None:
+    with trio.fail_after(20):
+        async with two_nodes() as (a, b):
+            mine = await b.spawn(Accounts)
+            theirs = [await a.spawn(Accounts) for _ in range(2)]
+            members = await b.registry.wait_for_members("accounts", 3, timeout=5)
+            assert members[0] == mine
+            accounts = b.proxy(Accounts, balance="round-robin")
+            for _ in range(6):
+                await accounts.deposit("ada", 1)
+            assert [instance(r).ran for r in [mine, *theirs]] == [2, 2, 2]
+            local = b.proxy(Accounts, balance="local-first")
+            for _ in range(3):
+                await local.deposit("bob", 1)
+            assert instance(mine).ran == 5

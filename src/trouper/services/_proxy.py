@@ -141,11 +141,7 @@ class ServiceProxy:
     def _current_members(self) -> Sequence[ActorRef]:
         if self._members is not None:
             return self._members
-        members = getattr(self._node.registry, "members", None)
-        if members is None:  # the group registry is not in this build: name the members
-            raise ConfigurationError("node.proxy(..., members=[...]) needs the refs to call")
-        found: Sequence[ActorRef] = members(self._group)
-        return found
+        return self._node.registry.members(self._group)
 
     def _breaker_of(self, ref: ActorRef) -> CircuitBreaker:
         found = self._breakers.get(ref)
