@@ -231,3 +231,50 @@ async def test_the_rate_limit_refuses_with_a_delay(
         assert actor_of(ref).ran == 2
         await trio.sleep(info.value.retry_delay)
         assert await proxy.hit() == 3
+
+
+class Stamp(trouper.Middleware):
+    """Client side: adds metadata; server side: records what it saw."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    async def client(self, call: trouper.services.ClientCall, proceed: Any) -> Any:
+        call.metadata["tenant"] = "acme"
+        self.log.append(f"client {call.method}")
+        return await proceed()
+
+    async def server(self, call: trouper.CallContext, proceed: Any) -> Any:
+        self.log.append(f"server {call.method} {call.metadata.get('tenant')}")
+        result = await proceed()
+        self.log.append(f"server done {result}")
+        return result
+
+
+async def test_node_and_proxy_middleware_chains(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    log: list[str] = []
+    caplog.set_level(logging.INFO, "trouper.services")
+    with trio.fail_after(10):
+        async with trouper.open_node(middleware=[Stamp(log)]) as node:
+            ref = await node.spawn(Counter)
+            proxy = node.proxy(Counter, members=[ref], middleware=[trouper.LoggingMiddleware()])
+            assert await proxy.add(2) == 2
+    assert log == ["client add", "server add acme", "server done 2"]
+    assert any("called counter.add: ok" in r.getMessage() for r in caplog.records)
+
+
+async def test_the_server_checks_metadata_bounds_too() -> None:
+    import msgspec
+
+    from trouper.services._messages import LocalFailure
+
+    with trio.fail_after(10):
+        async with trouper.open_node() as node:
+            ref = await node.spawn(Counter)
+            args = msgspec.msgpack.encode({"n": 1})
+            big = {"k": "v" * 5000}
+            out = await ref.ask(Call("add", args, node.id, 1, metadata=big))
+            assert isinstance(out, LocalFailure) and isinstance(out.exc, trouper.InvalidArgument)
+            assert actor_of(ref).effects == 0
