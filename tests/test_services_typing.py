@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import assert_type
 
 import trouper
 
@@ -56,12 +55,3 @@ def test_mypy_reports_wrong_arguments_of_a_proxy_call(tmp_path: Path) -> None:
     flagged = {int(line.split(":")[1]) for line in errors}
     wrong = {i + 1 for i, text in enumerate(lines) if "# WRONG-" in text}
     assert flagged == wrong, out.stdout
-
-
-async def _typed(node: trouper.Node) -> None:
-    """Checked by the project's own mypy run over tests (not executed)."""
-    from tests.test_services_rpc import Accounts
-
-    accounts = node.proxy(Accounts)
-    assert_type(accounts, Accounts)
-    assert_type(await accounts.deposit("ada", 1), int)

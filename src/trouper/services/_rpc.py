@@ -128,7 +128,7 @@ class Method:
                 raise InvalidArgument(f"{self.qualname}: missing argument {missing[0]!r}")
         try:
             return _encoder.encode(values)
-        except (TypeError, msgspec.EncodeError) as exc:
+        except (TypeError, OverflowError, msgspec.EncodeError) as exc:
             raise InvalidArgument(f"{self.qualname}: cannot encode the arguments: {exc}") from None
 
     def unpack(self, data: bytes) -> tuple[Any, ...]:
