@@ -70,5 +70,5 @@ def test_declarations_that_cannot_work_are_refused() -> None:
         trouper.rpc(lambda self: None)
     with pytest.raises(trouper.ConfigurationError, match="Actor subclass"):
         trouper.service("x")(int)  # type: ignore[type-var]
-    with pytest.raises(trouper.ConfigurationError, match="not a @trouper.service"):
+    with pytest.raises(trouper.ConfigurationError, match=r"not a @trouper\.service"):
         service_info(trouper.Actor)
