@@ -206,10 +206,12 @@ def check_roles(call: CallContext, chain: Sequence[Any]) -> None:
 
 
 class RateLimit(Middleware):
-    """Server side: a token bucket per caller (its node id, or the
-    ``authorization`` metadata when given), ``rate`` calls per second with
+    """Server side: a token bucket per caller (its node id and, for a call
+    from an actor, that actor's path), ``rate`` calls per second with
     ``burst``; over it, ``RateLimited`` with the delay until a call would
-    pass. At most ``max_callers`` buckets are kept (least recently used go)."""
+    pass. At most ``max_callers`` buckets are kept (least recently used go).
+    Callers are the cluster's own nodes (authenticated by the cookie), so the
+    node id a call names is trusted as far as they are."""
 
     def __init__(self, rate: float, burst: float = 10.0, *, max_callers: int = 10_000) -> None:
         TokenBucket(rate, burst)  # validates
@@ -234,5 +236,7 @@ class RateLimit(Middleware):
             raise RateLimited(f"{caller} is over {self.rate} calls/s", retry_delay=delay)
 
     async def server(self, call: CallContext, proceed: Proceed) -> Any:
-        self.admit(call.metadata.get(AUTHORIZATION) or call.caller, trio.current_time())
+        ref = call.caller_ref
+        who = call.caller if ref is None else f"{call.caller}{ref.path}"
+        self.admit(who, trio.current_time())
         return await proceed()

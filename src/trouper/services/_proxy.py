@@ -201,12 +201,13 @@ class ServiceProxy:
         deadline = math.inf if timeout is None else now + timeout
         chain = (*self._state.middleware, *self._middleware)
         if not chain:
-            return await self._attempts(method, payload, key, now, deadline, self._metadata)
+            return await self._attempts(method, payload, key, now, deadline, self._metadata, True)
         call = ClientCall(self._group, method.name, dict(self._metadata or {}), deadline)
 
         async def send() -> Any:
             metadata = check_metadata(call.metadata) if call.metadata else None
-            return await self._attempts(method, payload, key, now, deadline, metadata)
+            now = trio.current_time()  # the chain may have taken some of the time
+            return await self._attempts(method, payload, key, now, deadline, metadata, False)
 
         return await run_chain(chain, "client", call, send)
 
@@ -218,7 +219,11 @@ class ServiceProxy:
         now: float,
         deadline: float,
         metadata: dict[str, str] | None,
+        exact: bool,
     ) -> Any:
+        """Attempts of one logical call; ``exact``: no time has passed since
+        ``now`` (no client middleware ran), so the first attempt may ask with
+        the proxy's timeout itself."""
         node = self._node
         rng = node.kernel.rng
         retry = self._retry
@@ -235,7 +240,7 @@ class ServiceProxy:
         while True:
             ref = same if same is not None else self._choose(avoid, key, now)
             breaker = self._breaker_of(ref)
-            if attempt == 0:
+            if attempt == 0 and exact:
                 # The proxy's own timeout, the same float every call: the
                 # node's ask timers keep one queue per distinct timeout.
                 remaining = self._timeout
@@ -285,8 +290,6 @@ class ServiceProxy:
             if not budget.try_spend(now):
                 raise error
             delay = retry.delay(attempt - 1, rng)
-            if isinstance(error, CircuitOpen) and error.retry_delay:
-                delay = max(delay, error.retry_delay)
             if now + delay >= deadline:
                 raise error
             await trio.sleep(delay)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from .._errors import TrouperError
 from ..actors import Actor, handler
 from ._messages import CancelCall
 
@@ -87,8 +88,11 @@ class ServicesState:
             return
         self.actor_started = True
         node = self.node
-        ref = await node.kernel.spawn_system(None, ServicesActor, segment="services")
-        node.registry.register(services_name(node.id), ref)
+        try:
+            ref = await node.kernel.spawn_system(None, ServicesActor, segment="services")
+            node.registry.register(services_name(node.id), ref)
+        except TrouperError:  # the node is stopping: calls still run under their deadlines
+            return
 
     def start(self, caller: str, id: int, scope: trio.CancelScope) -> bool:
         """Record a running call; False if its caller cancelled it already."""
