@@ -301,10 +301,9 @@ class ServiceProxy:
         now = trio.current_time()
         ref = self._choose([], None, now)
         timeout = self._timeout
-        msg = StreamCall(
-            method.name, payload, self._node.id, self._node.kernel.rng.getrandbits(63),
-            timeout, self._metadata,
-        )  # fmt: skip
+        node = self._node
+        call_id = node.kernel.rng.getrandbits(63)
+        msg = StreamCall(method.name, payload, node.id, call_id, timeout, self._metadata)
         return ref.stream(msg)
 
 

@@ -155,8 +155,8 @@ async def on_stream_call(self: Actor, msg: StreamCall) -> AsyncIterator[Any]:
         return
     scope = trio.CancelScope(deadline=math.inf if ctx.deadline is None else ctx.deadline)
     if not state.start(ctx.caller, msg.id, scope):
-        yield failure(AskTimeout(f"{method.qualname}: cancelled by its caller"), False, local,
-                      node.id, path)  # fmt: skip
+        cancelled = AskTimeout(f"{method.qualname}: cancelled by its caller")
+        yield failure(cancelled, False, local, node.id, path)
         return
     token = _current.set(ctx)
     ran = False
