@@ -296,3 +296,40 @@ async def test_a_proxy_balances_over_the_group_across_nodes() -> None:
             for _ in range(3):
                 await local.deposit("bob", 1)
             assert instance(mine).ran == 5
+
+
+@trouper.service("feed")
+class Feed(trouper.Actor):
+    def __init__(self) -> None:
+        self.produced = 0
+
+    @trouper.rpc
+    async def items(self, n: int) -> AsyncIterator[int]:
+        for i in range(n):
+            self.produced += 1
+            yield i
+
+
+async def test_a_server_stream_is_flow_controlled_end_to_end() -> None:
+    from trouper.runtime import cell_of
+
+    with trio.fail_after(20):
+        async with two_nodes() as (a, b):
+            ref = await a.spawn(Feed)
+            await b.registry.wait_for_members("feed", 1, timeout=5)
+            cell = cell_of(ref)
+            assert cell is not None
+            feed = cell.instance
+            assert isinstance(feed, Feed)
+            proxy = b.proxy(Feed, timeout=None)
+            async with proxy.items(10_000) as items:  # type: ignore[attr-defined]
+                first = await items.__anext__()
+                assert first == 0
+                # The producer stops at the consumer's credit (a window of 16,
+                # plus what is in flight), not at 10,000.
+                for _ in range(50):
+                    await trio.testing.wait_all_tasks_blocked()
+                    await trio.sleep(0.001)
+                assert 1 <= feed.produced <= 64
+                rest = [x async for x in items]
+            assert rest == list(range(1, 10_000))
