@@ -216,6 +216,23 @@ async def test_a_node_that_connects_later_gets_a_snapshot_and_shutdown_removes_m
             assert a.registry.groups() == ["workers"]
 
 
+async def test_members_survive_broken_connections_and_updates_flow_after() -> None:
+    with trio.fail_after(30):
+        async with cluster("a", "b") as (a, b):
+            refs = [await b.spawn(Member) for _ in range(3)]
+            assert await a.registry.wait_for_members("workers", 3, timeout=5) == refs
+            peer = remoting(a).peers["b"]
+            for _ in range(2):
+                old = peer.conn
+                assert old is not None
+                old.close_soon("a test breaks the connection")
+                await eventually(lambda: peer.conn is not None and peer.conn is not old)  # noqa: B023
+                assert a.registry.members("workers") == refs
+            await b.stop(refs[1])
+            await eventually(lambda: a.registry.members("workers") == [refs[0], refs[2]])
+            assert remoting(a).statistics()["b"].group_members == 2
+
+
 async def test_three_nodes_list_local_members_first_then_by_node_id() -> None:
     with trio.fail_after(30):
         async with cluster("b", "c", "a") as (b, c, a):
