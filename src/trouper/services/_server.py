@@ -124,6 +124,9 @@ async def _run(
     token = _current.set(ctx)
     try:
         with scope:
+            if not chain:  # the common case, one coroutine fewer
+                ran = True
+                return await method.fn(actor, *args), True
             return await run_chain(chain, "server", ctx, invoke), ran
         why = "deadline exceeded" if trio.current_time() >= scope.deadline else "cancelled"
         return _failed(actor, AskTimeout(f"{method.qualname}: {why}"), ran, local), ran
