@@ -278,3 +278,25 @@ async def test_the_server_checks_metadata_bounds_too() -> None:
             out = await ref.ask(Call("add", args, node.id, 1, metadata=big))
             assert isinstance(out, LocalFailure) and isinstance(out.exc, trouper.InvalidArgument)
             assert actor_of(ref).effects == 0
+
+
+@trouper.service("sharded")
+class Sharded(trouper.Actor):
+    @trouper.rpc
+    async def put(self, account: str, amount: int = 1) -> str:
+        return self.ctx.self_ref.path
+
+
+async def test_consistent_hashing_sends_a_key_to_the_same_member() -> None:
+    with trio.fail_after(10):
+        async with trouper.open_node("shards") as node:  # a fixed id: a fixed ring
+            refs = [await node.spawn(Sharded) for _ in range(4)]
+            proxy = node.proxy(Sharded, balance=trouper.ConsistentHash(key="account"))
+            where = {a: await proxy.put(a) for a in ("ada", "bob", "cy", "dee", "eve")}
+            for a, path in where.items():
+                assert await proxy.put(a, amount=5) == path
+                assert await proxy.put(account=a) == path
+            assert len(set(where.values())) > 1
+            assert set(where.values()) <= {r.path for r in refs}
+            with pytest.raises(AttributeError, match="no rpc method 'nope'"):
+                proxy.nope  # noqa: B018

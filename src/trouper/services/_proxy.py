@@ -126,12 +126,14 @@ class ServiceProxy:
         self._breakers: dict[ActorRef, CircuitBreaker] = {}
 
     def __repr__(self) -> str:
-        return f"<proxy of service {self._group!r} on {self._node.id}>"
+        group = self.__dict__.get("_group", "?")
+        return f"<proxy of service {group!r}>"
 
     def __getattr__(self, name: str) -> Any:
-        method = self.__dict__["_info"].methods.get(name)
+        info = self.__dict__.get("_info")
+        method = None if info is None else info.methods.get(name)
         if method is None:
-            raise AttributeError(f"service {self._group!r} has no rpc method {name!r}")
+            raise AttributeError(f"{self!r} has no rpc method {name!r}")
         caller = _StreamCaller(self, method) if method.is_stream else _Caller(self, method)
         self.__dict__[name] = caller  # later lookups find it without __getattr__
         return caller
@@ -195,7 +197,8 @@ class ServiceProxy:
         payload = method.pack(args, kwargs)
         key = None
         if self._hash is not None:
-            key = self._hash.key_of({**dict(zip(method.params, args, strict=False)), **kwargs})
+            named = dict(zip(method.params, args, strict=False))
+            key = self._hash.key_of({**method.defaults, **named, **kwargs})
         timeout = self._timeout
         now = trio.current_time()
         deadline = math.inf if timeout is None else now + timeout
