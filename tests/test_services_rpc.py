@@ -310,6 +310,28 @@ class Feed(trouper.Actor):
             yield i
 
 
+@trouper.service("ticker")
+class Ticker(trouper.Actor):
+    @trouper.rpc
+    async def ticks(self) -> AsyncIterator[int]:
+        yield 0
+        await trio.sleep_forever()
+        yield 1
+
+
+async def test_a_server_stream_runs_under_the_proxys_deadline() -> None:
+    with trio.fail_after(10):
+        async with trouper.open_node() as node:
+            await node.spawn(Ticker)
+            ticker = node.proxy(Ticker, timeout=0.2)
+            got: list[int] = []
+            with pytest.raises(trouper.AskTimeout, match="deadline"):
+                async for tick in ticker.ticks():
+                    got.append(tick)
+            assert got == [0]
+            assert node.stats().restarts == 0
+
+
 async def test_a_server_stream_is_flow_controlled_end_to_end() -> None:
     from trouper.runtime import cell_of
 
