@@ -172,6 +172,10 @@ class ServiceProxy:
         members = self._current_members()
         if not members:
             raise ActorNotFound(f"no member of service {self._group!r}")
+        if len(members) == 1 and not avoid:  # nothing to balance: only its breaker decides
+            only = members[0]
+            if self._breaker_of(only).allow(now):
+                return only
         blocked = set(avoid)
         opened: set[ActorRef] = set()
         local = self._node.id
