@@ -355,3 +355,37 @@ async def test_a_server_stream_is_flow_controlled_end_to_end() -> None:
                 assert 1 <= feed.produced <= 64
                 rest = [x async for x in items]
             assert rest == list(range(1, 10_000))
+
+
+class Note(msgspec.Struct, frozen=True):
+    text: str
+
+
+@trouper.service("notifier")
+class Notifier(trouper.Actor):
+    @trouper.rpc
+    async def notify(self, to: trouper.ActorRef, text: str) -> bool:
+        await to.tell(Note(text))
+        return True
+
+
+class Inbox(trouper.Actor):
+    def __init__(self, out: trio.MemorySendChannel[str]) -> None:
+        self.out = out
+
+    @trouper.handler
+    async def note(self, msg: Note) -> None:
+        await self.out.send(msg.text)
+
+
+async def test_a_ref_is_an_argument_like_any_other_across_nodes() -> None:
+    send, receive = trio.open_memory_channel[str](10)
+    with trio.fail_after(20):
+        async with two_nodes() as (a, b):
+            await a.spawn(Notifier)
+            inbox = await b.spawn(Inbox, send)
+            await b.registry.wait_for_members("notifier", 1, timeout=5)
+            assert await b.proxy(Notifier).notify(inbox, "hello")
+            assert await receive.receive() == "hello"
+            with pytest.raises(trouper.InvalidArgument, match="'to'"):
+                await b.proxy(Notifier).notify("not a ref", "x")  # type: ignore[arg-type]

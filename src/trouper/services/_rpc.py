@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Callable, Collection, Iterable, Sequence
+from contextvars import ContextVar
 from typing import Any, TypeVar, overload
 
 import msgspec
@@ -18,6 +19,7 @@ import msgspec
 from .._errors import ConfigurationError, InvalidArgument
 from ..actors import Actor
 from ..actors._actor import class_info, handler, register_message_type
+from ..runtime import ActorRef
 
 F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C", bound=type[Actor])
@@ -103,7 +105,7 @@ class Method:
         self.args_type = msgspec.defstruct(
             f"{cls.__name__}_{name}_args", fields, forbid_unknown_fields=True
         )
-        self.decoder = msgspec.msgpack.Decoder(self.args_type)
+        self.decoder = msgspec.msgpack.Decoder(self.args_type, dec_hook=_decode_ref)
 
     def pack(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
         """The arguments of a call as msgpack (a map by parameter name).
@@ -131,15 +133,19 @@ class Method:
         except (TypeError, OverflowError, msgspec.EncodeError) as exc:
             raise InvalidArgument(f"{self.qualname}: cannot encode the arguments: {exc}") from None
 
-    def unpack(self, data: bytes) -> tuple[Any, ...]:
+    def unpack(self, data: bytes, resolve: Resolve | None = None) -> tuple[Any, ...]:
         """The arguments, decoded with the method's types; ``InvalidArgument``
-        naming the parameter when they do not fit."""
+        naming the parameter when they do not fit. ``resolve`` turns the
+        address of an ``ActorRef`` argument into a ref of the receiving node."""
+        token = _resolver.set(resolve)
         try:
             return msgspec.structs.astuple(self.decoder.decode(data))
         except msgspec.ValidationError as exc:
             raise InvalidArgument(f"{self.qualname}: {_explain(exc)}") from None
         except msgspec.DecodeError as exc:
             raise InvalidArgument(f"{self.qualname}: arguments are not msgpack: {exc}") from None
+        finally:
+            _resolver.reset(token)
 
 
 def _explain(exc: msgspec.ValidationError) -> str:
@@ -156,7 +162,36 @@ def _explain(exc: msgspec.ValidationError) -> str:
     return text
 
 
-_encoder = msgspec.msgpack.Encoder()
+Resolve = typing.Callable[[str, str, int], ActorRef]
+#: How the decoder in progress turns an address into a ref (per call: the
+#: receiving node's).
+_resolver: ContextVar[Resolve | None] = ContextVar("trouper_rpc_resolver", default=None)
+
+
+def _encode_ref(obj: Any) -> Any:
+    if isinstance(obj, ActorRef):
+        return (obj.node_id, obj.path, obj.uid)
+    raise NotImplementedError(f"cannot encode {type(obj).__name__} values")
+
+
+def _decode_ref(tp: Any, obj: Any) -> Any:
+    if tp is ActorRef:
+        resolve = _resolver.get()
+        if (
+            resolve is not None
+            and isinstance(obj, list)
+            and len(obj) == 3
+            and isinstance(obj[0], str)
+            and isinstance(obj[1], str)
+            and type(obj[2]) is int
+            and obj[2] >= 0
+        ):
+            return resolve(obj[0], obj[1], obj[2])
+        raise ValueError("an ActorRef is [node, path, uid]")
+    raise NotImplementedError(f"cannot decode {tp!r}")
+
+
+_encoder = msgspec.msgpack.Encoder(enc_hook=_encode_ref)
 
 
 def _register(ann: Any) -> None:

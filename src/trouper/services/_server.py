@@ -57,7 +57,7 @@ def _prepare(
         how = "a server stream: iterate it" if method.is_stream else "not a stream: await it"
         raise InvalidArgument(f"{method.qualname} is {how}")
     metadata = check_metadata(msg.metadata) or {}
-    args = method.unpack(msg.args)
+    args = method.unpack(msg.args, services_of(actor.ctx.node).resolve)
     timeout = msg.timeout
     if timeout is not None and not timeout >= 0:
         raise InvalidArgument(f"a call's timeout is seconds >= 0, not {timeout!r}")

@@ -17,10 +17,11 @@ import trio
 
 from .._errors import TrouperError
 from ..actors import Actor, handler
+from ..runtime import ActorRef
 from ._messages import CancelCall
 
 if TYPE_CHECKING:
-    from ..runtime import ActorRef, Node
+    from ..runtime import Node
 
 #: Calls running on a node that a caller may cancel; past it, a call still
 #: runs under its deadline but cannot be cancelled early.
@@ -80,6 +81,15 @@ class ServicesState:
         return node
 
     # ------------------------------------------------------------ server
+
+    def resolve(self, node_id: str, path: str, uid: int) -> ActorRef:
+        """The ref for an ``ActorRef`` argument's address, as this node
+        would make it from a message."""
+        node = self.node
+        if node.remote is not None:
+            return node.remote.resolve(node_id, path, uid)
+        cell = node.kernel.cell_at(path, uid) if node_id == node.id else None
+        return cell.ref if cell is not None else ActorRef(node_id, path, uid)
 
     async def ensure_actor(self) -> None:
         """Start this node's services actor and name it (once), so that
