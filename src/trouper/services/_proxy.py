@@ -120,7 +120,8 @@ class ServiceProxy:
         self._balancer = make_balancer(balance)
         self._hash = balance if isinstance(balance, ConsistentHash) else None
         self._metadata = check_metadata(metadata)
-        self._middleware = tuple(middleware)
+        # The node's chain is set when it opens, before any proxy exists.
+        self._chain = (*self._state.middleware, *middleware)
         self._members = None if members is None else list(members)
         #: This proxy's view of the node's breakers (found there on a miss).
         self._breakers: dict[ActorRef, CircuitBreaker] = {}
@@ -206,7 +207,7 @@ class ServiceProxy:
         timeout = self._timeout
         now = trio.current_time()
         deadline = math.inf if timeout is None else now + timeout
-        chain = (*self._state.middleware, *self._middleware)
+        chain = self._chain
         if not chain:
             return await self._attempts(method, payload, key, now, deadline, self._metadata, True)
         call = ClientCall(self._group, method.name, dict(self._metadata or {}), deadline)

@@ -248,8 +248,15 @@ def service(group: str, *, middleware: Iterable[Any] = ()) -> Callable[[C], C]:
     return apply
 
 
+#: The tables built so far, by class (what every call looks up first).
+_tables: dict[type, ServiceInfo] = {}
+
+
 def service_info(cls: type) -> ServiceInfo:
     """The rpc table of ``cls`` (ConfigurationError if it is not a service)."""
+    found = _tables.get(cls)
+    if found is not None:
+        return found
     info = cls.__dict__.get(_TABLE)
     if info is None:
         options = getattr(cls, "__trouper_service_options__", None)
@@ -259,4 +266,5 @@ def service_info(cls: type) -> ServiceInfo:
             )
         info = ServiceInfo(cls, *options)
         type.__setattr__(cls, _TABLE, info)
+    _tables[cls] = info
     return typing.cast(ServiceInfo, info)

@@ -11,7 +11,8 @@ through this node's services actor. Failures are returned as values
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import trio
@@ -45,8 +46,11 @@ def failure(exc: BaseException, ran: bool, local: bool, node: str, path: str) ->
     )
 
 
+_NO_METADATA: Mapping[str, str] = MappingProxyType({})
+
+
 def _prepare(
-    actor: Actor, msg: Call | StreamCall, stream: bool
+    actor: Actor, state: ServicesState, msg: Call | StreamCall, stream: bool
 ) -> tuple[Method, tuple[Any, ...], CallContext, tuple[Any, ...]]:
     cls = type(actor)
     info = service_info(cls)
@@ -56,24 +60,26 @@ def _prepare(
     if method.is_stream != stream:
         how = "a server stream: iterate it" if method.is_stream else "not a stream: await it"
         raise InvalidArgument(f"{method.qualname} is {how}")
-    metadata = check_metadata(msg.metadata) or {}
-    args = method.unpack(msg.args, services_of(actor.ctx.node).resolve)
+    metadata = _NO_METADATA if msg.metadata is None else check_metadata(msg.metadata) or {}
+    args = method.unpack(msg.args, state.resolve)
     timeout = msg.timeout
     if timeout is not None and not timeout >= 0:
         raise InvalidArgument(f"a call's timeout is seconds >= 0, not {timeout!r}")
     deadline = None if timeout is None else trio.current_time() + timeout
     ctx = CallContext(
-        method=method.name,
-        deadline=deadline,
-        caller=msg.caller,
-        caller_ref=actor.ctx.sender,
-        metadata=metadata,
-        service=info.group,
-        roles=method.roles,
-        idempotent=method.idempotent,
+        method.name,
+        deadline,
+        msg.caller,
+        actor.ctx.sender,
+        metadata,
+        info.group,
+        method.roles,
+        method.idempotent,
     )
-    chain = (*services_of(actor.ctx.node).middleware, *info.middleware)
-    check_roles(ctx, chain)
+    node_chain = state.middleware
+    chain = info.middleware if not node_chain else (*node_chain, *info.middleware)
+    if method.roles:
+        check_roles(ctx, chain)
     return method, args, ctx, chain
 
 
@@ -85,7 +91,7 @@ async def on_call(self: Actor, msg: Call) -> Any:
         await state.ensure_actor()
     local = msg.caller == node.id
     try:
-        method, args, ctx, chain = _prepare(self, msg, False)
+        method, args, ctx, chain = _prepare(self, state, msg, False)
     except CallError as exc:
         return failure(exc, False, local, node.id, self.ctx.self_ref.path)
     key = msg.key
@@ -152,7 +158,7 @@ async def on_stream_call(self: Actor, msg: StreamCall) -> AsyncIterator[Any]:
     local = msg.caller == node.id
     path = self.ctx.self_ref.path
     try:
-        method, args, ctx, chain = _prepare(self, msg, True)
+        method, args, ctx, chain = _prepare(self, state, msg, True)
     except CallError as exc:
         yield failure(exc, False, local, node.id, path)
         return
