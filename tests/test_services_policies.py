@@ -300,3 +300,64 @@ async def test_consistent_hashing_sends_a_key_to_the_same_member() -> None:
             assert set(where.values()) <= {r.path for r in refs}
             with pytest.raises(AttributeError, match="no rpc method 'nope'"):
                 proxy.nope  # noqa: B018
+
+
+async def test_an_open_breaker_sends_calls_to_the_other_members(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trouper.open_node() as node:
+        flaky, healthy = await node.spawn(Counter), await node.spawn(Counter)
+        actor_of(flaky).flaky = True
+        proxy = node.proxy(
+            Counter,
+            retry=trouper.Retry(attempts=2, backoff=NO_WAIT),
+            breaker=trouper.Breaker(failures=2, reset_after=10.0),
+            members=[flaky, healthy],
+        )
+        outcomes = []
+        for _ in range(10):
+            try:
+                outcomes.append(await proxy.flake())
+            except trouper.ConnectionLost:
+                outcomes.append("lost")
+        # The first call meets the flaky member, which may have run it: it is
+        # asked once more under the same key (2 failures: the breaker opens),
+        # then the call fails. Every later call goes to the healthy member.
+        assert outcomes == ["lost"] + ["ok"] * 9
+
+
+async def test_the_dedup_window_and_the_running_table_are_bounded(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    import msgspec
+
+    from trouper.services._state import DEDUP_WINDOW, services_of
+
+    async with trouper.open_node() as node:
+        ref = await node.spawn(Counter)
+        args = msgspec.msgpack.encode({"n": 1})
+        assert await ref.ask(Call("add", args, node.id, 1, key=5)) == 1
+        assert await ref.ask(Call("add", args, node.id, 2, key=5)) == 1  # deduplicated
+        await trio.sleep(DEDUP_WINDOW + 1)
+        assert await ref.ask(Call("add", args, node.id, 3, key=5)) == 2  # forgotten: runs
+        state = services_of(node)
+        assert len(state.dedup) == 1 and not state.running
+
+
+async def test_cancelled_calls_leave_nothing_behind() -> None:
+    from trouper.services._state import services_of
+
+    with trio.fail_after(10):
+        async with trouper.open_node() as node:
+            refs = [await node.spawn(Counter) for _ in range(3)]
+            proxy = node.proxy(Counter, timeout=None, members=refs)
+            async with trio.open_nursery() as nursery:
+                for i in range(300):
+                    nursery.start_soon(proxy.add, i)
+                await trio.testing.wait_all_tasks_blocked()
+                nursery.cancel_scope.cancel()
+            await trio.testing.wait_all_tasks_blocked()
+            state = services_of(node)
+            assert not state.running
+            assert len(state.early_cancels) <= 300
+            assert await proxy.add(0) >= 0  # the members carry on
