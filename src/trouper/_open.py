@@ -69,8 +69,9 @@ async def open_node(
     ``tls`` for ``tls://``/``wss://``/``quic://`` links, ``allow_spawn``
     ("module:Class" globs) for remote spawns. ``middleware``: the node's service
     middleware chain, run on both sides of every rpc call (docs/services.md).
-    ``remote_options`` tune the links and their limits (``heartbeat_interval``, ``max_frame_size``,
-    ``max_pending_asks``, ``tell_window``, ``rate_limit``... see docs/remote.md).
+    ``remote_options`` tune the links and their limits (``heartbeat_interval``,
+    ``max_frame_size``, ``max_pending_asks``, ``tell_window``, ``rate_limit``...
+    see docs/remote.md).
     """
     check_options(remote_options, [*_NODE_OPTIONS, *sorted(REMOTE_OPTIONS)])
     node = Node(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
@@ -27,6 +27,7 @@ from ._spawn import fixed_cell, spawn_child
 from ._spi import RemoteLayer
 
 if TYPE_CHECKING:
+    from ..services import Breaker, ConsistentHash, Retry
     from ._events import DeadLetters
     from ._ref import ActorRef
 
@@ -307,11 +308,11 @@ class Node:
         cls: type[T],
         *,
         timeout: float | None = 5.0,
-        retry: Any = None,
-        balance: Any = "round-robin",
-        breaker: Any = None,
-        metadata: Any = None,
-        middleware: Any = (),
+        retry: Retry | None = None,
+        balance: str | ConsistentHash = "round-robin",
+        breaker: Breaker | None = None,
+        metadata: Mapping[str, str] | None = None,
+        middleware: Iterable[Any] = (),
         members: Sequence[ActorRef] | None = None,
     ) -> T:
         """A proxy of the ``@trouper.service`` class ``cls``, typed as ``cls``:
