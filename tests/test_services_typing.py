@@ -37,6 +37,9 @@ async def use(node: trouper.Node) -> None:
     await accounts.deposit(10, 10)  # WRONG-2
     await accounts.withdraw("ada", 1)  # WRONG-3
     await accounts.deposit("ada")  # WRONG-4
+    node.proxy(Accounts, retry=3)  # WRONG-5
+    retried = node.proxy(Accounts, retry=trouper.Retry(attempts=2), balance="local-first")
+    assert_type(await retried.deposit(account="bob", amount=1), int)
 """
 
 
