@@ -361,3 +361,17 @@ async def test_cancelled_calls_leave_nothing_behind() -> None:
             assert not state.running
             assert len(state.early_cancels) <= 300
             assert await proxy.add(0) >= 0  # the members carry on
+
+
+async def test_a_retry_of_the_only_member_heeds_its_retry_delay(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trouper.open_node() as node:
+        ref = await node.spawn(Limited)
+        proxy = node.proxy(
+            Limited, timeout=10.0, retry=trouper.Retry(attempts=2, backoff=NO_WAIT), members=[ref]
+        )
+        assert [await proxy.hit(), await proxy.hit()] == [1, 2]
+        start = trio.current_time()
+        assert await proxy.hit() == 3  # refused, retried after the bucket's delay
+        assert trio.current_time() - start == pytest.approx(1.0, abs=0.01)

@@ -298,6 +298,9 @@ class ServiceProxy:
             if not budget.try_spend(now):
                 raise error
             delay = retry.delay(attempt - 1, rng)
+            wait = getattr(error, "retry_delay", None)
+            if wait and (same is not None or len(self._current_members()) <= len(avoid)):
+                delay = max(delay, wait)  # no other member to try: heed its own delay
             if now + delay >= deadline:
                 raise error
             await trio.sleep(delay)
