@@ -14,6 +14,7 @@ from __future__ import annotations
 import msgspec
 
 from ..protocols import default_registry
+from ._breaker import BreakerChanged
 
 
 class Call(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -77,5 +78,6 @@ class LocalFailure:
         self.ran = ran
 
 
-for _tp in (Call, StreamCall, CancelCall, RpcFailure):
+# BreakerChanged travels too: events on string topics reach other nodes.
+for _tp in (Call, StreamCall, CancelCall, RpcFailure, BreakerChanged):
     default_registry.register(_tp, f"trouper.services:{_tp.__name__}")

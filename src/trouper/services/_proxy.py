@@ -13,6 +13,7 @@ which the server deduplicates.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -41,6 +42,8 @@ from ._state import ServicesState, services_of
 if TYPE_CHECKING:
     from ..runtime import ActorRef, Node
     from ..runtime._streams import StreamReader
+
+_log = logging.getLogger("trouper.services")
 
 #: The topic of ``BreakerChanged`` events on the node's event stream.
 BREAKER_TOPIC = "trouper.breaker"
@@ -162,7 +165,10 @@ class ServiceProxy:
             group = self._group
 
             def changed(old: str, new: str) -> None:
-                node.publish(BREAKER_TOPIC, BreakerChanged(group, member, old, new))
+                try:
+                    node.publish(BREAKER_TOPIC, BreakerChanged(group, member, old, new))
+                except errors.TrouperError as exc:  # observability never fails a call
+                    _log.warning("breaker event of %s not published: %s", member, exc)
 
             return CircuitBreaker(self._breaker, changed)
 
