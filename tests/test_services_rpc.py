@@ -389,3 +389,13 @@ async def test_a_ref_is_an_argument_like_any_other_across_nodes() -> None:
             assert await receive.receive() == "hello"
             with pytest.raises(trouper.InvalidArgument, match="'to'"):
                 await b.proxy(Notifier).notify("not a ref", "x")  # type: ignore[arg-type]
+
+
+async def test_proxies_are_cheap_no_io_no_task_no_connection() -> None:
+    with trio.fail_after(20):
+        async with two_nodes() as (a, b):
+            before = (b.stats(), len(b.members()), len(b.registry.names()))
+            proxies = [b.proxy(Accounts, timeout=1.0) for _ in range(1_000)]
+            after = (b.stats(), len(b.members()), len(b.registry.names()))
+            assert before == after  # no actor, task, timer, name or link was made
+            assert len({id(p) for p in proxies}) == 1_000
