@@ -393,7 +393,7 @@ async def test_a_ref_is_an_argument_like_any_other_across_nodes() -> None:
 
 async def test_proxies_are_cheap_no_io_no_task_no_connection() -> None:
     with trio.fail_after(20):
-        async with two_nodes() as (a, b):
+        async with two_nodes() as (_, b):
             before = (b.stats(), len(b.members()), len(b.registry.names()))
             proxies = [b.proxy(Accounts, timeout=1.0) for _ in range(1_000)]
             after = (b.stats(), len(b.members()), len(b.registry.names()))
