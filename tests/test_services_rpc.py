@@ -399,3 +399,21 @@ async def test_proxies_are_cheap_no_io_no_task_no_connection() -> None:
             after = (b.stats(), len(b.members()), len(b.registry.names()))
             assert before == after  # no actor, task, timer, name or link was made
             assert len({id(p) for p in proxies}) == 1_000
+
+
+async def test_a_slow_consumer_past_the_deadline_ends_the_stream_cleanly(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trouper.open_node() as node:
+        ref = await node.spawn(Feed)
+        proxy = node.proxy(Feed, timeout=0.5)
+        got: list[int] = []
+        with pytest.raises(trouper.AskTimeout, match="deadline"):
+            async with proxy.items(1000) as items:  # type: ignore[attr-defined]
+                async for i in items:
+                    got.append(i)
+                    await trio.sleep(0.1)  # the producer waits for credit meanwhile
+        assert 0 < len(got) < 1000
+        assert node.stats().restarts == 0
+        assert [i async for i in node.proxy(Feed, timeout=5.0).items(3)] == [0, 1, 2]
+        assert ref in node.registry.members("feed")

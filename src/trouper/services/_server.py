@@ -149,12 +149,15 @@ def _failed(actor: Actor, exc: BaseException, ran: bool, local: bool) -> Any:
 
 async def on_stream_call(self: Actor, msg: StreamCall) -> AsyncIterator[Any]:
     """The handler of a ``StreamCall``: a server stream, pumped by the runtime
-    (credit flow control end to end, as ``ref.stream``). A failure is sent as
-    the stream's last item (the client raises it), so that the member does
-    not crash over a refused or failed stream."""
+    (credit flow control end to end, as ``ref.stream``; the consumer leaving
+    cancels it). A failure is sent as the stream's last item (the client
+    raises it), so that the member does not crash over a refused or failed
+    stream. The deadline bounds each step of the method, never a ``yield``:
+    a cancel scope must not stay open while the pump hands an item on."""
     node = self.ctx.node
     state = services_of(node)
-    await state.ensure_actor()
+    if not state.actor_started:
+        await state.ensure_actor()
     local = msg.caller == node.id
     path = self.ctx.self_ref.path
     try:
@@ -162,32 +165,41 @@ async def on_stream_call(self: Actor, msg: StreamCall) -> AsyncIterator[Any]:
     except CallError as exc:
         yield failure(exc, False, local, node.id, path)
         return
-    scope = trio.CancelScope(deadline=math.inf if ctx.deadline is None else ctx.deadline)
-    if not state.start(ctx.caller, msg.id, scope):
-        cancelled = AskTimeout(f"{method.qualname}: cancelled by its caller")
-        yield failure(cancelled, False, local, node.id, path)
-        return
+    deadline = math.inf if ctx.deadline is None else ctx.deadline
+    late = AskTimeout(f"{method.qualname}: deadline exceeded")
     token = _current.set(ctx)
-    ran = False
+    gen: Any = None
     try:
-        with scope:
-            if chain:
+        if chain:
+            with trio.CancelScope(deadline=deadline) as start:
                 await run_chain(chain, "server", ctx, _nothing)
-            ran = True
-            gen = method.fn(self, *args)
-            try:
-                async for item in gen:
-                    yield item
-            finally:
-                await gen.aclose()
-        if scope.cancelled_caught:
-            late = AskTimeout(f"{method.qualname}: deadline exceeded")
-            yield failure(late, ran, local, node.id, path)
+            if start.cancelled_caught:
+                yield failure(late, False, local, node.id, path)
+                return
+        gen = method.fn(self, *args)
+        while True:
+            if deadline == math.inf:
+                try:
+                    item = await gen.__anext__()
+                except StopAsyncIteration:
+                    break
+            else:
+                with trio.CancelScope(deadline=deadline) as step:
+                    try:
+                        item = await gen.__anext__()
+                    except StopAsyncIteration:
+                        break
+                # A step that never waits is not cancelled: look at the clock.
+                if step.cancelled_caught or trio.current_time() >= deadline:
+                    yield failure(late, True, local, node.id, path)
+                    return
+            yield item
     except Exception as exc:  # the method's own failure goes to its caller, not its supervisor
-        yield failure(exc, ran, local, node.id, path)
+        yield failure(exc, gen is not None, local, node.id, path)
     finally:
+        if gen is not None:
+            await gen.aclose()
         _current.reset(token)
-        state.finish(ctx.caller, msg.id)
 
 
 async def _nothing() -> None:
