@@ -4,6 +4,8 @@ unpacks unchanged, and what does not fit is refused naming the parameter
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 import pytest
 from hypothesis import given, settings
@@ -72,3 +74,27 @@ def test_declarations_that_cannot_work_are_refused() -> None:
         trouper.service("x")(int)  # type: ignore[type-var]
     with pytest.raises(trouper.ConfigurationError, match=r"not a @trouper\.service"):
         service_info(trouper.Actor)
+
+
+def test_which_methods_can_suspend() -> None:
+    from trouper.services._rpc import may_suspend
+
+    class Probe(trouper.Actor):
+        async def plain(self) -> int:
+            return 1
+
+        async def waits(self) -> None:
+            import trio
+
+            await trio.lowlevel.checkpoint()
+
+        async def loops(self, it: Any) -> None:
+            async for _ in it:
+                pass
+
+        async def enters(self, cm: Any) -> None:
+            async with cm:
+                pass
+
+    assert not may_suspend(Probe.plain)
+    assert may_suspend(Probe.waits) and may_suspend(Probe.loops) and may_suspend(Probe.enters)

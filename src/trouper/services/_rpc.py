@@ -8,6 +8,7 @@ defined after the service.
 
 from __future__ import annotations
 
+import dis
 import inspect
 import typing
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -72,6 +73,7 @@ class Method:
         "params",
         "qualname",
         "roles",
+        "suspends",
     )
 
     def __init__(self, cls: type, name: str, fn: Callable[..., Any], options: RpcOptions) -> None:
@@ -81,6 +83,7 @@ class Method:
         self.idempotent = options.idempotent
         self.roles = options.roles
         self.is_stream = inspect.isasyncgenfunction(fn)
+        self.suspends = may_suspend(fn)
         try:
             hints = typing.get_type_hints(fn)
         except Exception as exc:  # an unresolvable annotation names itself
@@ -192,6 +195,22 @@ def _decode_ref(tp: Any, obj: Any) -> Any:
 
 
 _encoder = msgspec.msgpack.Encoder(enc_hook=_encode_ref)
+
+#: The operations through which a coroutine can suspend (await, async for,
+#: async with): a method with none of them can never reach a checkpoint.
+_SUSPENDING = frozenset(
+    {"GET_AWAITABLE", "SEND", "YIELD_VALUE", "BEFORE_ASYNC_WITH", "GET_AITER", "GET_ANEXT"}
+)
+
+
+def may_suspend(fn: Callable[..., Any]) -> bool:
+    """False only for a coroutine function whose own code never awaits: it
+    runs to its end at once, so no cancel scope can affect it (the server
+    then spares the scope). True whenever that cannot be told."""
+    code = getattr(fn, "__code__", None)
+    if code is None or getattr(fn, "__wrapped__", None) is not None:
+        return True
+    return any(ins.opname in _SUSPENDING for ins in dis.get_instructions(code))
 
 
 def _register(ann: Any) -> None:

@@ -116,6 +116,17 @@ async def _run(
     id: int,
     local: bool,
 ) -> tuple[Any, bool]:
+    early = state.early_cancels
+    if not chain and not method.suspends and not (early and (ctx.caller, id) in early):
+        # It runs to its end without a checkpoint: neither its deadline nor
+        # a cancel could reach it, so it needs no cancel scope (the hot path).
+        token = _current.set(ctx)
+        try:
+            return await method.fn(actor, *args), True
+        except Exception as exc:  # the method's failure goes to its caller
+            return _failed(actor, exc, True, local), True
+        finally:
+            _current.reset(token)
     ran = False
 
     async def invoke() -> Any:
