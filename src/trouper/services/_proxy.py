@@ -125,6 +125,8 @@ class ServiceProxy:
         self._metadata = check_metadata(metadata)
         # The node's chain is set when it opens, before any proxy exists.
         self._chain = (*self._state.middleware, *middleware)
+        #: No chain and no hashing: a call goes straight to its attempts.
+        self._direct = not self._chain and self._hash is None
         self._members = None if members is None else list(members)
         #: This proxy's view of the node's breakers (found there on a miss).
         self._breakers: dict[ActorRef, CircuitBreaker] = {}
@@ -332,7 +334,15 @@ class _Caller:
         self.method = method
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return await self.proxy._call(self.method, args, kwargs)
+        proxy = self.proxy
+        if not proxy._direct:
+            return await proxy._call(self.method, args, kwargs)
+        method = self.method
+        payload = method.pack(args, kwargs)
+        now = trio.current_time()
+        timeout = proxy._timeout
+        deadline = math.inf if timeout is None else now + timeout
+        return await proxy._attempts(method, payload, None, now, deadline, proxy._metadata, True)
 
 
 class _StreamCaller(_Caller):

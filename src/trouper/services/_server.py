@@ -100,6 +100,18 @@ async def on_call(self: Actor, msg: Call) -> Any:
         earlier = state.recall(msg.caller, key, trio.current_time())
         if earlier is not None:
             return earlier
+    if not dedup and not chain and not method.suspends:
+        early = state.early_cancels
+        if not (early and (msg.caller, msg.id) in early):
+            # It runs to its end without a checkpoint: neither its deadline
+            # nor a cancel could reach it, so it needs no cancel scope.
+            token = _current.set(ctx)
+            try:
+                return await method.fn(self, *args)
+            except Exception as exc:  # the method's failure goes to its caller
+                return _failed(self, exc, True, local)
+            finally:
+                _current.reset(token)
     result, ran = await _run(self, state, method, args, ctx, chain, msg.id, local)
     if dedup and ran:  # a refusal is not remembered: a retry may well pass
         state.remember(msg.caller, key, trio.current_time(), result)
