@@ -183,7 +183,8 @@ class ServiceProxy:
             raise ActorNotFound(f"no member of service {self._group!r}")
         if len(members) == 1 and not avoid:  # nothing to balance: only its breaker decides
             only = members[0]
-            if self._breaker_of(only).allow(now):
+            breaker = self._breaker_of(only)
+            if breaker.state == "closed" or breaker.allow(now):  # closed: allow() is True
                 return only
         blocked = set(avoid)
         opened: set[ActorRef] = set()
@@ -252,6 +253,7 @@ class ServiceProxy:
         idem = 0 if method.idempotent or budget is None else rng.getrandbits(63) | 1
         avoid: list[ActorRef] = []
         same: ActorRef | None = None
+        unsettled = self._state.unsettled
         attempt = 0
         while True:
             ref = same if same is not None else self._choose(avoid, key, now)
@@ -284,13 +286,16 @@ class ServiceProxy:
                 elif kind is RpcFailure:
                     error, ran = unbox(result), result.ran
                 else:
-                    breaker.success(now)
+                    if breaker.state != "closed" or breaker in unsettled:
+                        breaker.success(now)  # resets its count of failures in a row
+                        unsettled.discard(breaker)
                     return result
             finally:
                 self._balancer.finished(ref)
             now = trio.current_time()
             if _counts_against(error):
                 breaker.failure(now)
+                unsettled.add(breaker)
             attempt += 1
             if retry is None or attempt >= retry.attempts or budget is None:
                 raise error

@@ -67,6 +67,7 @@ class Method:
         "decoder",
         "defaults",
         "fn",
+        "has_refs",
         "idempotent",
         "is_stream",
         "name",
@@ -104,6 +105,7 @@ class Method:
                 fields.append((p.name, ann, p.default))
         _register(hints.get("return"))
         self.params = tuple(params)
+        self.has_refs = any(_mentions_ref(f[1], set()) for f in fields)
         self.defaults = defaults
         self.args_type = msgspec.defstruct(
             f"{cls.__name__}_{name}_args", fields, forbid_unknown_fields=True
@@ -140,7 +142,7 @@ class Method:
         """The arguments, decoded with the method's types; ``InvalidArgument``
         naming the parameter when they do not fit. ``resolve`` turns the
         address of an ``ActorRef`` argument into a ref of the receiving node."""
-        token = _resolver.set(resolve)
+        token = _resolver.set(resolve) if self.has_refs else None
         try:
             return msgspec.structs.astuple(self.decoder.decode(data))
         except msgspec.ValidationError as exc:
@@ -148,7 +150,8 @@ class Method:
         except msgspec.DecodeError as exc:
             raise InvalidArgument(f"{self.qualname}: arguments are not msgpack: {exc}") from None
         finally:
-            _resolver.reset(token)
+            if token is not None:
+                _resolver.reset(token)
 
 
 def _explain(exc: msgspec.ValidationError) -> str:
@@ -211,6 +214,25 @@ def may_suspend(fn: Callable[..., Any]) -> bool:
     if code is None or getattr(fn, "__wrapped__", None) is not None:
         return True
     return any(ins.opname in _SUSPENDING for ins in dis.get_instructions(code))
+
+
+def _mentions_ref(ann: Any, seen: set[int]) -> bool:
+    """Can a value of type ``ann`` hold an ``ActorRef`` (then decoding it
+    needs the receiving node)?"""
+    if ann is ActorRef:
+        return True
+    if id(ann) in seen:
+        return False
+    seen.add(id(ann))
+    if any(_mentions_ref(arg, seen) for arg in typing.get_args(ann)):
+        return True
+    if isinstance(ann, type) and issubclass(ann, msgspec.Struct):
+        try:
+            hints = typing.get_type_hints(ann)
+        except Exception:  # unresolvable: assume it may
+            return True
+        return any(_mentions_ref(h, seen) for h in hints.values())
+    return False
 
 
 def _register(ann: Any) -> None:

@@ -62,6 +62,7 @@ class ServicesState:
         "early_cancels",
         "middleware",
         "running",
+        "unsettled",
     )
 
     def __init__(self, node: Node) -> None:
@@ -72,6 +73,9 @@ class ServicesState:
         self.early_cancels: OrderedDict[tuple[str, int], None] = OrderedDict()
         self.breakers: OrderedDict[tuple[object, ActorRef], Any] = OrderedDict()
         self.budgets: dict[str, Any] = {}
+        #: Breakers with a failure since their last success: only those need
+        #: telling of a success while closed (the common case costs nothing).
+        self.unsettled: set[Any] = set()
         self.actor_started = False
 
     @property
@@ -155,7 +159,7 @@ class ServicesState:
         if found is None:
             found = breakers[key] = make()
             if len(breakers) > MAX_BREAKERS:
-                breakers.popitem(last=False)
+                self.unsettled.discard(breakers.popitem(last=False)[1])
         else:
             breakers.move_to_end(key)
         return found
