@@ -375,3 +375,22 @@ async def test_a_retry_of_the_only_member_heeds_its_retry_delay(
         start = trio.current_time()
         assert await proxy.hit() == 3  # refused, retried after the bucket's delay
         assert trio.current_time() - start == pytest.approx(1.0, abs=0.01)
+
+
+async def test_a_success_between_failures_keeps_the_breaker_closed() -> None:
+    with trio.fail_after(10):
+        async with trouper.open_node() as node:
+            ref = await node.spawn(Counter)
+            proxy = node.proxy(Counter, breaker=trouper.Breaker(failures=2), members=[ref])
+            for _ in range(3):
+                actor_of(ref).flaky = True
+                with pytest.raises(trouper.ConnectionLost):
+                    await proxy.flake()
+                actor_of(ref).flaky = False
+                assert await proxy.flake() == "ok"  # resets the count: never 2 in a row
+            actor_of(ref).flaky = True
+            for _ in range(2):
+                with pytest.raises(trouper.ConnectionLost):
+                    await proxy.flake()
+            with pytest.raises(trouper.CircuitOpen):
+                await proxy.flake()
