@@ -21,13 +21,13 @@ from ._middleware import TokenAuth as TokenAuth
 from ._middleware import bearer as bearer
 from ._middleware import issue_token as issue_token
 from ._proxy import BREAKER_TOPIC as BREAKER_TOPIC
-from ._proxy import ServerStream as ServerStream
 from ._proxy import ServiceProxy as ServiceProxy
 from ._retry import Retry as Retry
 from ._retry import RetryBudget as RetryBudget
 from ._rpc import rpc as rpc
 from ._rpc import service as service
 from ._state import configure as configure
+from ._stream import ServerStream as ServerStream
 
 __all__ = [
     "BREAKER_TOPIC",
