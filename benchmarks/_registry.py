@@ -243,3 +243,42 @@ register(
         quick_size=2_000,
     )
 )
+register(
+    Case(
+        name="local_proxy_call",
+        trouper="services:local_proxy_call",
+        baseline="services:local_plain_ask",
+        baseline_name="plain local ask of the same actor",
+        unit="calls/s",
+        better="higher",
+        target=0.9,
+        size=20_000,
+        quick_size=2_000,
+    )
+)
+register(
+    Case(
+        name="remote_proxy_call",
+        trouper="services:remote_proxy_call",
+        baseline="services:remote_plain_ask",
+        baseline_name="plain remote ask of the same actor, 2 processes",
+        unit="calls/s",
+        better="higher",
+        target=0.9,
+        size=10_000,
+        quick_size=1_000,
+    )
+)
+register(
+    Case(
+        name="remote_proxy_vs_grpc",
+        trouper="services:remote_proxy_call",
+        baseline="remote:grpc_ask",
+        baseline_name="grpcio sync unary call on loopback (raw msgspec bytes)",
+        unit="calls/s",
+        better="higher",
+        target=3.0,
+        size=10_000,
+        quick_size=1_000,
+    )
+)

@@ -9,17 +9,21 @@ from ._errors import ActorDead as ActorDead
 from ._errors import ActorError as ActorError
 from ._errors import ActorNotFound as ActorNotFound
 from ._errors import AskTimeout as AskTimeout
+from ._errors import CallError as CallError
 from ._errors import ChannelClosed as ChannelClosed
+from ._errors import CircuitOpen as CircuitOpen
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import ConnectionLost as ConnectionLost
 from ._errors import DiscoveryUnavailable as DiscoveryUnavailable
 from ._errors import FrameTooLarge as FrameTooLarge
 from ._errors import HandshakeFailed as HandshakeFailed
+from ._errors import InvalidArgument as InvalidArgument
 from ._errors import LocalProtocolError as LocalProtocolError
 from ._errors import MailboxFull as MailboxFull
 from ._errors import NameTaken as NameTaken
 from ._errors import NodeDown as NodeDown
 from ._errors import ProtocolError as ProtocolError
+from ._errors import RateLimited as RateLimited
 from ._errors import RemoteError as RemoteError
 from ._errors import RemoteProtocolError as RemoteProtocolError
 from ._errors import SpawnRefused as SpawnRefused
@@ -27,6 +31,7 @@ from ._errors import SubscriberOverflow as SubscriberOverflow
 from ._errors import SupervisionError as SupervisionError
 from ._errors import TransportError as TransportError
 from ._errors import TrouperError as TrouperError
+from ._errors import Unauthorized as Unauthorized
 from ._errors import UnhandledMessage as UnhandledMessage
 from ._open import open_node as open_node
 from ._open import run as run
@@ -53,8 +58,18 @@ from .runtime import Subscription as Subscription
 from .runtime import Timer as Timer
 from .services import Breaker as Breaker
 from .services import BreakerChanged as BreakerChanged
+from .services import CallContext as CallContext
 from .services import ConsistentHash as ConsistentHash
+from .services import LoggingMiddleware as LoggingMiddleware
+from .services import Middleware as Middleware
+from .services import RateLimit as RateLimit
 from .services import Retry as Retry
+from .services import TokenAuth as TokenAuth
+from .services import bearer as bearer
+from .services import current_call as current_call
+from .services import issue_token as issue_token
+from .services import rpc as rpc
+from .services import service as service
 from .supervisors import Backoff as Backoff
 from .supervisors import ChildSpec as ChildSpec
 from .supervisors import OneForAll as OneForAll
@@ -79,9 +94,12 @@ __all__ = [
     "Backoff",
     "Breaker",
     "BreakerChanged",
+    "CallContext",
+    "CallError",
     "Channel",
     "ChannelClosed",
     "ChildSpec",
+    "CircuitOpen",
     "ConfigurationError",
     "ConnectionLost",
     "ConsistentHash",
@@ -91,9 +109,12 @@ __all__ = [
     "EventStatistics",
     "FrameTooLarge",
     "HandshakeFailed",
+    "InvalidArgument",
     "LocalProtocolError",
+    "LoggingMiddleware",
     "MailboxFull",
     "MemberInfo",
+    "Middleware",
     "NameTaken",
     "Node",
     "NodeDown",
@@ -103,6 +124,8 @@ __all__ = [
     "OneForOne",
     "PoisonPill",
     "ProtocolError",
+    "RateLimit",
+    "RateLimited",
     "Registry",
     "RemoteError",
     "RemoteProtocolError",
@@ -121,12 +144,19 @@ __all__ = [
     "TLSConfig",
     "Terminated",
     "Timer",
+    "TokenAuth",
     "TransportError",
     "TrouperError",
+    "Unauthorized",
     "UnhandledMessage",
+    "bearer",
     "child",
+    "current_call",
     "handler",
+    "issue_token",
     "message",
     "open_node",
+    "rpc",
     "run",
+    "service",
 ]

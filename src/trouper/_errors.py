@@ -224,3 +224,45 @@ class ConfigurationError(TrouperError):
     """The program asked for something that cannot work."""
 
     error_code = "configuration"
+
+
+class CallError(TrouperError):
+    """A service call (``trouper.service`` / ``node.proxy``) was refused or
+    could not be made; the subclasses say why."""
+
+    error_code = "call"
+
+    def __init__(self, message: str, *, retry_delay: float | None = None) -> None:
+        super().__init__(message)
+        if retry_delay is not None:
+            self.retry_delay = retry_delay
+
+
+class InvalidArgument(CallError):
+    """The arguments of a call do not fit the method (wrong type, missing,
+    unknown), or its metadata is out of bounds; nothing ran."""
+
+    error_code = "invalid-argument"
+
+
+class CircuitOpen(CallError):
+    """Every member's circuit breaker is open; ``retry_delay`` is the time
+    left until one lets a probe through. Nothing was sent."""
+
+    error_code = "circuit-open"
+    is_retryable = True
+
+
+class Unauthorized(CallError):
+    """The call's token is missing, invalid, expired, or lacks a role the
+    method needs; nothing ran."""
+
+    error_code = "unauthorized"
+
+
+class RateLimited(CallError):
+    """The caller is over its rate limit; ``retry_delay`` says when a call
+    would pass. Nothing ran."""
+
+    error_code = "rate-limited"
+    is_retryable = True

@@ -17,6 +17,7 @@ from ._errors import ConfigurationError
 from ._options import check_options
 from .remote import REMOTE_OPTIONS, RemoteConfig, Remoting
 from .runtime import Node, hosted
+from .services import configure as configure_services
 from .services._discovery import parse_discovery, start_discovery
 from .supervisors import Strategy
 from .transports import TLSConfig
@@ -37,6 +38,7 @@ _NODE_OPTIONS = (
     "tls",
     "allow_spawn",
     "discovery",
+    "middleware",
 )
 
 
@@ -56,6 +58,7 @@ async def open_node(
     tls: TLSConfig | None = None,
     allow_spawn: Sequence[str] = (),
     discovery: str | None = None,
+    middleware: Sequence[Any] = (),
     **remote_options: Any,
 ) -> AsyncIterator[Node]:
     """Run a node for the duration of the block.
@@ -69,9 +72,11 @@ async def open_node(
     ``tls`` for ``tls://``/``wss://``/``quic://`` links, ``allow_spawn``
     ("module:Class" globs) for remote spawns, ``discovery`` to find the other
     nodes with no seeds (``"redis://host:port/db?cluster=NAME"`` or
-    ``"mdns://NAME"``, see docs/services.md). ``remote_options`` tune the links
-    and their limits (``heartbeat_interval``, ``max_frame_size``,
-    ``max_pending_asks``, ``tell_window``, ``rate_limit``... see docs/remote.md).
+    ``"mdns://NAME"``, see docs/services.md). ``middleware``: the node's service
+    middleware chain, run on both sides of every rpc call (docs/services.md).
+    ``remote_options`` tune the links and their limits (``heartbeat_interval``,
+    ``max_frame_size``, ``max_pending_asks``, ``tell_window``, ``rate_limit``...
+    see docs/remote.md).
     """
     check_options(remote_options, [*_NODE_OPTIONS, *sorted(REMOTE_OPTIONS)])
     spec = None if discovery is None else parse_discovery(discovery)
@@ -90,6 +95,8 @@ async def open_node(
     remoting = None if config is None else Remoting(node, config)
     if remoting is not None:
         node.attach_remote(remoting)
+    if middleware:
+        configure_services(node, middleware)
     async with hosted(node):
         if remoting is not None and spec is not None:
             await start_discovery(remoting, spec)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 import trio
@@ -28,9 +28,12 @@ from ._spawn import fixed_cell, spawn_child
 from ._spi import RemoteLayer
 
 if TYPE_CHECKING:
+    from ..services import Breaker, ConsistentHash, Retry
     from ._events import DeadLetters, EventStatistics
     from ._ref import ActorRef
     from ._subscribers import Policy, Subscription
+
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -131,6 +134,9 @@ class Node:
         )
         self.registry = Registry(self.kernel.names, self.kernel.groups)
         self.remote: RemoteLayer | None = None
+        #: The node's services state (breakers, budgets, running calls),
+        #: made and used by ``trouper.services``; the runtime never reads it.
+        self.services: Any = None
         guard = (self.kernel.supervision,)
         self._user = fixed_cell(self, None, _Guardian, guard, "/user", self.shutdown_timeout)
         system = fixed_cell(self, None, _Guardian, guard, "/system", self.shutdown_timeout)
@@ -307,6 +313,38 @@ class Node:
         return await self.remote.spawn_node(
             name=name, allow_spawn=allow_spawn, listen=listen, timeout=timeout
         )
+
+    # ---------------------------------------------------------- services
+
+    def proxy(
+        self,
+        cls: type[T],
+        *,
+        timeout: float | None = 5.0,
+        retry: Retry | None = None,
+        balance: str | ConsistentHash = "round-robin",
+        breaker: Breaker | None = None,
+        metadata: Mapping[str, str] | None = None,
+        middleware: Iterable[Any] = (),
+        members: Sequence[ActorRef] | None = None,
+    ) -> T:
+        """A proxy of the ``@trouper.service`` class ``cls``, typed as ``cls``:
+        its rpc methods call members of the service's group (see
+        docs/services.md). Building one does no I/O and holds no connection."""
+        from ..services import ServiceProxy
+
+        proxy: Any = ServiceProxy(
+            self,
+            cls,
+            timeout=timeout,
+            retry=retry,
+            balance=balance,
+            breaker=breaker,
+            metadata=metadata,
+            middleware=middleware,
+            members=members,
+        )
+        return proxy  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------ events
 

@@ -1,0 +1,60 @@
+"""A proxy is typed as its service class: mypy --strict checks every call.
+
+A small program is checked by mypy in a subprocess: right calls pass, wrong
+argument types and unknown methods are reported, and ``assert_type`` pins
+the types a proxy gives."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import trouper
+
+PROGRAM = """
+from typing import assert_type
+import trouper
+
+@trouper.service("accounts")
+class Accounts(trouper.Actor):
+    @trouper.rpc
+    async def deposit(self, account: str, amount: int) -> int:
+        return amount
+
+    @trouper.rpc(idempotent=True, roles={"admin"})
+    async def owner(self, account: str) -> str | None:
+        return None
+
+async def use(node: trouper.Node) -> None:
+    accounts = node.proxy(Accounts, timeout=2.0)
+    assert_type(accounts, Accounts)
+    assert_type(await accounts.deposit("ada", 10), int)
+    assert_type(await accounts.owner(account="ada"), str | None)
+    await accounts.deposit("ada", "ten")  # WRONG-1
+    await accounts.deposit(10, 10)  # WRONG-2
+    await accounts.withdraw("ada", 1)  # WRONG-3
+    await accounts.deposit("ada")  # WRONG-4
+    node.proxy(Accounts, retry=3)  # WRONG-5
+    retried = node.proxy(Accounts, retry=trouper.Retry(attempts=2), balance="local-first")
+    assert_type(await retried.deposit(account="bob", amount=1), int)
+"""
+
+
+def test_mypy_reports_wrong_arguments_of_a_proxy_call(tmp_path: Path) -> None:
+    program = tmp_path / "calls.py"
+    program.write_text(textwrap.dedent(PROGRAM))
+    src = Path(trouper.__file__).resolve().parents[1]
+    env = {**os.environ, "MYPYPATH": str(src)}
+    out = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--cache-dir=/dev/null",
+         "--follow-imports=silent", str(program)],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    lines = program.read_text().splitlines()
+    errors = [line for line in out.stdout.splitlines() if ": error:" in line]
+    flagged = {int(line.split(":")[1]) for line in errors}
+    wrong = {i + 1 for i, text in enumerate(lines) if "# WRONG-" in text}
+    assert flagged == wrong, out.stdout
