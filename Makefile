@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo demo-supervision test bench lint clean
+.PHONY: venv demo demo-supervision demo-services test bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,6 +21,11 @@ demo: $(STAMP)
 
 demo-supervision: $(STAMP)
 	$(BIN)/python -m examples.supervision_demo
+
+# The services example: three Inventory instances on two node processes, a
+# client calling them through a proxy, and one node killed mid-run.
+demo-services: $(STAMP)
+	$(BIN)/python -m examples.services
 
 # The browser test (tests/test_chat_browser.py) needs Debian's chromium (the
 # playwright package comes with the dev extra; never `playwright install`, whose

@@ -1,0 +1,1 @@
+"""A small shop built on trouper services: see ``python -m examples.services``."""
