@@ -1,0 +1,359 @@
+"""Service methods that take a two-way channel: ``async with proxy.m(...) as ch``.
+
+The proxy picks a member as for a call and opens a runtime channel
+(``ref.channel``) with a ``ChannelCall``: the method's arguments as msgpack,
+which only the server's typed decoder for that method turns into values. The
+server checks them and runs its middleware chain, and only then answers the
+opening with ``ChannelAccepted`` and calls the method with the channel; a
+refusal is answered instead, and the opener raises it (nothing ran). The
+proxy's timeout bounds the opening (reaching the member, decoding,
+middleware), never the conversation. A method that fails sends its failure
+as the channel's last item, which the opener's iteration raises, so that
+the member does not crash over one conversation. Once open, a channel is
+never retried: a conversation cannot be replayed.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import trio
+
+from .._errors import AskTimeout, CallError, ChannelClosed, ConfigurationError, TrouperError
+from ..actors import Actor
+from ..protocols import default_registry
+from ..runtime import ActorRef, Channel, current_sender
+from ._context import _current, check_metadata
+from ._messages import LocalFailure, RpcFailure
+from ._middleware import ClientCall, run_chain
+from ._proxy import _counts_against
+from ._rpc import Method
+from ._server import _prepare, failure
+from ._state import services_of
+from ._stream import unbox
+
+if TYPE_CHECKING:
+    from ._proxy import ServiceProxy
+
+#: Each direction's window of a service channel (as ``ref.channel``'s default).
+WINDOW = 16
+#: Seconds a failed method waits for room to send its failure to an opener
+#: that does not read; past them the channel is cancelled with its text.
+FAILURE_WAIT = 5.0
+
+
+class ChannelCall(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """The opening message of a channel method (``ref.channel`` of it).
+    ``timeout`` bounds the opening only; ``caller_ref`` is the opening actor
+    (the method runs in a task of its own, where no sender is current)."""
+
+    method: str
+    args: bytes
+    caller: str
+    timeout: float | None = None
+    metadata: dict[str, str] | None = None
+    caller_ref: ActorRef | None = None
+
+
+class ChannelAccepted(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """The server's first item on a channel method's channel: the arguments
+    fit and the middleware let it through; the method runs now."""
+
+
+ACCEPTED = ChannelAccepted()
+for _tp in (ChannelCall, ChannelAccepted):
+    default_registry.register(_tp, f"trouper.services:{_tp.__name__}")
+
+
+# ------------------------------------------------------------------ server
+
+
+async def on_channel_call(self: Actor, msg: ChannelCall, channel: Channel[Any, Any]) -> None:
+    """The handler of a ``ChannelCall`` (added to every service class)."""
+    node = self.ctx.node
+    state = services_of(node)
+    if not state.actor_started:
+        await state.ensure_actor()
+    local = msg.caller == node.id
+    path = self.ctx.self_ref.path
+    try:
+        method, args, ctx, chain = _prepare(self, state, msg, False, True)
+    except CallError as exc:
+        await _end_with(channel, exc, failure(exc, False, local, node.id, path))
+        return
+    token = _current.set(ctx)
+    try:
+        if chain:
+            refusal: BaseException | None = None
+            deadline = math.inf if ctx.deadline is None else ctx.deadline
+            try:
+                with trio.CancelScope(deadline=deadline) as start:
+                    await run_chain(chain, "server", ctx, _nothing)
+            except Exception as exc:  # a middleware refused: nothing ran
+                refusal = exc
+            if start.cancelled_caught:
+                refusal = AskTimeout(f"{method.qualname}: the deadline passed before it opened")
+            if refusal is not None:
+                await _end_with(channel, refusal, failure(refusal, False, local, node.id, path))
+                return
+        try:
+            await channel.send(ACCEPTED)
+        except ChannelClosed:
+            return  # the opener left or was cancelled meanwhile: nothing ran
+        # The deadline bounded the opening; the conversation has none.
+        _current.set(msgspec.structs.replace(ctx, deadline=None))
+        assert method.channel is not None
+        kwargs = dict(zip(method.params, args, strict=True))
+        kwargs[method.channel] = (
+            channel if method.accepts is None else _Checked(channel, method.accepts)
+        )
+        try:
+            await method.fn(self, **kwargs)
+        except Exception as exc:  # it fails that conversation, not the member
+            await _end_with(channel, exc, failure(exc, True, local, node.id, path))
+    finally:
+        _current.reset(token)
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def _end_with(channel: Channel[Any, Any], exc: BaseException, item: Any) -> None:
+    """Send a failure as the channel's last item (the opener raises it),
+    unless the opener has left; one that does not read for ``FAILURE_WAIT``
+    seconds gets the channel cancelled with the failure's text instead."""
+    with trio.move_on_after(FAILURE_WAIT):
+        try:
+            await channel.send(item)
+        except ChannelClosed:
+            pass  # the opener is gone: nobody to tell
+        return
+    channel.cancel(f"{type(exc).__name__}: {exc}")
+
+
+class _Checked(Channel[Any, Any]):
+    """The server's channel of a method whose ``Channel[S, R]`` names what
+    it receives: an item of another type ends the channel (the opener hears
+    why) and never reaches the method, as for an actor's channel handler."""
+
+    __slots__ = ("_accepts", "_inner")
+
+    def __init__(self, inner: Channel[Any, Any], accepts: tuple[type, ...]) -> None:
+        # Not Channel.__init__: every operation goes to ``inner``.
+        self._inner = inner
+        self._accepts = accepts
+
+    def __repr__(self) -> str:
+        return repr(self._inner)
+
+    @property
+    def window(self) -> int:
+        return self._inner.window
+
+    @property
+    def buffered(self) -> int:
+        return self._inner.buffered
+
+    async def send(self, value: Any) -> None:
+        await self._inner.send(value)
+
+    async def receive(self) -> Any:
+        value = await self._inner.receive()
+        if not isinstance(value, self._accepts):
+            names = " | ".join(tp.__name__ for tp in self._accepts)
+            reason = f"the opener sent a {type(value).__name__} on a channel that takes {names}"
+            self._inner.cancel(reason)
+            raise ChannelClosed(reason)
+        return value
+
+    def __aiter__(self) -> _Checked:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        self._inner.cancel(reason)
+
+
+# ------------------------------------------------------------------ client
+
+
+class ChannelCaller:
+    """``proxy.m`` of a channel method: calling it checks and encodes the
+    arguments (``InvalidArgument`` at once, before anything is sent)."""
+
+    __slots__ = ("method", "proxy")
+
+    def __init__(self, proxy: ServiceProxy, method: Method) -> None:
+        self.proxy = proxy
+        self.method = method
+
+    def __call__(self, *args: Any, **kwargs: Any) -> ChannelOpening:
+        method, proxy = self.method, self.proxy
+        payload = method.pack(args, kwargs)
+        key = None
+        if proxy._hash is not None:
+            named = dict(zip(method.params, args, strict=False))
+            key = proxy._hash.key_of({**method.defaults, **named, **kwargs})
+        return ChannelOpening(proxy, method, payload, key)
+
+
+class ChannelOpening:
+    """``async with proxy.m(...) as channel``: opens the conversation (once)
+    with one member; leaving the block leaves the channel."""
+
+    __slots__ = ("_entered", "_key", "_method", "_payload", "_proxy", "_stack")
+
+    def __init__(self, proxy: ServiceProxy, method: Method, payload: bytes, key: object) -> None:
+        self._proxy = proxy
+        self._method = method
+        self._payload = payload
+        self._key = key
+        self._stack: AsyncExitStack | None = None
+        self._entered = False
+
+    async def __aenter__(self) -> ServiceChannel:
+        if self._entered:
+            raise ConfigurationError("a channel call can be opened once")
+        self._entered = True
+        stack = self._stack = AsyncExitStack()
+        try:
+            return await self._open(stack)
+        except BaseException:
+            self._stack = None
+            await stack.__aexit__(*sys.exc_info())  # the member hears why
+            raise
+
+    async def __aexit__(self, *exc: Any) -> bool | None:
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return None
+        return await stack.__aexit__(*exc)
+
+    async def _open(self, stack: AsyncExitStack) -> ServiceChannel:
+        proxy = self._proxy
+        timeout = proxy._timeout
+        deadline = math.inf if timeout is None else trio.current_time() + timeout
+        chain = proxy._chain
+        if not chain:
+            return await self._attempt(stack, deadline, proxy._metadata)
+        call = ClientCall(proxy._group, self._method.name, dict(proxy._metadata or {}), deadline)
+
+        async def proceed() -> ServiceChannel:
+            metadata = check_metadata(call.metadata) if call.metadata else None
+            return await self._attempt(stack, deadline, metadata)
+
+        opened: ServiceChannel = await run_chain(chain, "client", call, proceed)
+        return opened
+
+    async def _attempt(
+        self, stack: AsyncExitStack, deadline: float, metadata: dict[str, str] | None
+    ) -> ServiceChannel:
+        proxy, method = self._proxy, self._method
+        now = trio.current_time()
+        ref = proxy._choose([], self._key, now)
+        breaker = proxy._breaker_of(ref)
+        remaining = None if deadline == math.inf else deadline - now
+        what = f"{proxy._group}.{method.name}"
+        if remaining is not None and remaining <= 0:
+            raise AskTimeout(f"{what}: no time left to open the channel")
+        msg = ChannelCall(
+            method.name, self._payload, proxy._node.id, remaining, metadata, current_sender()
+        )
+        proxy._balancer.started(ref)
+        stack.callback(proxy._balancer.finished, ref)
+        error: BaseException | None = None
+        first: Any = None
+        with trio.move_on_at(deadline) as scope:
+            try:
+                channel = await stack.enter_async_context(ref.channel(msg, window=WINDOW))
+                first = await channel.receive()
+            except ChannelClosed as exc:  # refused before it ran: dead member, node down...
+                cause = exc.__cause__
+                error = cause if isinstance(cause, TrouperError) else exc
+            except trio.EndOfChannel:
+                error = ChannelClosed(f"{ref.path} ended the channel before it opened")
+            except TrouperError as exc:
+                error = exc
+        if scope.cancelled_caught:
+            error = AskTimeout(f"{what}: the channel did not open within {proxy._timeout}s")
+        elif error is None:
+            kind = type(first)
+            if kind is LocalFailure:
+                error = first.exc
+            elif kind is RpcFailure:
+                error = unbox(first)
+            elif kind is not ChannelAccepted:
+                error = ChannelClosed(f"{ref.path} opened the channel with a {kind.__name__}")
+        now = trio.current_time()
+        if error is not None:
+            if _counts_against(error):
+                breaker.failure(now)
+                proxy._state.unsettled.add(breaker)
+            raise error
+        unsettled = proxy._state.unsettled
+        if breaker.state != "closed" or breaker in unsettled:
+            breaker.success(now)
+            unsettled.discard(breaker)
+        return ServiceChannel(channel)
+
+
+class ServiceChannel:
+    """The opener's end of a channel method's conversation: ``await
+    send(x)``, ``async for y in channel`` (or ``await receive()``). A failure
+    of the method is raised by the iteration, after what it sent before."""
+
+    __slots__ = ("_channel",)
+
+    def __init__(self, channel: Channel[Any, Any]) -> None:
+        self._channel = channel
+
+    def __repr__(self) -> str:
+        return f"<service {self._channel!r}>"
+
+    @property
+    def window(self) -> int:
+        return self._channel.window
+
+    @property
+    def buffered(self) -> int:
+        return self._channel.buffered
+
+    async def send(self, value: Any) -> None:
+        await self._channel.send(value)
+
+    async def receive(self) -> Any:
+        value = await self._channel.receive()
+        kind = type(value)
+        if kind is LocalFailure:
+            raise value.exc
+        if kind is RpcFailure:
+            raise unbox(value)
+        return value
+
+    def __aiter__(self) -> ServiceChannel:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        self._channel.cancel(reason)
