@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import sys
 from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
 import trio
@@ -38,6 +38,9 @@ from ._stream import unbox
 
 if TYPE_CHECKING:
     from ._proxy import ServiceProxy
+
+S = TypeVar("S")
+R = TypeVar("R")
 
 #: Each direction's window of a service channel (as ``ref.channel``'s default).
 WINDOW = 16
@@ -200,7 +203,7 @@ class ChannelCaller:
         self.proxy = proxy
         self.method = method
 
-    def __call__(self, *args: Any, **kwargs: Any) -> ChannelOpening:
+    def __call__(self, *args: Any, **kwargs: Any) -> ChannelOpening[Any, Any]:
         method, proxy = self.method, self.proxy
         payload = method.pack(args, kwargs)
         key = None
@@ -210,9 +213,11 @@ class ChannelCaller:
         return ChannelOpening(proxy, method, payload, key)
 
 
-class ChannelOpening:
+class ChannelOpening(Generic[S, R]):
     """``async with proxy.m(...) as channel``: opens the conversation (once)
-    with one member; leaving the block leaves the channel."""
+    with one member; leaving the block leaves the channel. For a method that
+    takes ``Channel[Out, In]``, the opener's channel is a
+    ``ServiceChannel[In, Out]``: it sends what the method receives."""
 
     __slots__ = ("_entered", "_key", "_method", "_payload", "_proxy", "_stack")
 
@@ -224,7 +229,7 @@ class ChannelOpening:
         self._stack: AsyncExitStack | None = None
         self._entered = False
 
-    async def __aenter__(self) -> ServiceChannel:
+    async def __aenter__(self) -> ServiceChannel[S, R]:
         if self._entered:
             raise ConfigurationError("a channel call can be opened once")
         self._entered = True
@@ -242,7 +247,7 @@ class ChannelOpening:
             return None
         return await stack.__aexit__(*exc)
 
-    async def _open(self, stack: AsyncExitStack) -> ServiceChannel:
+    async def _open(self, stack: AsyncExitStack) -> ServiceChannel[S, R]:
         proxy = self._proxy
         timeout = proxy._timeout
         deadline = math.inf if timeout is None else trio.current_time() + timeout
@@ -251,16 +256,16 @@ class ChannelOpening:
             return await self._attempt(stack, deadline, proxy._metadata)
         call = ClientCall(proxy._group, self._method.name, dict(proxy._metadata or {}), deadline)
 
-        async def proceed() -> ServiceChannel:
+        async def proceed() -> ServiceChannel[S, R]:
             metadata = check_metadata(call.metadata) if call.metadata else None
             return await self._attempt(stack, deadline, metadata)
 
-        opened: ServiceChannel = await run_chain(chain, "client", call, proceed)
+        opened: ServiceChannel[S, R] = await run_chain(chain, "client", call, proceed)
         return opened
 
     async def _attempt(
         self, stack: AsyncExitStack, deadline: float, metadata: dict[str, str] | None
-    ) -> ServiceChannel:
+    ) -> ServiceChannel[S, R]:
         proxy, method = self._proxy, self._method
         now = trio.current_time()
         ref = proxy._choose([], self._key, now)
@@ -310,7 +315,7 @@ class ChannelOpening:
         return ServiceChannel(channel)
 
 
-class ServiceChannel:
+class ServiceChannel(Generic[S, R]):
     """The opener's end of a channel method's conversation: ``await
     send(x)``, ``async for y in channel`` (or ``await receive()``). A failure
     of the method is raised by the iteration, after what it sent before."""
@@ -331,22 +336,26 @@ class ServiceChannel:
     def buffered(self) -> int:
         return self._channel.buffered
 
-    async def send(self, value: Any) -> None:
+    async def send(self, value: S) -> None:
+        """Send one item; waits for room at the method's side."""
         await self._channel.send(value)
 
-    async def receive(self) -> Any:
-        value = await self._channel.receive()
+    async def receive(self) -> R:
+        """The next item; ``trio.EndOfChannel`` at a clean end, the method's
+        failure if it failed, ``ChannelClosed`` if it cancelled or is gone."""
+        value: Any = await self._channel.receive()
         kind = type(value)
         if kind is LocalFailure:
             raise value.exc
         if kind is RpcFailure:
             raise unbox(value)
-        return value
+        item: R = value
+        return item
 
-    def __aiter__(self) -> ServiceChannel:
+    def __aiter__(self) -> ServiceChannel[S, R]:
         return self
 
-    async def __anext__(self) -> Any:
+    async def __anext__(self) -> R:
         try:
             return await self.receive()
         except trio.EndOfChannel:

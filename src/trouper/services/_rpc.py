@@ -11,19 +11,26 @@ from __future__ import annotations
 import dis
 import inspect
 import typing
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterable, Sequence
 from contextvars import ContextVar
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
 import msgspec
 
 from .._errors import ConfigurationError, InvalidArgument
 from ..actors import Actor
 from ..actors._actor import class_info, handler, register_message_type
-from ..runtime import ActorRef
+from ..runtime import ActorRef, Channel
 from ._channels import channel_parameter, received_types
 
+if TYPE_CHECKING:
+    from ._chanrpc import ChannelOpening
+
 F = TypeVar("F", bound=Callable[..., Any])
+A = TypeVar("A")
+S = TypeVar("S")
+R = TypeVar("R")
+P = ParamSpec("P")
 C = TypeVar("C", bound=type[Actor])
 
 _RPC_MARK = "__trouper_rpc__"
@@ -35,10 +42,27 @@ class RpcOptions(msgspec.Struct, frozen=True):
     roles: frozenset[str]
 
 
+class _Rpc(Protocol):
+    """What ``@rpc(...)`` with options returns: the decorator itself."""
+
+    @overload
+    def __call__(
+        self, fn: Callable[Concatenate[A, Channel[S, R], P], Coroutine[Any, Any, None]], /
+    ) -> Callable[Concatenate[A, P], ChannelOpening[R, S]]: ...
+    @overload
+    def __call__(self, fn: F, /) -> F: ...
+
+
+# A method whose first parameter is its channel is typed as what the proxy
+# makes of it (``async with proxy.m(args) as channel``); any other as itself.
+@overload
+def rpc(
+    fn: Callable[Concatenate[A, Channel[S, R], P], Coroutine[Any, Any, None]], /
+) -> Callable[Concatenate[A, P], ChannelOpening[R, S]]: ...
 @overload
 def rpc(fn: F, /) -> F: ...
 @overload
-def rpc(*, idempotent: bool = False, roles: Collection[str] = ()) -> Callable[[F], F]: ...
+def rpc(*, idempotent: bool = False, roles: Collection[str] = ()) -> _Rpc: ...
 def rpc(fn: Any = None, /, *, idempotent: bool = False, roles: Collection[str] = ()) -> Any:
     """Mark an ``async def`` (or async generator: a server stream) method of a
     ``@trouper.service`` class as callable through ``node.proxy``. An ``async
