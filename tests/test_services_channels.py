@@ -336,6 +336,26 @@ async def test_a_dead_member_fails_the_opening() -> None:
                     pytest.fail("opened on a dead member")
 
 
+async def test_an_opening_refused_before_it_ran_is_retried_on_another_member() -> None:
+    log = Log()
+    with trio.fail_after(10):
+        async with trouper.open_node(seed=3) as node:
+            dead, live = await open_talk(node, log, 2)
+            await node.stop(dead)
+            retried = node.proxy(Talk, retry=trouper.Retry(attempts=2), members=[dead, live])
+            for prefix in "ab":  # round-robin would pick the dead member for one of them
+                async with retried.chat(prefix) as ch:
+                    await ch.send(1)
+                    assert await ch.receive() == f"{prefix}1@{node.id}"
+            assert log.members == [live, live]
+            once = node.proxy(Talk, members=[dead, live])
+            with pytest.raises(trouper.ActorDead):
+                for prefix in "cd":  # without retry, the dead member's turn fails
+                    async with once.chat(prefix) as ch:
+                        await ch.send(1)
+                        await ch.receive()
+
+
 # ------------------------------------------------------------ two nodes
 
 

@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import msgspec
 import trio
 
-from .._errors import AskTimeout, CallError, ChannelClosed, ConfigurationError, TrouperError
+from .._errors import (
+    ActorDead,
+    AskTimeout,
+    CallError,
+    ChannelClosed,
+    ConfigurationError,
+    TrouperError,
+)
 from ..actors import Actor
 from ..protocols import default_registry
 from ..runtime import ActorRef, Channel, current_sender
@@ -253,22 +260,68 @@ class ChannelOpening(Generic[S, R]):
         deadline = math.inf if timeout is None else trio.current_time() + timeout
         chain = proxy._chain
         if not chain:
-            return await self._attempt(stack, deadline, proxy._metadata)
+            return await self._attempts(stack, deadline, proxy._metadata)
         call = ClientCall(proxy._group, self._method.name, dict(proxy._metadata or {}), deadline)
 
         async def proceed() -> ServiceChannel[S, R]:
             metadata = check_metadata(call.metadata) if call.metadata else None
-            return await self._attempt(stack, deadline, metadata)
+            return await self._attempts(stack, deadline, metadata)
 
         opened: ServiceChannel[S, R] = await run_chain(chain, "client", call, proceed)
         return opened
 
-    async def _attempt(
+    async def _attempts(
         self, stack: AsyncExitStack, deadline: float, metadata: dict[str, str] | None
+    ) -> ServiceChannel[S, R]:
+        """Open with one member, or with another after a retryable failure
+        (the proxy's ``retry``, within its budget and the deadline). Whatever
+        failed, the method did not run: it starts only once the opening is
+        answered, so even a non-idempotent method may go elsewhere."""
+        proxy = self._proxy
+        retry = proxy._retry
+        rng = proxy._node.kernel.rng
+        now = trio.current_time()
+        budget = None
+        if retry is not None and retry.attempts > 1:
+            budget = proxy._state.budget(proxy._group, retry.make_budget)
+            budget.record_call(now)
+        avoid: list[ActorRef] = []
+        attempt = 0
+        while True:
+            ref = proxy._choose(avoid, self._key, now)
+            try:
+                return await self._attempt(stack, ref, deadline, metadata)
+            except TrouperError as exc:
+                now = trio.current_time()
+                if _counts_against(exc):
+                    breaker = proxy._breaker_of(ref)
+                    breaker.failure(now)
+                    proxy._state.unsettled.add(breaker)
+                attempt += 1
+                if retry is None or budget is None or attempt >= retry.attempts:
+                    raise
+                if not (isinstance(exc, ActorDead) or exc.is_retryable):
+                    raise
+                if not budget.try_spend(now):
+                    raise
+                avoid.append(ref)
+                delay = retry.delay(attempt - 1, rng)
+                if exc.retry_delay and len(proxy._current_members()) <= len(avoid):
+                    delay = max(delay, exc.retry_delay)  # no other member: heed its delay
+                if now + delay >= deadline:
+                    raise
+                await trio.sleep(delay)
+                now = trio.current_time()
+
+    async def _attempt(
+        self,
+        stack: AsyncExitStack,
+        ref: ActorRef,
+        deadline: float,
+        metadata: dict[str, str] | None,
     ) -> ServiceChannel[S, R]:
         proxy, method = self._proxy, self._method
         now = trio.current_time()
-        ref = proxy._choose([], self._key, now)
         breaker = proxy._breaker_of(ref)
         remaining = None if deadline == math.inf else deadline - now
         what = f"{proxy._group}.{method.name}"
@@ -277,37 +330,40 @@ class ChannelOpening(Generic[S, R]):
         msg = ChannelCall(
             method.name, self._payload, proxy._node.id, remaining, metadata, current_sender()
         )
+        # This attempt's channel and place in the balancer's count: kept by
+        # ``stack`` if it opens, let go (the member hearing why) if not.
+        mine = AsyncExitStack()
         proxy._balancer.started(ref)
-        stack.callback(proxy._balancer.finished, ref)
+        mine.callback(proxy._balancer.finished, ref)
         error: BaseException | None = None
         first: Any = None
-        with trio.move_on_at(deadline) as scope:
-            try:
-                channel = await stack.enter_async_context(ref.channel(msg, window=WINDOW))
-                first = await channel.receive()
-            except ChannelClosed as exc:  # refused before it ran: dead member, node down...
-                cause = exc.__cause__
-                error = cause if isinstance(cause, TrouperError) else exc
-            except trio.EndOfChannel:
-                error = ChannelClosed(f"{ref.path} ended the channel before it opened")
-            except TrouperError as exc:
-                error = exc
-        if scope.cancelled_caught:
-            error = AskTimeout(f"{what}: the channel did not open within {proxy._timeout}s")
-        elif error is None:
-            kind = type(first)
-            if kind is LocalFailure:
-                error = first.exc
-            elif kind is RpcFailure:
-                error = unbox(first)
-            elif kind is not ChannelAccepted:
-                error = ChannelClosed(f"{ref.path} opened the channel with a {kind.__name__}")
+        try:
+            with trio.move_on_at(deadline) as scope:
+                try:
+                    channel = await mine.enter_async_context(ref.channel(msg, window=WINDOW))
+                    first = await channel.receive()
+                except ChannelClosed as exc:  # refused before it ran: dead member, node down...
+                    cause = exc.__cause__
+                    error = cause if isinstance(cause, TrouperError) else exc
+                except trio.EndOfChannel:
+                    error = ChannelClosed(f"{ref.path} ended the channel before it opened")
+                except TrouperError as exc:
+                    error = exc
+            if scope.cancelled_caught:
+                error = AskTimeout(f"{what}: the channel did not open within {proxy._timeout}s")
+            elif error is None:
+                kind = type(first)
+                if kind is LocalFailure or kind is RpcFailure:
+                    error = first.exc if kind is LocalFailure else unbox(first)
+                elif kind is not ChannelAccepted:
+                    error = ChannelClosed(f"{ref.path} opened the channel with a {kind.__name__}")
+            if error is not None:
+                raise error
+        except BaseException:
+            await mine.__aexit__(*sys.exc_info())
+            raise
+        stack.push_async_exit(mine)
         now = trio.current_time()
-        if error is not None:
-            if _counts_against(error):
-                breaker.failure(now)
-                proxy._state.unsettled.add(breaker)
-            raise error
         unsettled = proxy._state.unsettled
         if breaker.state != "closed" or breaker in unsettled:
             breaker.success(now)
