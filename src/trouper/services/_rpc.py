@@ -314,7 +314,7 @@ def service(group: str, *, middleware: Iterable[Any] = ()) -> Callable[[C], C]:
     def apply(cls: C) -> C:
         if not (isinstance(cls, type) and issubclass(cls, Actor)):
             raise ConfigurationError(f"@service decorates a trouper.Actor subclass, not {cls!r}")
-        from ._chanrpc import on_channel_call
+        from ._chanserver import on_channel_call
         from ._server import on_call, on_stream_call
 
         type.__setattr__(cls, "__trouper_group__", group)
