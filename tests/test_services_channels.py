@@ -160,6 +160,42 @@ async def test_a_channel_method_converses_through_a_proxy() -> None:
             assert await talk.ping() == "pong"
 
 
+class Trace(trouper.Middleware):
+    async def client(self, call: trouper.services.ClientCall, proceed: Any) -> Any:
+        call.metadata["trace"] = "t-1"
+        return await proceed()
+
+
+@trouper.message
+class OpenFor(msgspec.Struct, frozen=True):
+    on: trouper.ActorRef | None = None
+
+
+class Opener(trouper.Actor):
+    """An actor that opens a channel method: the method sees it as the caller."""
+
+    @trouper.handler
+    async def open_for(self, msg: OpenFor) -> str:
+        members = None if msg.on is None else [msg.on]
+        talk = self.ctx.node.proxy(Talk, middleware=[Trace()], members=members)
+        async with talk.chat("actor") as ch:
+            await ch.send(1)
+            said: str = await ch.receive()
+        return said
+
+
+async def test_the_caller_and_client_middleware_reach_the_method() -> None:
+    log = Log()
+    with trio.fail_after(10):
+        async with trouper.open_node() as node:
+            await open_talk(node, log)
+            opener = await node.spawn(Opener)
+            assert await opener.ask(OpenFor()) == f"actor1@{node.id}"
+            (ctx,) = log.contexts
+            assert ctx.caller_ref == opener
+            assert dict(ctx.metadata) == {"trace": "t-1"}
+
+
 async def test_the_proxy_balances_channel_opens_over_the_members() -> None:
     log = Log()
     with trio.fail_after(10):
@@ -404,6 +440,13 @@ async def test_channel_methods_across_two_nodes() -> None:
                 ch.cancel("enough")
             await log.until(lambda lines: saw(lines, "closed c:", "enough"))
             assert log.lines.count("opened p on a") + log.lines.count("opened q on a") == 1
+            # The opening actor reaches the method on the other node as a ref.
+            opener = await b.spawn(Opener)
+            member = next(r for r in b.registry.members("talk") if r.node_id == "a")
+            assert await opener.ask(OpenFor(member)) == "actor1@a"
+            ctx = next(c for c in log.contexts if c.metadata.get("trace") == "t-1")
+            assert ctx.caller == "b" and ctx.caller_ref is not None
+            assert (ctx.caller_ref.node_id, ctx.caller_ref.path) == ("b", opener.path)
 
 
 async def test_auth_refusal_across_nodes() -> None:
