@@ -83,6 +83,17 @@ class Talk(trouper.Actor):
         raise ValueError("broken on purpose")
 
     @trouper.rpc
+    async def total(self, channel: trouper.Channel[int, int]) -> None:
+        """The sum of what the opener sends, once it has closed its side."""
+        await channel.send(sum([n async for n in channel]))
+
+    @trouper.rpc
+    async def refuse(self, channel: trouper.Channel[int, int], reason: str) -> None:
+        """Cancel after the first item: the opener hears the reason."""
+        assert await channel.receive() == 1
+        channel.cancel(reason)
+
+    @trouper.rpc
     async def ping(self) -> str:
         return "pong"
 
@@ -326,6 +337,16 @@ async def test_either_side_closes_cancels_or_fails() -> None:
                 with pytest.raises(ValueError, match="broken on purpose"):
                     await ch.receive()
             assert got == [0, 1]
+            # The opener closes its side and still receives; the method cancels.
+            async with talk.total() as ch:
+                for n in (1, 2, 3):
+                    await ch.send(n)
+                await ch.close()
+                assert [x async for x in ch] == [6]
+            async with talk.refuse("no deal") as ch:
+                await ch.send(1)
+                with pytest.raises(trouper.ChannelClosed, match="no deal"):
+                    await ch.receive()
             # The opener's task is cancelled: the method hears so.
             with trio.CancelScope() as scope:
                 async with talk.chat("gone") as ch:
@@ -435,6 +456,15 @@ async def test_channel_methods_across_two_nodes() -> None:
             async with there.chat("w") as ch:
                 await ch.send("wrong")
                 with pytest.raises(trouper.ChannelClosed, match="takes int"):
+                    await ch.receive()
+            async with there.total() as ch:
+                await ch.send(4)
+                await ch.send(5)
+                await ch.close()
+                assert [x async for x in ch] == [9]
+            async with there.refuse("no deal") as ch:
+                await ch.send(1)
+                with pytest.raises(trouper.ChannelClosed, match="no deal"):
                     await ch.receive()
             async with there.chat("c") as ch:
                 ch.cancel("enough")
