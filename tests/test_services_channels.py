@@ -220,6 +220,22 @@ async def test_the_proxy_balances_channel_opens_over_the_members() -> None:
             assert log.members == [first, second, first, second]
 
 
+async def test_the_window_of_a_channel_method_bounds_what_waits_unread() -> None:
+    log = Log()
+    with trio.fail_after(10):
+        async with trouper.open_node() as node:
+            await open_talk(node, log)
+            talk = node.proxy(Talk)
+            with pytest.raises(trouper.ConfigurationError, match="window"):
+                talk.count(3).window(0)
+            async with talk.count(10).window(2) as ch:
+                await trio.testing.wait_all_tasks_blocked()
+                # The method is stopped at the window (and the opening's answer
+                # was taken): two items wait, the third send waits for room.
+                assert (ch.window, ch.buffered) == (2, 2)
+                assert [x async for x in ch] == list(range(10))
+
+
 async def test_bad_arguments_fail_the_opening_and_nothing_runs() -> None:
     log = Log()
     with trio.fail_after(10):

@@ -55,7 +55,7 @@ async def use(node: trouper.Node) -> None:
         await watching.send(1)
         assert_type(await watching.receive(), str)
         await watching.send("one")  # WRONG-6
-    async with accounts.audit(since=3) as auditing:
+    async with accounts.audit(since=3).window(64) as auditing:
         assert_type(auditing, trouper.services.ServiceChannel[str, int])
     accounts.watch(1)  # WRONG-7
     accounts.watch("ada", channel=None)  # WRONG-8

@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 S = TypeVar("S")
 R = TypeVar("R")
 
-#: Each direction's window of a service channel (as ``ref.channel``'s default).
+#: Each direction's window of a service channel unless ``.window(n)`` says
+#: otherwise (as ``ref.channel``'s default).
 WINDOW = 16
 
 
@@ -102,7 +103,7 @@ class ChannelOpening(Generic[S, R]):
     takes ``Channel[Out, In]``, the opener's channel is a
     ``ServiceChannel[In, Out]``: it sends what the method receives."""
 
-    __slots__ = ("_entered", "_key", "_method", "_payload", "_proxy", "_stack")
+    __slots__ = ("_entered", "_key", "_method", "_payload", "_proxy", "_stack", "_window")
 
     def __init__(self, proxy: ServiceProxy, method: Method, payload: bytes, key: object) -> None:
         self._proxy = proxy
@@ -111,6 +112,16 @@ class ChannelOpening(Generic[S, R]):
         self._key = key
         self._stack: AsyncExitStack | None = None
         self._entered = False
+        self._window = WINDOW
+
+    def window(self, n: int) -> ChannelOpening[S, R]:
+        """Open with a window of ``n`` items each way instead of 16 (across
+        nodes the method's side takes at most the member node's
+        ``max_channel_window``): ``async with proxy.m(...).window(64) as ch``."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigurationError(f"a channel window must be an int >= 1, not {n!r}")
+        self._window = n
+        return self
 
     async def __aenter__(self) -> ServiceChannel[S, R]:
         if self._entered:
@@ -216,7 +227,7 @@ class ChannelOpening(Generic[S, R]):
         try:
             with trio.move_on_at(deadline) as scope:
                 try:
-                    channel = await mine.enter_async_context(ref.channel(msg, window=WINDOW))
+                    channel = await mine.enter_async_context(ref.channel(msg, window=self._window))
                     first = await channel.receive()
                 except ChannelClosed as exc:  # refused before it ran: dead member, node down...
                     cause = exc.__cause__
