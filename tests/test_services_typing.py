@@ -1,4 +1,6 @@
-"""A proxy is typed as its service class: mypy --strict checks every call.
+"""A proxy is typed as its service class: mypy --strict checks every call,
+and a channel method (its channel first) is typed as what the proxy makes of
+it: ``async with proxy.m(args) as channel``, a ``ServiceChannel[In, Out]``.
 
 A small program is checked by mypy in a subprocess: right calls pass, wrong
 argument types and unknown methods are reported, and ``assert_type`` pins
@@ -28,6 +30,14 @@ class Accounts(trouper.Actor):
     async def owner(self, account: str) -> str | None:
         return None
 
+    @trouper.rpc
+    async def watch(self, channel: trouper.Channel[str, int], account: str) -> None:
+        return None
+
+    @trouper.rpc(roles={"admin"})
+    async def audit(self, channel: trouper.Channel[int, str], since: int = 0) -> None:
+        return None
+
 async def use(node: trouper.Node) -> None:
     accounts = node.proxy(Accounts, timeout=2.0)
     assert_type(accounts, Accounts)
@@ -40,6 +50,15 @@ async def use(node: trouper.Node) -> None:
     node.proxy(Accounts, retry=3)  # WRONG-5
     retried = node.proxy(Accounts, retry=trouper.Retry(attempts=2), balance="local-first")
     assert_type(await retried.deposit(account="bob", amount=1), int)
+    async with accounts.watch("ada") as watching:
+        assert_type(watching, trouper.services.ServiceChannel[int, str])
+        await watching.send(1)
+        assert_type(await watching.receive(), str)
+        await watching.send("one")  # WRONG-6
+    async with accounts.audit(since=3).window(64) as auditing:
+        assert_type(auditing, trouper.services.ServiceChannel[str, int])
+    accounts.watch(1)  # WRONG-7
+    accounts.watch("ada", channel=None)  # WRONG-8
 """
 
 

@@ -18,6 +18,8 @@ from ._breaker import BreakerChanged as BreakerChanged
 from ._breaker import CircuitBreaker as CircuitBreaker
 from ._channels import channel_method as channel_method
 from ._channels import channel_parameter as channel_parameter
+from ._chanrpc import ChannelOpening as ChannelOpening
+from ._chanrpc import ServiceChannel as ServiceChannel
 from ._context import CallContext as CallContext
 from ._context import current_call as current_call
 from ._middleware import ClientCall as ClientCall
@@ -43,6 +45,7 @@ __all__ = [
     "BreakerChanged",
     "CallContext",
     "Channel",
+    "ChannelOpening",
     "CircuitBreaker",
     "ClientCall",
     "ConsistentHash",
@@ -52,6 +55,7 @@ __all__ = [
     "Retry",
     "RetryBudget",
     "ServerStream",
+    "ServiceChannel",
     "ServiceProxy",
     "TokenAuth",
     "bearer",

@@ -19,9 +19,10 @@ from typing import Any
 import msgspec
 
 from .._errors import ConfigurationError
+from ..actors._actor import _checkable
 from ..runtime import Channel
 
-__all__ = ["channel_method", "channel_parameter"]
+__all__ = ["channel_method", "channel_parameter", "received_types"]
 
 
 def channel_parameter(fn: Callable[..., Any]) -> str | None:
@@ -41,6 +42,16 @@ def channel_parameter(fn: Callable[..., Any]) -> str | None:
     if len(found) > 1:
         raise ConfigurationError(f"{fn.__qualname__}: one channel parameter at most, got {found}")
     return found[0] if found else None
+
+
+def received_types(hint: Any) -> tuple[type, ...] | None:
+    """What a channel annotated ``hint`` (``Channel[S, R]``) receives, as
+    ``isinstance`` checks it (``R``); None: anything."""
+    args = typing.get_args(hint)
+    accepted = _checkable(args[1]) if len(args) == 2 else None
+    if accepted is not None and float in accepted:
+        accepted = (*accepted, int)  # the numeric tower, as for a handler's channel
+    return accepted
 
 
 def channel_method(

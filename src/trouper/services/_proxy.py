@@ -111,7 +111,11 @@ class ServiceProxy:
         method = None if info is None else info.methods.get(name)
         if method is None:
             raise AttributeError(f"{self!r} has no rpc method {name!r}")
-        caller = _StreamCaller(self, method) if method.is_stream else _Caller(self, method)
+        caller: Any = _StreamCaller(self, method) if method.is_stream else _Caller(self, method)
+        if method.channel is not None:
+            from ._chanrpc import ChannelCaller  # (it builds on this module)
+
+            caller = ChannelCaller(self, method)
         self.__dict__[name] = caller  # later lookups find it without __getattr__
         return caller
 

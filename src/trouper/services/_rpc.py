@@ -11,18 +11,26 @@ from __future__ import annotations
 import dis
 import inspect
 import typing
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterable, Sequence
 from contextvars import ContextVar
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
 import msgspec
 
 from .._errors import ConfigurationError, InvalidArgument
 from ..actors import Actor
 from ..actors._actor import class_info, handler, register_message_type
-from ..runtime import ActorRef
+from ..runtime import ActorRef, Channel
+from ._channels import channel_parameter, received_types
+
+if TYPE_CHECKING:
+    from ._chanrpc import ChannelOpening
 
 F = TypeVar("F", bound=Callable[..., Any])
+A = TypeVar("A")
+S = TypeVar("S")
+R = TypeVar("R")
+P = ParamSpec("P")
 C = TypeVar("C", bound=type[Actor])
 
 _RPC_MARK = "__trouper_rpc__"
@@ -34,13 +42,32 @@ class RpcOptions(msgspec.Struct, frozen=True):
     roles: frozenset[str]
 
 
+class _Rpc(Protocol):
+    """What ``@rpc(...)`` with options returns: the decorator itself."""
+
+    @overload
+    def __call__(
+        self, fn: Callable[Concatenate[A, Channel[S, R], P], Coroutine[Any, Any, None]], /
+    ) -> Callable[Concatenate[A, P], ChannelOpening[R, S]]: ...
+    @overload
+    def __call__(self, fn: F, /) -> F: ...
+
+
+# A method whose first parameter is its channel is typed as what the proxy
+# makes of it (``async with proxy.m(args) as channel``); any other as itself.
+@overload
+def rpc(
+    fn: Callable[Concatenate[A, Channel[S, R], P], Coroutine[Any, Any, None]], /
+) -> Callable[Concatenate[A, P], ChannelOpening[R, S]]: ...
 @overload
 def rpc(fn: F, /) -> F: ...
 @overload
-def rpc(*, idempotent: bool = False, roles: Collection[str] = ()) -> Callable[[F], F]: ...
+def rpc(*, idempotent: bool = False, roles: Collection[str] = ()) -> _Rpc: ...
 def rpc(fn: Any = None, /, *, idempotent: bool = False, roles: Collection[str] = ()) -> Any:
     """Mark an ``async def`` (or async generator: a server stream) method of a
-    ``@trouper.service`` class as callable through ``node.proxy``.
+    ``@trouper.service`` class as callable through ``node.proxy``. An ``async
+    def`` with a parameter annotated ``trouper.Channel[Send, Receive]`` is a
+    channel method: ``async with proxy.m(...) as channel``.
 
     ``idempotent=True`` lets a proxy retry it on any member after any
     retryable error; otherwise it runs at most once per logical call.
@@ -63,7 +90,9 @@ class Method:
     """One rpc method of a service class, ready to decode and call."""
 
     __slots__ = (
+        "accepts",
         "args_type",
+        "channel",
         "decoder",
         "defaults",
         "fn",
@@ -89,6 +118,14 @@ class Method:
             hints = typing.get_type_hints(fn)
         except Exception as exc:  # an unresolvable annotation names itself
             raise ConfigurationError(f"{self.qualname}: cannot resolve annotations: {exc}") from exc
+        #: The parameter that takes a two-way channel (not an argument), and
+        #: what the channel receives (None: anything).
+        self.channel = channel_parameter(fn)
+        self.accepts = None if self.channel is None else received_types(hints[self.channel])
+        if self.channel is not None and self.is_stream:
+            raise ConfigurationError(
+                f"{self.qualname}: a method that takes a channel is an async def, not a stream"
+            )
         fields: list[Any] = []
         params: list[str] = []
         defaults: dict[str, Any] = {}
@@ -97,6 +134,8 @@ class Method:
                 raise ConfigurationError(f"{self.qualname}: *args and **kwargs cannot be rpc")
             ann = hints.get(p.name, Any)
             _register(ann)
+            if p.name == self.channel:
+                continue  # given by the server, not by the caller
             params.append(p.name)
             if p.default is p.empty:
                 fields.append((p.name, ann))
@@ -275,12 +314,14 @@ def service(group: str, *, middleware: Iterable[Any] = ()) -> Callable[[C], C]:
     def apply(cls: C) -> C:
         if not (isinstance(cls, type) and issubclass(cls, Actor)):
             raise ConfigurationError(f"@service decorates a trouper.Actor subclass, not {cls!r}")
+        from ._chanserver import on_channel_call
         from ._server import on_call, on_stream_call
 
         type.__setattr__(cls, "__trouper_group__", group)
         type.__setattr__(cls, "__trouper_service_options__", (group, chain))
         type.__setattr__(cls, "_trouper_rpc_call", handler(on_call))
         type.__setattr__(cls, "_trouper_rpc_stream", handler(on_stream_call))
+        type.__setattr__(cls, "_trouper_rpc_channel", handler(on_channel_call))
         if "_trouper_info" in cls.__dict__:
             type.__delattr__(cls, "_trouper_info")  # built before the handlers were added
         class_info(cls)

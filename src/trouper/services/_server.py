@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -24,6 +24,9 @@ from ._messages import Call, LocalFailure, RpcFailure, StreamCall
 from ._middleware import check_roles, run_chain
 from ._rpc import Method, service_info
 from ._state import ServicesState, services_of
+
+if TYPE_CHECKING:
+    from ._chanrpc import ChannelCall
 
 
 def failure(exc: BaseException, ran: bool, local: bool, node: str, path: str) -> Any:
@@ -50,15 +53,21 @@ _NO_METADATA: Mapping[str, str] = MappingProxyType({})
 
 
 def _prepare(
-    actor: Actor, state: ServicesState, msg: Call | StreamCall, stream: bool
+    actor: Actor,
+    state: ServicesState,
+    msg: Call | StreamCall | ChannelCall,
+    stream: bool,
+    channel: bool = False,
 ) -> tuple[Method, tuple[Any, ...], CallContext, tuple[Any, ...]]:
     cls = type(actor)
     info = service_info(cls)
     method = info.methods.get(msg.method)
     if method is None:
         raise InvalidArgument(f"{cls.__qualname__} has no rpc method {msg.method!r}")
-    if method.is_stream != stream:
+    if method.is_stream != stream or (method.channel is not None) != channel:
         how = "a server stream: iterate it" if method.is_stream else "not a stream: await it"
+        if channel or method.channel is not None:
+            how = "a channel method: open it" if method.channel else "not a channel method"
         raise InvalidArgument(f"{method.qualname} is {how}")
     metadata = _NO_METADATA if msg.metadata is None else check_metadata(msg.metadata) or {}
     args = method.unpack(msg.args, state.resolve)
@@ -70,7 +79,8 @@ def _prepare(
         method.name,
         deadline,
         msg.caller,
-        actor.ctx.sender,
+        # A channel's method runs in a task of its own: the opener travels in the call.
+        getattr(msg, "caller_ref", None) if channel else actor.ctx.sender,
         metadata,
         info.group,
         method.roles,
