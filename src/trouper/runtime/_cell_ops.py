@@ -85,6 +85,7 @@ class CellOps:
     _waiters: deque[Waiter] | None
     _wake: trio.lowlevel.Task | None
     _fed_remotely: bool
+    _gen: int
     _watchers: set[Any] | None
     _watching: set[ActorRef] | None
 
@@ -117,6 +118,12 @@ class CellOps:
     @property
     def state(self) -> int:
         return self._state
+
+    @property
+    def restarts(self) -> int:
+        """How many times this actor's instance was replaced (each restart
+        makes a new generation of the cell)."""
+        return self._gen
 
     @property
     def mailbox_depth(self) -> int:

@@ -22,6 +22,7 @@ from .._errors import ActorDead
 from ._ref import WATCH_NOTICE
 from ._states import DEAD, NEW, RUNNING, STOPPING, SUSPENDED, Event
 from ._sysmsg import (
+    Call,
     ChildExited,
     Crash,
     RestartChildren,
@@ -96,6 +97,11 @@ async def handle_system(cell: Cell, msg: Any) -> None:
     elif kind is Crash:
         if msg.gen == cell._gen:
             crash_if_running(cell, msg.exc)
+    elif kind is Call:
+        try:
+            await msg.fn(cell)
+        finally:
+            msg.done.finish()
     else:  # pragma: no cover - a bug in the runtime itself
         raise AssertionError(f"unknown system message {msg!r}")
 

@@ -137,6 +137,9 @@ class Node:
         #: The node's services state (breakers, budgets, running calls),
         #: made and used by ``trouper.services``; the runtime never reads it.
         self.services: Any = None
+        #: The admin endpoint (``open_node(admin=...)``), made and used by
+        #: ``trouper.observability``; the runtime never reads it.
+        self.admin: Any = None
         guard = (self.kernel.supervision,)
         self._user = fixed_cell(self, None, _Guardian, guard, "/user", self.shutdown_timeout)
         system = fixed_cell(self, None, _Guardian, guard, "/system", self.shutdown_timeout)
@@ -147,6 +150,11 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<Node {self.id} actors={self.kernel.live}>"
+
+    @property
+    def admin_address(self) -> str | None:
+        """The admin endpoint's bound ``HOST:PORT`` (port 0 resolved), if it runs."""
+        return None if self.admin is None else str(self.admin.address)
 
     def attach_remote(self, layer: RemoteLayer) -> None:
         """Plug in the remote layer (``open_node`` does, given a cookie)."""
