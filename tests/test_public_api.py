@@ -74,6 +74,8 @@ PUBLIC = {
     "handler",
     "issue_token",
     "message",
+    "metrics_registry",
+    "metrics_text",
     "open_node",
     "rpc",
     "run",

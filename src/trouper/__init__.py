@@ -43,6 +43,8 @@ from .actors import SubscriptionEnded as SubscriptionEnded
 from .actors import Terminated as Terminated
 from .actors import handler as handler
 from .actors import message as message
+from .observability import metrics_registry as metrics_registry
+from .observability import metrics_text as metrics_text
 from .remote import NodeHandle as NodeHandle
 from .runtime import ActorRef as ActorRef
 from .runtime import Channel as Channel
@@ -155,6 +157,8 @@ __all__ = [
     "handler",
     "issue_token",
     "message",
+    "metrics_registry",
+    "metrics_text",
     "open_node",
     "rpc",
     "run",

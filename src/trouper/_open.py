@@ -42,6 +42,7 @@ _NODE_OPTIONS = (
     "allow_spawn",
     "discovery",
     "middleware",
+    "metrics",
     "admin",
     "admin_token",
     "admin_token_file",
@@ -65,6 +66,7 @@ async def open_node(
     allow_spawn: Sequence[str] = (),
     discovery: str | None = None,
     middleware: Sequence[Any] = (),
+    metrics: bool = True,
     admin: str | None = None,
     admin_token: str | None = None,
     admin_token_file: str | Path | None = None,
@@ -83,6 +85,8 @@ async def open_node(
     nodes with no seeds (``"redis://host:port/db?cluster=NAME"`` or
     ``"mdns://NAME"``, see docs/services.md). ``middleware``: the node's service
     middleware chain, run on both sides of every rpc call (docs/services.md).
+    ``metrics``: keep the plain counters behind the Prometheus metrics
+    (docs/observability.md); off, the hot path counts nothing.
     ``remote_options`` tune the links and their limits (``heartbeat_interval``,
     ``max_frame_size``, ``max_pending_asks``, ``tell_window``, ``rate_limit``...
     see docs/remote.md).
@@ -111,6 +115,7 @@ async def open_node(
         shutdown_timeout=shutdown_timeout,
         supervision=supervision,
         seed=seed,
+        metrics=metrics,
     )
     config = _remote_config(listen, seeds, cookie, tls, allow_spawn, remote_options)
     remoting = None if config is None else Remoting(node, config)

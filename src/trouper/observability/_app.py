@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from ._api import ACTIONS, AdminAnswer, AdminQuery, AdminState, answer_anywhere, encode, error
+from ._metrics import metrics_text
 
 if TYPE_CHECKING:
     from ..runtime import Node
@@ -93,11 +94,6 @@ class AdminApp:
         return True, ""
 
     async def _metrics(self, send: ASGISend) -> None:
-        try:
-            from ._metrics import metrics_text  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            await _reply(send, error(501, "not-implemented", "metrics are not built in"))
-            return
         body, content_type = metrics_text(self.node)
         await _send(send, 200, body, content_type)
 

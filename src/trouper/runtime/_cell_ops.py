@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ..supervisors._strategy import Shutdown
     from ._background import BackgroundTasks
     from ._cell import Cell, Item
+    from ._counters import ClassCounters
     from ._node import Node
 
 
@@ -37,6 +38,7 @@ class CellOps:
         "_children",
         "_cls",
         "_context",
+        "_counts",
         "_current_reply",
         "_fed_remotely",
         "_gen",
@@ -73,6 +75,7 @@ class CellOps:
     _children: dict[Cell, None] | None
     _cls: type[Actor]
     _context: Any
+    _counts: ClassCounters | None
     _info: ClassInfo
     _kwargs: dict[str, Any] | None
     _mailbox: deque[Item] | None

@@ -126,6 +126,14 @@ def reject(cell: Cell, item: Item, reason: str) -> None:
 # ----------------------------------------------------------------- failure
 
 
+def handler_failed(cell: Cell, msg: Any, sender: Any, exc: BaseException) -> None:
+    """A handler raised: a dead letter, a count, and the actor crashes."""
+    dead_letter(cell, msg, sender, f"failed: {exc!r}")
+    if cell._counts is not None:
+        cell._counts.failed += 1
+    crash(cell, exc)
+
+
 def crash(cell: Cell, exc: BaseException) -> None:
     """The actor failed: suspend it and tell its supervisor."""
     log.error("actor %s failed: %r", cell.ref.path, exc, exc_info=exc)

@@ -116,6 +116,7 @@ class Node:
         shutdown_timeout: float = 10.0,
         supervision: Strategy | None = None,
         seed: int | None = None,
+        metrics: bool = True,
     ) -> None:
         if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= 255):
             raise ConfigurationError(f"a node name is 1 to 255 characters, not {name!r}")
@@ -131,6 +132,7 @@ class Node:
             linger=_count("linger", linger, 0),
             supervision=supervision or OneForOne(),
             seed=seed,
+            metrics=bool(metrics),
         )
         self.registry = Registry(self.kernel.names, self.kernel.groups)
         self.remote: RemoteLayer | None = None
