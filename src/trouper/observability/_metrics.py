@@ -17,6 +17,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 from prometheus_client.registry import Collector
 
 from ._actor_metrics import Monotonic, actor_families
+from ._remote_metrics import remote_families
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
@@ -41,6 +42,7 @@ class NodeCollector(Collector):
         if node is None:
             return
         yield from actor_families(node, self._monotonic)
+        yield from remote_families(node)
 
     def describe(self) -> Iterable[Metric]:
         return ()  # names are fixed; no scrape at registration
