@@ -229,6 +229,7 @@ async def test_any_node_answers_for_the_cluster_through_the_cluster() -> None:
             assert {m["node"]: m["status"] for m in members} == {"n0": "up", "n1": "up"}
             peer = next(m for m in members if m["node"] == "n1")
             assert peer["connected"] is True and peer["phi"] is not None
+            assert peer["rtt_seconds"] is not None and peer["rtt_seconds"] >= 0
             # Through n0's endpoint, n1's admin actor answers (an ask).
             await poll(http, "/api/node?node=n1", lambda body: body["node"] == "n1")
             tree = (await http.get("/api/tree?node=n1&path=/user")).json()
