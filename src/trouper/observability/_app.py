@@ -1,6 +1,6 @@
 """The admin endpoint's ASGI application: a plain callable, no framework.
 
-``AdminApp(node, state, token)`` can be served by any ASGI server; the admin
+``AdminApp(node, token)`` can be served by any ASGI server; the admin
 actor serves it with hypercorn's trio worker. Reads are open; actions
 (``POST /api/actors/{path}/stop|kill|restart``) need the bearer token.
 """
@@ -35,10 +35,16 @@ class AdminApp:
     """The ASGI 3 application of a node's admin endpoint."""
 
     def __init__(
-        self, node: Node, state: AdminState, token: str | None, timeout: float = 5.0
+        self,
+        node: Node,
+        token: str | None = None,
+        *,
+        state: AdminState | None = None,
+        timeout: float = 5.0,
     ) -> None:
         self.node = node
-        self.state = state
+        # Standalone (mounted elsewhere), it keeps no dead letters of its own.
+        self.state = state or AdminState(node.id, 100)
         self._token = None if token is None else token.encode()
         self.timeout = timeout
 

@@ -73,7 +73,9 @@ class AdminActor(Actor):
         import hypercorn.trio
 
         config = self.config
-        app = AdminApp(self.ctx.node, self.state, config.token, config.request_timeout)
+        app = AdminApp(
+            self.ctx.node, config.token, state=self.state, timeout=config.request_timeout
+        )
         hconfig = hypercorn.Config()
         host = f"[{config.host}]" if ":" in config.host else config.host
         hconfig.bind = [f"{host}:{self.state.port}"]
