@@ -117,6 +117,8 @@ async def test_actions_need_a_token_and_the_api_is_read_only_without_one() -> No
             assert (await http.post("/api/actors/user/w/explode", headers=AUTH)).status_code == 404
             guardian = await http.post("/api/actors/user/stop", headers=AUTH)
             assert guardian.status_code == 403
+            itself = await http.post("/api/actors/system/admin/stop", headers=AUTH)
+            assert itself.status_code == 403 and "itself" in itself.json()["message"]
             stopped = await http.post("/api/actors/user/w/stop", headers=AUTH)
             assert stopped.status_code == 200 and stopped.json()["ok"] is True
             assert node.kernel.cell_at("/user/w") is None
@@ -249,3 +251,43 @@ async def test_any_node_answers_for_the_cluster_through_the_cluster() -> None:
             letters = (await http.get("/api/deadletters?node=n1")).json()
             assert letters["node"] == "n1"
             assert json.loads((await http.get("/readyz")).text)["status"] == "ready"
+
+
+class SlowToStop(trouper.Actor):
+    def __init__(self, stopping: trio.Event, release: trio.Event) -> None:
+        self.stopping = stopping
+        self.release = release
+
+    async def on_stop(self) -> None:
+        self.stopping.set()
+        await self.release.wait()
+
+
+async def test_readyz_says_not_ready_once_the_node_begins_to_stop() -> None:
+    stopping, release, leave, opened = trio.Event(), trio.Event(), trio.Event(), trio.Event()
+    addresses: list[str] = []
+
+    async def run_node() -> None:
+        async with trouper.open_node(admin="127.0.0.1:0") as node:
+            await node.spawn(SlowToStop, stopping, release)
+            addresses.append(str(node.admin_address))
+            opened.set()
+            await leave.wait()
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_node)
+            await opened.wait()
+            async with httpx.AsyncClient(base_url=f"http://{addresses[0]}") as http:
+                assert (await http.get("/readyz")).json()["status"] == "ready"
+                leave.set()
+                await stopping.wait()  # /user is stopping; /system still serves
+                reply = await http.get("/readyz")
+                assert reply.status_code == 503
+                assert reply.json() == {
+                    "status": "not-ready",
+                    "node": reply.json()["node"],
+                    "reason": "stopping",
+                }
+                assert (await http.get("/healthz")).status_code == 200
+                release.set()

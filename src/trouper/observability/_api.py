@@ -94,6 +94,9 @@ async def answer(node: Node, state: AdminState, query: AdminQuery) -> AdminAnswe
         return error(400, "bad-request", f"unknown admin query {kind!r} {query.action!r}")
     if cell.parent is None or path in ("/user", "/system"):
         return error(403, "forbidden", f"{path} is a guardian: it stops with the node")
+    if cell.actor_class.__name__ == "AdminActor" and cell.parent.ref.path == "/system":
+        # It would wait on itself (a forwarded action runs in its handler).
+        return error(403, "forbidden", f"{path} is the admin endpoint itself")
     try:
         if query.action == "stop":
             await node.stop(cell.ref)
