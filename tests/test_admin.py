@@ -291,3 +291,27 @@ async def test_readyz_says_not_ready_once_the_node_begins_to_stop() -> None:
                 }
                 assert (await http.get("/healthz")).status_code == 200
                 release.set()
+
+
+async def test_the_admin_app_shares_the_web_gateways_port() -> None:
+    from trouper.observability import AdminApp
+    from trouper.web import WebGateway, open_gateway
+
+    with trio.fail_after(20):
+        async with trouper.open_node("gw") as node:
+            await node.spawn(Worker, name="w")
+            config = WebGateway(mounts={"/admin": AdminApp(node, TOKEN)})
+            async with (
+                open_gateway(node, config) as gateway,
+                httpx.AsyncClient(base_url=gateway.url) as http,
+            ):
+                assert (await http.get("/healthz")).json()["node"] == "gw"  # the gateway's
+                actor = (await http.get("/admin/api/actors/user/w")).json()
+                assert actor["path"] == "/user/w"
+                assert "trouper_messages_total" in (await http.get("/admin/metrics")).text
+                stopped = await http.post("/admin/api/actors/user/w/stop", headers=AUTH)
+                assert stopped.status_code == 200
+                assert node.kernel.cell_at("/user/w") is None
+                assert (await http.get("/administrator")).status_code == 404
+        with pytest.raises(trouper.ConfigurationError, match="mounts"):
+            WebGateway(mounts={"admin/": AdminApp})

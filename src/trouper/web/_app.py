@@ -56,6 +56,14 @@ class GatewayApp:
         self, scope: Mapping[str, Any], receive: ASGIReceive, send: ASGISend
     ) -> None:
         kind = scope["type"]
+        if kind != "lifespan" and self.config.mounts:
+            path = scope["path"]
+            for prefix, app in self.config.mounts:
+                if path == prefix or path.startswith(prefix + "/"):
+                    inner = dict(scope, path=path[len(prefix) :] or "/")
+                    inner["root_path"] = scope.get("root_path", "") + prefix
+                    await app(inner, receive, send)
+                    return
         if kind == "http":
             await self._http(scope, send)
         elif kind == "websocket":
