@@ -43,8 +43,10 @@ class AdminApp:
         timeout: float = 5.0,
     ) -> None:
         self.node = node
-        # Standalone (mounted elsewhere), it keeps no dead letters of its own.
-        self.state = state or AdminState(node.id, 100)
+        # Mounted elsewhere, it shares the node's admin endpoint's state (its
+        # recent dead letters) if there is one.
+        running = getattr(node.admin, "state", None)
+        self.state = state or running or AdminState(node.id, 100)
         self._token = None if token is None else token.encode()
         self.timeout = timeout
 

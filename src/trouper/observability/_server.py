@@ -112,12 +112,13 @@ class AdminHandle:
     def __init__(self, node: Node, ref: ActorRef, state: AdminState) -> None:
         self.node = node
         self.ref = ref
-        self._state = state
+        #: What the endpoint keeps (its URL, the recent dead letters).
+        self.state = state
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:PORT`` (port 0 resolved)."""
-        return self._state.url or ""
+        return self.state.url or ""
 
     @property
     def address(self) -> str:
