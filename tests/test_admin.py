@@ -248,6 +248,11 @@ async def test_any_node_answers_for_the_cluster_through_the_cluster() -> None:
             )
             unknown = await http.get("/api/tree?node=nowhere")
             assert unknown.status_code == 404 and "nowhere" in unknown.json()["message"]
+            metrics = await http.get("/metrics?node=n1")
+            assert metrics.status_code == 200 and metrics.headers["content-type"].startswith(
+                "text/plain"
+            )
+            assert 'trouper_cluster_members{status="up"} 2.0' in metrics.text
             letters = (await http.get("/api/deadletters?node=n1")).json()
             assert letters["node"] == "n1"
             assert json.loads((await http.get("/readyz")).text)["status"] == "ready"

@@ -107,6 +107,9 @@ async def test_ps_tree_members_and_top_against_a_node_process(tmp_path: Path) ->
                 assert "MSG/S" in out and "AdminActor" in out
                 lines = out.replace("\x1b[H\x1b[2J", "").splitlines()
                 assert lines and max(len(line) for line in lines) <= 80
+                other = await cli("top", "--admin", admin, "--node", "local", "--iterations", "1")
+                assert "node local" in other.stdout.decode()
+                assert "Worker" in other.stdout.decode()
                 for listing in (ps, tree, members):
                     assert max(len(line) for line in listing.splitlines()) <= 80
 

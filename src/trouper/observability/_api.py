@@ -31,7 +31,7 @@ ACTIONS = ("stop", "kill", "restart")
 class AdminQuery(msgspec.Struct, frozen=True):
     """A read or an action, as the admin actor of another node receives it."""
 
-    kind: str  # "node", "tree", "actor", "cluster", "deadletters" or "action"
+    kind: str  # "node", "tree", "actor", "cluster", "deadletters", "metrics" or "action"
     path: str = "/"
     action: str = ""
     depth: int = 16
@@ -74,6 +74,10 @@ async def answer(node: Node, state: AdminState, query: AdminQuery) -> AdminAnswe
         return encode(200, cluster(node))
     if kind == "deadletters":
         return encode(200, state.letters.snapshot(node))
+    if kind == "metrics":
+        from ._metrics import metrics_text
+
+        return AdminAnswer(200, metrics_text(node)[0])
     path = query.path or "/"
     if kind == "tree":
         limits = TreeLimits(query.depth, query.children, query.max_actors)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from ._api import ACTIONS, AdminAnswer, AdminQuery, AdminState, answer_anywhere, encode, error
-from ._metrics import metrics_text
+from ._metrics import CONTENT_TYPE, metrics_text
 
 if TYPE_CHECKING:
     from ..runtime import Node
@@ -87,7 +87,7 @@ class AdminApp:
                 body["reason"] = why
             await _reply(send, encode(200 if ready else 503, body))
         elif path == "/metrics":
-            await self._metrics(send)
+            await self._metrics(send, params.get("node") or None)
         else:
             await _reply(send, await self._read(path, params))
 
@@ -101,9 +101,17 @@ class AdminApp:
             return False, "the remote layer is not listening yet"
         return True, ""
 
-    async def _metrics(self, send: ASGISend) -> None:
-        body, content_type = metrics_text(self.node)
-        await _send(send, 200, body, content_type)
+    async def _metrics(self, send: ASGISend, target: str | None) -> None:
+        if target is None or target == self.node.id:
+            body, content_type = metrics_text(self.node)
+            await _send(send, 200, body, content_type)
+            return
+        # Another node's metrics, through the cluster (for `trouper top
+        # --node`); Prometheus scrapes each node's own endpoint instead.
+        query = AdminQuery("metrics")
+        reply = await answer_anywhere(self.node, self.state, target, query, self.timeout)
+        content_type = CONTENT_TYPE if reply.status == 200 else "application/json"
+        await _send(send, reply.status, reply.body, content_type)
 
     async def _read(self, path: str, params: dict[str, str]) -> AdminAnswer:
         target = params.get("node") or None

@@ -157,7 +157,12 @@ class AdminClient:
     """A blocking client of one admin endpoint."""
 
     def __init__(self, url: str, token_file: Path | None, timeout: float = 10.0) -> None:
-        import httpx
+        try:
+            import httpx
+        except ImportError:
+            raise ConfigurationError(
+                "the admin commands need httpx: pip install 'trouper[admin]'"
+            ) from None
 
         if "://" not in url:
             url = "http://" + url
@@ -209,7 +214,7 @@ def _top(client: AdminClient, node: str | None, interval: float, iterations: int
     previous: tuple[float, dict[str, float]] | None = None
     done = 0
     while iterations == 0 or done < iterations:
-        counts = message_counts(client.get("/metrics")) if node is None else {}
+        counts = message_counts(client.get("/metrics", node=node))
         now = time.monotonic()
         rates: dict[str, float] = {}
         if previous is not None and now > previous[0]:
