@@ -167,6 +167,14 @@ async def test_token_file_and_bad_configuration() -> None:
                 pass
 
 
+async def test_a_busy_port_is_a_clear_error() -> None:
+    with trio.fail_after(20):
+        async with trouper.open_node(admin="127.0.0.1:0") as node:
+            with pytest.raises(trouper.ConfigurationError, match=r"cannot listen on .*in use"):
+                async with trouper.open_node(admin=node.admin_address):
+                    pass
+
+
 async def test_token_file(tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")

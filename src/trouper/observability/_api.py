@@ -55,6 +55,8 @@ class AdminState:
         self.port = 0
         self.letters = DeadLetterLog(dead_letters)
         self.stopping = False
+        #: Why the server could not start (for ``start_admin``'s error).
+        self.error: str | None = None
 
 
 def error(status: int, code: str, message: str) -> AdminAnswer:
