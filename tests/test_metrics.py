@@ -200,11 +200,12 @@ def test_histogram_buckets_are_cumulative() -> None:
 
 @asynccontextmanager
 async def two_nodes(**options: object) -> AsyncIterator[tuple[trouper.Node, trouper.Node]]:
-    async with trouper.open_node(
-        "m0", listen="tcp://127.0.0.1:0", cookie=COOKIE, **FAST, **options
-    ) as a, trouper.open_node(
-        "m1", listen="tcp://127.0.0.1:0", seeds=a.addresses, cookie=COOKIE, **FAST, **options
-    ) as b:
+    async with (
+        trouper.open_node("m0", listen="tcp://127.0.0.1:0", cookie=COOKIE, **FAST, **options) as a,
+        trouper.open_node(
+            "m1", listen="tcp://127.0.0.1:0", seeds=a.addresses, cookie=COOKIE, **FAST, **options
+        ) as b,
+    ):
         await a.wait_for_members(2)
         await b.wait_for_members(2)
         yield a, b
