@@ -243,6 +243,7 @@ class Remoting(Membership, Requests, RemoteTLS):
             )
         with trio.move_on_after(timeout):  # waiting for a slot counts against it
             return await peer.ask(lambda i: Ask(i, target, name, payload, source, timeout))
+        timers.ask_timeouts += 1
         raise errors.AskTimeout(ref._timeout_text(msg, timeout))
 
     def open_stream(
