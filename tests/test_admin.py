@@ -85,7 +85,7 @@ async def test_reads_health_tree_actor_cluster_and_dead_letters() -> None:
             bad = await http.get("/api/tree?depth=deep")
             assert bad.status_code == 400 and "integers" in bad.json()["message"]
             members = (await http.get("/api/cluster")).json()["members"]
-            assert [(m["node"], m["status"]) for m in members] == [("solo", "up")]
+            assert [(m["node"], m["status"], m["admin"]) for m in members] == [("solo", "up", True)]
             await node.stop(ref)
             await ref.tell("lost")
             letters = await poll(http, "/api/deadletters", lambda b: b["recent"])
@@ -240,6 +240,7 @@ async def test_any_node_answers_for_the_cluster_through_the_cluster() -> None:
             peer = next(m for m in members if m["node"] == "n1")
             assert peer["connected"] is True and peer["phi"] is not None
             assert peer["rtt_seconds"] is not None and peer["rtt_seconds"] >= 0
+            assert [m["admin"] for m in members] == [True, True]
             # Through n0's endpoint, n1's admin actor answers (an ask).
             await poll(http, "/api/node?node=n1", lambda body: body["node"] == "n1")
             tree = (await http.get("/api/tree?node=n1&path=/user")).json()

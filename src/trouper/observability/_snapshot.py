@@ -19,6 +19,7 @@ import attrs
 import trio
 
 from ..runtime import child_cells, state_name
+from ._config import admin_name
 from ._remote_metrics import tcp_rtt
 
 if TYPE_CHECKING:
@@ -148,6 +149,8 @@ def cluster(node: Node) -> dict[str, Any]:
                 "phi": phi,
                 "rtt_seconds": rtt,
                 "connected": connected,
+                # Whether its admin actor is known here: ?node= can reach it.
+                "admin": node.registry.get(admin_name(member.node_id)) is not None,
             }
         )
     return {"node": node.id, "members": members}
