@@ -69,7 +69,7 @@ members = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(actors(), min_size=1, max_size=2), st.lists(members, min_size=1, max_size=5))
 def test_every_line_fits_80_columns(roots: list[dict[str, Any]], cluster: list[Any]) -> None:
     tree = {"node": "n", "roots": roots}
