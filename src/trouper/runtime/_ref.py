@@ -202,6 +202,7 @@ class ActorRef:
             with trio.move_on_after(math.inf if timeout is None else timeout):
                 await cell._wait_for_space(item)
                 return await reply.wait()
+            cell.node.kernel.timers.ask_timeouts += 1
             raise AskTimeout(self._timeout_text(msg, timeout))
         await trio.lowlevel.checkpoint_if_cancelled()
         if timeout is not None:
