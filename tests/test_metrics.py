@@ -10,6 +10,8 @@ import msgspec
 import pytest
 import trio
 import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 import trouper
@@ -263,4 +265,18 @@ async def test_link_closes_are_counted_by_reason() -> None:
                     if closes:
                         break
                     await trio.sleep(0.02)
-            assert sum(closes.values()) >= 1
+            assert closes == {(("reason", "left"),): 1.0}
+
+
+@given(st.lists(st.floats(min_value=0, max_value=100, allow_nan=False), max_size=50))
+def test_histogram_matches_its_observations(values: list[float]) -> None:
+    h = Histogram()
+    for v in values:
+        h.observe(v)
+    buckets = h.cumulative()
+    counts = [count for _, count in buckets]
+    assert counts == sorted(counts)
+    assert counts[-1] == len(values)
+    for bound, count in buckets[:-1]:
+        assert count == sum(1 for v in values if v <= float(bound))
+    assert h.sum == pytest.approx(sum(values))
