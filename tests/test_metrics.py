@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import trouper
 from trouper.observability import metrics_registry, metrics_text
+from trouper.observability._actor_metrics import Monotonic
 from trouper.runtime._counters import MAX_CLASSES, Counters, Histogram, reason_label
 
 COOKIE = b"metrics-cookie"
@@ -161,6 +162,20 @@ async def test_the_registry_is_one_per_node_and_takes_user_metrics() -> None:
             orders = Counter("shop_orders", "Orders taken.", registry=registry)
             orders.inc(3)
             assert value(scrape(node), "shop_orders_total") == 3
+
+
+async def test_metrics_option_must_be_a_bool() -> None:
+    with pytest.raises(trouper.ConfigurationError, match="metrics must be True or False"):
+        async with trouper.open_node(metrics="yes"):  # type: ignore[arg-type]
+            pass
+
+
+def test_a_computed_counter_never_goes_back() -> None:
+    ok = Monotonic()
+    assert ok(("A", "ok"), 5) == 5
+    assert ok(("A", "ok"), 4) == 5  # a failure counted before its batch
+    assert ok(("A", "ok"), 7) == 7
+    assert ok(("B", "ok"), 1) == 1
 
 
 def test_class_labels_are_capped() -> None:
