@@ -235,6 +235,7 @@ async def test_peer_and_cluster_metrics_after_remote_traffic() -> None:
             remote = await a.lookup("worker", timeout=10)
             before = scrape(a)
             sent_before = value(before, "trouper_peer_sent_bytes_total", peer="m1")
+            received_before = value(scrape(b), "trouper_peer_received_bytes_total", peer="m0")
             for i in range(50):
                 await remote.tell(Work(i))
             assert await remote.ask(Work(7)) == 7
@@ -247,8 +248,9 @@ async def test_peer_and_cluster_metrics_after_remote_traffic() -> None:
             assert ok == 51
             sent = value(samples_a, "trouper_peer_sent_bytes_total", peer="m1")
             assert sent > sent_before
-            received_b = value(samples_b, "trouper_peer_received_bytes_total", peer="m0")
-            assert received_b >= sent - sent_before
+            # (b may not have read a heartbeat a sent meanwhile: no equality)
+            received = value(samples_b, "trouper_peer_received_bytes_total", peer="m0")
+            assert received - received_before > 50 * 4  # 50 tells of a few bytes each, at least
             frames_out = value(samples_a, "trouper_peer_frames_total", peer="m1", direction="sent")
             frames_in = value(
                 samples_b, "trouper_peer_frames_total", peer="m0", direction="received"
