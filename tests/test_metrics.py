@@ -297,3 +297,22 @@ def test_histogram_matches_its_observations(values: list[float]) -> None:
     for bound, count in buckets[:-1]:
         assert count == sum(1 for v in values if v <= float(bound))
     assert h.sum == pytest.approx(sum(values))
+
+
+async def test_a_tls_link_reports_its_rtt_too() -> None:
+    dev = trouper.TLSConfig.dev()
+    with trio.fail_after(20):
+        async with (
+            trouper.open_node("t0", listen="tls://127.0.0.1:0", cookie=COOKIE, tls=dev) as a,
+            trouper.open_node(
+                "t1", listen="tls://127.0.0.1:0", seeds=a.addresses, cookie=COOKIE, tls=dev
+            ) as b,
+        ):
+            await a.wait_for_members(2)
+            await b.wait_for_members(2)
+            await b.spawn(Worker, name="tls-worker")
+            assert await (await a.lookup("tls-worker", timeout=10)).ask(Work(3)) == 3
+            rtt = scrape(a).get(("trouper_peer_rtt_seconds", (("peer", "t1"),)))
+            assert rtt is not None and rtt >= 0
+            # bytes read through TLS are counted too (the handshake's are not)
+            assert value(scrape(b), "trouper_peer_received_bytes_total", peer="t0") > 0
