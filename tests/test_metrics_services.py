@@ -182,3 +182,28 @@ async def test_gateway_requests_connections_and_frames() -> None:
                 value(samples, "trouper_web_request_duration_seconds_count", route="/readyz") == 1
             )
             assert value(samples, "trouper_web_request_duration_seconds_count", route="other") == 1
+
+
+class Flood(WebSocketSession):
+    """Pushes 1 KiB messages until its client is cut off."""
+
+    async def on_connect(self) -> None:
+        self.ctx.start_soon(self.pump)
+
+    async def pump(self) -> None:
+        while True:
+            for _ in range(100):
+                self.send_text("x" * 1024)
+            await trio.sleep(0.01)
+
+
+async def test_a_slow_consumer_disconnect_is_counted() -> None:
+    config = WebGateway(session=Flood, outbox_size=16, slow_consumer_timeout=0.2)
+    with trio.fail_after(20):
+        async with trouper.open_node() as node, open_gateway(node, config) as gw:
+            # message_queue_size=1 and no get_message(): it stops reading at once
+            async with open_websocket_url(gw.ws_url, message_queue_size=1):
+                await eventually(
+                    lambda: value(scrape(node), "trouper_web_slow_consumer_disconnects_total") == 1
+                )
+            assert value(scrape(node), "trouper_web_connections_accepted_total") == 1

@@ -17,7 +17,13 @@ from prometheus_client.core import (
     Metric,
 )
 
-from ..runtime._counters import MAX_CLASSES, REASON_LABELS, Counters, class_label
+from ..runtime._counters import (
+    MAX_CLASSES,
+    REASON_LABELS,
+    SAMPLE_EVERY,
+    Counters,
+    class_label,
+)
 from ..runtime._states import NAMES
 
 if TYPE_CHECKING:
@@ -57,7 +63,7 @@ def actor_families(node: Node, monotonic: Monotonic) -> Iterator[Metric]:
     )
     durations = HistogramMetricFamily(
         "trouper_handler_duration_seconds",
-        f"Handler run time, sampled: one batch in {_sample_every()} per class is timed.",
+        f"Handler run time, sampled: one batch in {SAMPLE_EVERY} per class is timed.",
         labels=["actor_class"],
     )
     restarts = CounterMetricFamily(
@@ -124,9 +130,3 @@ def actor_families(node: Node, monotonic: Monotonic) -> Iterator[Metric]:
     yield CounterMetricFamily(
         "trouper_ask_timeouts", "Asks that timed out.", value=timers.ask_timeouts
     )
-
-
-def _sample_every() -> int:
-    from ..runtime._counters import SAMPLE_EVERY
-
-    return SAMPLE_EVERY

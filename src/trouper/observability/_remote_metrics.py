@@ -46,6 +46,14 @@ def tcp_rtt(sock: Any) -> float | None:
     return float(micros) / 1e6
 
 
+def _tcp_socket(conn: Any) -> Any:
+    """The TCP socket under a link: its own (tcp://), or under TLS (tls://)."""
+    if conn.sock is not None:
+        return conn.sock
+    transport = getattr(conn.stream, "transport_stream", None)
+    return transport.socket if isinstance(transport, trio.SocketStream) else None
+
+
 def remote_families(node: Node) -> Iterator[Metric]:
     remote = node.remote
     members = GaugeMetricFamily(
@@ -72,7 +80,7 @@ def remote_families(node: Node) -> Iterator[Metric]:
     )
     rtt = GaugeMetricFamily(
         "trouper_peer_rtt_seconds",
-        "Round-trip time to a peer (the kernel's TCP estimate; plain TCP links).",
+        "Round-trip time to a peer (the kernel's TCP estimate; tcp and tls links).",
         labels=["peer"],
     )
     phi = GaugeMetricFamily(
@@ -89,7 +97,7 @@ def remote_families(node: Node) -> Iterator[Metric]:
         frames.add_metric([node_id, "sent"], traffic.sent_frames)
         frames.add_metric([node_id, "received"], traffic.received_frames)
         conn = peer.conn
-        seconds = None if conn is None else tcp_rtt(conn.sock)
+        seconds = None if conn is None else tcp_rtt(_tcp_socket(conn))
         if seconds is not None:
             rtt.add_metric([node_id], seconds)
         value = math.nan if now is None else peer.detector.phi(now)

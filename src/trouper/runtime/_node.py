@@ -122,6 +122,8 @@ class Node:
             raise ConfigurationError(f"a node name is 1 to 255 characters, not {name!r}")
         if supervision is not None and not isinstance(supervision, Strategy):
             raise ConfigurationError(f"supervision must be a Strategy, not {supervision!r}")
+        if not isinstance(metrics, bool):
+            raise ConfigurationError(f"metrics must be True or False, not {metrics!r}")
         self.id = name or f"node-{secrets.token_hex(4)}"
         self.addresses: tuple[str, ...] = ()
         self.shutdown_timeout = _finite("shutdown_timeout", shutdown_timeout, 0)
@@ -132,7 +134,7 @@ class Node:
             linger=_count("linger", linger, 0),
             supervision=supervision or OneForOne(),
             seed=seed,
-            metrics=bool(metrics),
+            metrics=metrics,
         )
         self.registry = Registry(self.kernel.names, self.kernel.groups)
         self.remote: RemoteLayer | None = None

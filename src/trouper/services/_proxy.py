@@ -31,6 +31,7 @@ from .._errors import (
     CircuitOpen,
     ConfigurationError,
 )
+from ..runtime._counters import Histogram
 from ._balance import ConsistentHash, make_balancer
 from ._breaker import Breaker, BreakerChanged, CircuitBreaker
 from ._context import check_metadata
@@ -312,12 +313,13 @@ class ServiceProxy:
 
 
 class _Caller:
-    __slots__ = ("key", "method", "proxy")
+    __slots__ = ("histogram", "key", "method", "proxy")
 
     def __init__(self, proxy: ServiceProxy, method: Method) -> None:
         self.proxy = proxy
         self.method = method
         self.key = (proxy._group, method.name)  # the metrics' labels
+        self.histogram: Histogram | None = None  # rpc.client.call.duration, found once
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         proxy = self.proxy
@@ -334,8 +336,11 @@ class _Caller:
                 method, payload, None, now, deadline, proxy._metadata, True
             )
         finally:  # rpc.client.call.duration: every call, failed ones too
-            metrics = proxy._rpc_metrics
-            metrics.observe(metrics.client, self.key, perf_counter() - started)
+            histogram = self.histogram
+            if histogram is None:
+                metrics = proxy._rpc_metrics
+                histogram = self.histogram = metrics.histogram(metrics.client, self.key)
+            histogram.observe(perf_counter() - started)
 
 
 class _StreamCaller(_Caller):

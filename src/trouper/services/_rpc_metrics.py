@@ -27,7 +27,7 @@ class RpcMetrics:
         self.rate_limited: dict[str, int] = {}  # by service, on the server
         self.breaker_changes: dict[tuple[str, str], int] = {}  # (service, new state)
 
-    def observe(self, side: dict[tuple[str, str], Histogram], key: Any, seconds: float) -> None:
+    def histogram(self, side: dict[tuple[str, str], Histogram], key: Any) -> Histogram:
         histogram = side.get(key)
         if histogram is None:
             if len(side) >= MAX_SERIES:
@@ -35,7 +35,10 @@ class RpcMetrics:
             histogram = side.get(key)
             if histogram is None:
                 histogram = side[key] = Histogram()
-        histogram.observe(seconds)
+        return histogram
+
+    def observe(self, side: dict[tuple[str, str], Histogram], key: Any, seconds: float) -> None:
+        self.histogram(side, key).observe(seconds)
 
     def retried(self, service: str) -> None:
         self.retries[service] = self.retries.get(service, 0) + 1
