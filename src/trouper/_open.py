@@ -15,6 +15,7 @@ import trio
 
 from ._errors import ConfigurationError
 from ._options import check_options
+from .observability._tracing import make_tracing
 from .remote import REMOTE_OPTIONS, RemoteConfig, Remoting
 from .runtime import Node, hosted
 from .services import configure as configure_services
@@ -39,6 +40,7 @@ _NODE_OPTIONS = (
     "allow_spawn",
     "discovery",
     "middleware",
+    "tracing",
 )
 
 
@@ -59,6 +61,7 @@ async def open_node(
     allow_spawn: Sequence[str] = (),
     discovery: str | None = None,
     middleware: Sequence[Any] = (),
+    tracing: Any = None,
     **remote_options: Any,
 ) -> AsyncIterator[Node]:
     """Run a node for the duration of the block.
@@ -74,9 +77,11 @@ async def open_node(
     nodes with no seeds (``"redis://host:port/db?cluster=NAME"`` or
     ``"mdns://NAME"``, see docs/services.md). ``middleware``: the node's service
     middleware chain, run on both sides of every rpc call (docs/services.md).
-    ``remote_options`` tune the links and their limits (``heartbeat_interval``,
-    ``max_frame_size``, ``max_pending_asks``, ``tell_window``, ``rate_limit``...
-    see docs/remote.md).
+    ``tracing``: OpenTelemetry spans (None: on when a tracer provider is set;
+    True, False, a ``TracerProvider``, or ``"otlp://host:port"``; see
+    docs/observability.md). ``remote_options`` tune the links and their limits
+    (``heartbeat_interval``, ``max_frame_size``, ``max_pending_asks``,
+    ``tell_window``, ``rate_limit``... see docs/remote.md).
     """
     check_options(remote_options, [*_NODE_OPTIONS, *sorted(REMOTE_OPTIONS)])
     spec = None if discovery is None else parse_discovery(discovery)
@@ -91,6 +96,7 @@ async def open_node(
         supervision=supervision,
         seed=seed,
     )
+    node.kernel.tracing = make_tracing(tracing, node.id)
     config = _remote_config(listen, seeds, cookie, tls, allow_spawn, remote_options)
     remoting = None if config is None else Remoting(node, config)
     if remoting is not None:

@@ -32,7 +32,7 @@ from . import _lifecycle as life
 from ._cell_ops import CellOps
 from ._channels import ChannelRequest, channel_handled
 from ._mailbox import SpaceWaiter, Waiter
-from ._ref import WATCH_NOTICE, ActorRef, current_cell
+from ._ref import WATCH_NOTICE, ActorRef, TraceNote, current_cell
 from ._states import DEAD, NEW, RUNNING
 from ._streams import StreamSink, pump
 
@@ -277,6 +277,20 @@ class Cell(CellOps):
             life.crash(self, exc)
 
     async def _deliver_slow(self, msg: Any, sender: ActorRef | None, reply: Any) -> None:
+        tracing = self.node.kernel.tracing
+        if tracing is None or reply is WATCH_NOTICE:
+            await self._dispatch(msg, sender, reply)
+            return
+        if type(reply) is TraceNote:
+            parent, reply = reply.trace, None
+        else:
+            parent = getattr(reply, "trace", None)  # an ask's, local or remote
+        with tracing.handler(self.ref.path, self._cls, msg, parent):
+            await self._dispatch(msg, sender, reply)
+
+    async def _dispatch(self, msg: Any, sender: ActorRef | None, reply: Any) -> None:
+        if type(reply) is TraceNote:  # queued while tracing was on
+            reply = None
         if reply is WATCH_NOTICE:
             watching = self._watching
             if watching is None or msg.ref not in watching:
@@ -320,6 +334,8 @@ class Cell(CellOps):
             if not life.is_failure(exc):
                 raise
             self._current_reply = None
+            if self.node.kernel.tracing is not None:
+                self.node.kernel.tracing.failed(exc)
             if reply is not None:
                 reply.fail(exc)
             life.dead_letter(self, msg, sender, f"failed: {exc!r}")

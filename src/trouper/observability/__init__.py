@@ -1,0 +1,1 @@
+"""Observability: OpenTelemetry tracing (``_tracing``); see docs/observability.md."""

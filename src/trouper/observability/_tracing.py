@@ -1,0 +1,239 @@
+"""OpenTelemetry tracing: the spans of asks, handler runs, remote hops and rpc.
+
+Only ``opentelemetry-api`` is used here; an SDK (``trouper[otel]``) is what
+records and exports. A node holds a ``Tracing`` in ``node.kernel.tracing``
+when tracing is on and ``None`` when it is off: the runtime's hot paths test
+that one attribute and create nothing at all when it is ``None``.
+
+The W3C ``traceparent`` crosses the wire as a string appended to ``Tell``,
+``Ask``, ``StreamOpen`` and the services' ``Call``; inside a node the parent
+context travels with the mailbox item (``Reply.trace``, the runtime's
+``TraceNote``), so a
+handler's span is a child of whoever sent it the message, not of whatever
+context its cell's task happened to inherit.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from .._errors import ConfigurationError
+
+__all__ = ["MAX_TRACEPARENT", "Tracing", "make_tracing"]
+
+#: The longest ``traceparent`` a peer may send that is still read (a version
+#: 00 one is 55 characters); a longer one is ignored, the message is not.
+MAX_TRACEPARENT = 128
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+_EMPTY = otel_context.Context()
+
+
+def _configured(provider: Any) -> bool:
+    """Whether ``provider`` records anything: the API's defaults do not."""
+    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
+def make_tracing(option: Any, node_id: str) -> Tracing | None:
+    """The node's ``Tracing`` for ``open_node(tracing=option)``.
+
+    ``None`` (the default): on if a tracer provider is configured globally
+    when the node opens (``trace.set_tracer_provider``), else off. ``False``:
+    off. ``True``: on, through the global provider (even one set later). A
+    ``TracerProvider``: on, through that one (the node's own, nothing global).
+    ``"otlp://host:port"``: on, exporting over OTLP/gRPC (needs ``trouper[otel]``).
+    """
+    if option is None:
+        provider = trace.get_tracer_provider()
+        return Tracing(provider, node_id) if _configured(provider) else None
+    if option is False:
+        return None
+    if option is True:
+        return Tracing(trace.get_tracer_provider(), node_id)
+    if isinstance(option, str):
+        return Tracing(_otlp_provider(option, node_id), node_id)
+    if isinstance(option, trace.TracerProvider):
+        return Tracing(option, node_id)
+    raise ConfigurationError(
+        f"tracing must be None, True, False, a TracerProvider or 'otlp://host:port', not {option!r}"
+    )
+
+
+def _otlp_provider(url: str, node_id: str) -> trace.TracerProvider:
+    scheme, sep, address = url.partition("://")
+    if scheme not in ("otlp", "otlp+insecure") or not sep or not address or "/" in address:
+        raise ConfigurationError(
+            f"tracing={url!r}: an exporter URL is 'otlp://host:port' (or 'otlp+insecure://')"
+        )
+    try:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        raise ConfigurationError(
+            f"tracing={url!r} needs the OpenTelemetry SDK and OTLP exporter: "
+            "pip install 'trouper[otel]'"
+        ) from exc
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": "trouper", "service.instance.id": node_id})
+    )
+    # The batch processor exports from its own thread: nothing here blocks
+    # the Trio loop, and a collector that is down only drops spans.
+    exporter = OTLPSpanExporter(endpoint=address, insecure=scheme == "otlp+insecure")
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
+
+
+class Tracing:
+    """What a node with tracing on does for each span; see docs/observability.md."""
+
+    __slots__ = ("node_id", "tracer")
+
+    def __init__(self, provider: trace.TracerProvider, node_id: str) -> None:
+        self.tracer = provider.get_tracer("trouper")
+        self.node_id = node_id
+
+    # -- carrying the context --------------------------------------------------
+
+    @staticmethod
+    def context() -> Any:
+        """The caller's context, to travel with a local mailbox item."""
+        return otel_context.get_current()
+
+    @staticmethod
+    def traceparent() -> str | None:
+        """The current span as a W3C ``traceparent`` (None without one)."""
+        carrier: dict[str, str] = {}
+        _PROPAGATOR.inject(carrier)
+        return carrier.get("traceparent")
+
+    @staticmethod
+    def extract(traceparent: str | None) -> Any:
+        """The context a peer's ``traceparent`` names (empty if none or bad:
+        a malformed one costs the message its parent, nothing more)."""
+        if not traceparent or len(traceparent) > MAX_TRACEPARENT:
+            return _EMPTY
+        return _PROPAGATOR.extract({"traceparent": traceparent}, context=_EMPTY)
+
+    # -- spans -------------------------------------------------------------------
+
+    def ask(self, path: str, node: str, msg: Any) -> AbstractContextManager[Any]:
+        return self.tracer.start_as_current_span(
+            f"ask {type(msg).__name__}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "trouper.target": path,
+                "trouper.target.node": node,
+                "trouper.message.type": type(msg).__name__,
+                "trouper.node": self.node_id,
+            },
+        )
+
+    def send(self, path: str, node: str, type_name: str) -> AbstractContextManager[Any]:
+        """A remote tell leaving this node (ends once it is in the outbox)."""
+        return self.tracer.start_as_current_span(
+            f"send {type_name}",
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "trouper.target": path,
+                "trouper.target.node": node,
+                "trouper.message.type": type_name,
+                "trouper.node": self.node_id,
+            },
+        )
+
+    def receive(self, traceparent: str | None, path: str, peer: str, type_name: str) -> Any:
+        """A message that came over the wire: a ``receive`` span, a child of
+        the sender's; returns the context its handler's span descends from."""
+        span = self.tracer.start_span(
+            f"receive {type_name.rpartition(':')[2]}",  # "module:Class" on the wire
+            context=self.extract(traceparent),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "trouper.target": path,
+                "trouper.peer": peer,
+                "trouper.message.type": type_name,
+                "trouper.node": self.node_id,
+            },
+        )
+        span.end()
+        return trace.set_span_in_context(span, _EMPTY)
+
+    def handler(self, path: str, cls: type, msg: Any, parent: Any) -> AbstractContextManager[Any]:
+        """A handler run, current while it runs (``trace.get_current_span()``
+        in a handler is this span). Without a parent it is a root span: the
+        cell task's own inherited context belongs to someone else."""
+        return self.tracer.start_as_current_span(
+            f"handle {cls.__name__}.{type(msg).__name__}",
+            context=_EMPTY if parent is None else parent,
+            kind=SpanKind.INTERNAL,
+            attributes={
+                "trouper.actor": path,
+                "trouper.actor.class": cls.__qualname__,
+                "trouper.message.type": type(msg).__name__,
+                "trouper.node": self.node_id,
+            },
+        )
+
+    def stream_item(
+        self, path: str, cls: type, msg: Any, index: int
+    ) -> AbstractContextManager[Any]:
+        """The producing of one stream item. It ends when the generator yields
+        (a span never stays open across a ``yield``: opentelemetry-python #2606)."""
+        return self.tracer.start_as_current_span(
+            f"stream {cls.__name__}.{type(msg).__name__}",
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "trouper.actor": path,
+                "trouper.message.type": type(msg).__name__,
+                "trouper.stream.item": index,
+                "trouper.node": self.node_id,
+            },
+        )
+
+    @staticmethod
+    def failed(exc: BaseException) -> None:
+        """Mark the current span (a handler's) as failed by ``exc``."""
+        span = trace.get_current_span()
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, repr(exc)))
+
+    # -- rpc (OpenTelemetry RPC conventions) ---------------------------------------
+
+    def rpc_client(self, service: str, method: str) -> AbstractContextManager[Any]:
+        """One logical rpc call on the caller's side (retries included)."""
+        return self._rpc(service, method, SpanKind.CLIENT, None)
+
+    def rpc_server(
+        self, service: str, method: str, traceparent: str | None
+    ) -> AbstractContextManager[Any]:
+        """A call run by a service member: a child of the handler's span
+        (itself descended from the client's), or, when the message came with
+        no traced hop (a node with tracing off between), of the ``Call``'s
+        own ``traceparent``."""
+        parent = None
+        if not trace.get_current_span().get_span_context().is_valid:
+            parent = self.extract(traceparent)
+        return self._rpc(service, method, SpanKind.SERVER, parent)
+
+    def _rpc(
+        self, service: str, method: str, kind: SpanKind, parent: Any
+    ) -> AbstractContextManager[Any]:
+        return self.tracer.start_as_current_span(
+            f"{service}/{method}",
+            context=parent,
+            kind=kind,
+            attributes={
+                "rpc.system": "trouper",
+                "rpc.service": service,
+                "rpc.method": method,
+                "trouper.node": self.node_id,
+            },
+        )
