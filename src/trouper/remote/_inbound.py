@@ -231,7 +231,7 @@ def on_tell(peer: Peer, env: Tell) -> None:
 class RemoteReply:
     """The reply slot of an ``Ask`` that came over the wire: answered once."""
 
-    __slots__ = ("done", "id", "path", "peer", "trace")  # trace: set by _traced
+    __slots__ = ("done", "id", "path", "peer", "trace")  # trace: set by _traced.traced
 
     def __init__(self, peer: Peer, id: int, path: str) -> None:
         self.peer = peer

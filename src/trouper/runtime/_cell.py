@@ -265,7 +265,10 @@ class Cell(CellOps):
         msg, sender, reply = item
         entry = self._info.lookup(type(msg))
         if reply is not None or entry is None or entry.special:
-            await self._deliver_slow(msg, sender, reply)
+            if self.node.kernel.tracing is not None and reply is not WATCH_NOTICE:
+                await self._deliver_traced(msg, sender, reply)
+            else:
+                await self._deliver_slow(msg, sender, reply)
             return
         self._sender = sender
         try:
@@ -276,21 +279,16 @@ class Cell(CellOps):
             life.dead_letter(self, msg, sender, f"failed: {exc!r}")
             life.crash(self, exc)
 
-    async def _deliver_slow(self, msg: Any, sender: ActorRef | None, reply: Any) -> None:
-        tracing = self.node.kernel.tracing
-        if tracing is None or reply is WATCH_NOTICE:
-            await self._dispatch(msg, sender, reply)
-            return
+    async def _deliver_traced(self, msg: Any, sender: ActorRef | None, reply: Any) -> None:
+        """A handler run in its own span, a child of the sender's context."""
         if type(reply) is TraceNote:
             parent, reply = reply.trace, None
         else:
-            parent = getattr(reply, "trace", None)  # an ask's, local or remote
-        with tracing.handler(self.ref.path, self._cls, msg, parent):
-            await self._dispatch(msg, sender, reply)
+            parent = getattr(reply, "trace", None)  # an ask's or a stream's
+        with self.node.kernel.tracing.handler(self.ref.path, self._cls, msg, parent):
+            await self._deliver_slow(msg, sender, reply)
 
-    async def _dispatch(self, msg: Any, sender: ActorRef | None, reply: Any) -> None:
-        if type(reply) is TraceNote:  # queued while tracing was on
-            reply = None
+    async def _deliver_slow(self, msg: Any, sender: ActorRef | None, reply: Any) -> None:
         if reply is WATCH_NOTICE:
             watching = self._watching
             if watching is None or msg.ref not in watching:

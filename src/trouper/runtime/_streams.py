@@ -86,7 +86,8 @@ class StreamSink:
 class StreamRequest(StreamSink):
     """A local consumer: a bounded channel whose buffer is its credit."""
 
-    __slots__ = ("grace", "send_channel", "trace")  # trace: the opener's, when tracing
+    __slots__ = ("grace", "send_channel", "trace")
+    trace: Any  # the opener's tracing context, set only while tracing is on
 
     def __init__(self, send: trio.MemorySendChannel[Any], grace: float = 5.0) -> None:
         self.send_channel = send
