@@ -86,6 +86,10 @@ class Store(trouper.Actor):
         for _ in range(msg):
             yield _seen()
 
+    @trouper.handler
+    async def talk(self, msg: bytes, channel: trouper.Channel[Seen, str]) -> None:
+        await channel.send(_seen())
+
 
 @trouper.service("catalog")
 class Catalog(trouper.Actor):
@@ -274,6 +278,27 @@ async def test_stream_spans_end_at_each_item(where: str) -> None:
     first = next(s for s in steps if s.context.span_id == seen[0].span_id)
     assert lineage(first, spans)[1] == "handle Store.int"
     assert all(s.trace_id == consumer.get_span_context().trace_id for s in seen)
+
+
+@pytest.mark.parametrize("where", ["local", "remote"])
+async def test_a_channel_handler_runs_in_the_openers_trace(where: str) -> None:
+    provider, exporter = recorder()
+    tracer = provider.get_tracer("test")
+    with trio.fail_after(30):
+        async with cluster(provider, 2) as (a, b):
+            home = a if where == "local" else b
+            home.registry.register("store", await home.spawn(Store))
+            store = await a.lookup("store", timeout=5)
+            with tracer.start_as_current_span("opener") as opener:
+                async with store.channel(b"hello") as channel:
+                    seen = await channel.receive()
+    assert seen.trace_id == opener.get_span_context().trace_id
+    spans = exporter.get_finished_spans()
+    (handled,) = named(spans, "handle Store.bytes")
+    expected = ["handle Store.bytes", "opener"]
+    if where == "remote":
+        expected.insert(1, "receive bytes")
+    assert lineage(handled, spans) == expected
 
 
 async def test_tracing_off_creates_nothing() -> None:

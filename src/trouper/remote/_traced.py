@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ..runtime import TraceNote
 
 if TYPE_CHECKING:
-    from ..protocols import Ask, StreamOpen, Tell
+    from ..protocols import Ask, ChannelOpen, StreamOpen, Tell
     from ._peer import Peer
 
 
@@ -21,8 +21,8 @@ def tell_note(peer: Peer, env: Tell) -> TraceNote | None:
     return TraceNote(tracing.receive(env.trace, env.target.path, peer.node_id, env.type_name))
 
 
-def traced(peer: Peer, env: Ask | StreamOpen, reply: Any) -> Any:
-    """``reply`` (a received ask's or stream's slot), carrying the context of
+def traced(peer: Peer, env: Ask | StreamOpen | ChannelOpen, reply: Any) -> Any:
+    """``reply`` (a received ask's, stream's or channel's slot), carrying the context of
     its ``receive`` span when this node traces."""
     tracing = peer.remoting.tracing
     if tracing is not None:

@@ -308,7 +308,10 @@ class ActorRef:
         mine, theirs = local_pair(
             window, self.path, "the opener" if sender is None else sender.path
         )
-        await _put(cell, (msg, sender, ChannelRequest(theirs)))
+        request = ChannelRequest(theirs)
+        if cell.node.kernel.tracing is not None:
+            request.trace = cell.node.kernel.tracing.context()
+        await _put(cell, (msg, sender, request))
         async with opened(mine) as local:
             yield local
 
