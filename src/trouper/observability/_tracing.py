@@ -91,6 +91,30 @@ def _otlp_provider(url: str, node_id: str) -> trace.TracerProvider:
     return provider
 
 
+class _Current:
+    """A started span made current for a ``with`` block, then ended; an
+    exception leaving the block is recorded on it. (What the API's
+    ``start_as_current_span`` does, without its layers of generator-based
+    context managers: this runs once or twice per message.)"""
+
+    __slots__ = ("span", "token")
+
+    def __init__(self, span: trace.Span) -> None:
+        self.span = span
+
+    def __enter__(self) -> trace.Span:
+        self.token = otel_context.attach(trace.set_span_in_context(self.span))
+        return self.span
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        otel_context.detach(self.token)
+        span = self.span
+        if exc is not None and span.is_recording():
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{kind.__name__}: {exc}"))
+        span.end()
+
+
 class Tracing:
     """What a node with tracing on does for each span; see docs/observability.md."""
 
@@ -124,28 +148,34 @@ class Tracing:
 
     # -- spans -------------------------------------------------------------------
 
+    def _current(
+        self, name: str, kind: SpanKind, parent: Any, attributes: dict[str, Any]
+    ) -> _Current:
+        span = self.tracer.start_span(name, context=parent, kind=kind)
+        if span.is_recording():  # a sampled-out span is given nothing
+            span.set_attributes(attributes)
+            span.set_attribute("trouper.node", self.node_id)
+        return _Current(span)
+
     def ask(self, path: str, node: str, msg: Any) -> AbstractContextManager[Any]:
-        return self.tracer.start_as_current_span(
-            f"ask {type(msg).__name__}",
-            kind=SpanKind.CLIENT,
-            attributes={
-                "trouper.target": path,
-                "trouper.target.node": node,
-                "trouper.message.type": type(msg).__name__,
-                "trouper.node": self.node_id,
-            },
+        kind = type(msg).__name__
+        return self._current(
+            f"ask {kind}",
+            SpanKind.CLIENT,
+            None,
+            {"trouper.target": path, "trouper.target.node": node, "trouper.message.type": kind},
         )
 
     def send(self, path: str, node: str, type_name: str) -> AbstractContextManager[Any]:
         """A remote tell leaving this node (ends once it is in the outbox)."""
-        return self.tracer.start_as_current_span(
+        return self._current(
             f"send {type_name}",
-            kind=SpanKind.PRODUCER,
-            attributes={
+            SpanKind.PRODUCER,
+            None,
+            {
                 "trouper.target": path,
                 "trouper.target.node": node,
                 "trouper.message.type": type_name,
-                "trouper.node": self.node_id,
             },
         )
 
@@ -156,13 +186,16 @@ class Tracing:
             f"receive {type_name.rpartition(':')[2]}",  # "module:Class" on the wire
             context=self.extract(traceparent),
             kind=SpanKind.CONSUMER,
-            attributes={
-                "trouper.target": path,
-                "trouper.peer": peer,
-                "trouper.message.type": type_name,
-                "trouper.node": self.node_id,
-            },
         )
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    "trouper.target": path,
+                    "trouper.peer": peer,
+                    "trouper.message.type": type_name,
+                    "trouper.node": self.node_id,
+                }
+            )
         span.end()
         return trace.set_span_in_context(span, _EMPTY)
 
@@ -170,15 +203,15 @@ class Tracing:
         """A handler run, current while it runs (``trace.get_current_span()``
         in a handler is this span). Without a parent it is a root span: the
         cell task's own inherited context belongs to someone else."""
-        return self.tracer.start_as_current_span(
-            f"handle {cls.__name__}.{type(msg).__name__}",
-            context=_EMPTY if parent is None else parent,
-            kind=SpanKind.INTERNAL,
-            attributes={
+        kind = type(msg).__name__
+        return self._current(
+            f"handle {cls.__name__}.{kind}",
+            SpanKind.INTERNAL,
+            _EMPTY if parent is None else parent,
+            {
                 "trouper.actor": path,
                 "trouper.actor.class": cls.__qualname__,
-                "trouper.message.type": type(msg).__name__,
-                "trouper.node": self.node_id,
+                "trouper.message.type": kind,
             },
         )
 
@@ -187,15 +220,12 @@ class Tracing:
     ) -> AbstractContextManager[Any]:
         """The producing of one stream item. It ends when the generator yields
         (a span never stays open across a ``yield``: opentelemetry-python #2606)."""
-        return self.tracer.start_as_current_span(
-            f"stream {cls.__name__}.{type(msg).__name__}",
-            kind=SpanKind.PRODUCER,
-            attributes={
-                "trouper.actor": path,
-                "trouper.message.type": type(msg).__name__,
-                "trouper.stream.item": index,
-                "trouper.node": self.node_id,
-            },
+        kind = type(msg).__name__
+        return self._current(
+            f"stream {cls.__name__}.{kind}",
+            SpanKind.PRODUCER,
+            None,
+            {"trouper.actor": path, "trouper.message.type": kind, "trouper.stream.item": index},
         )
 
     @staticmethod
@@ -226,14 +256,9 @@ class Tracing:
     def _rpc(
         self, service: str, method: str, kind: SpanKind, parent: Any
     ) -> AbstractContextManager[Any]:
-        return self.tracer.start_as_current_span(
+        return self._current(
             f"{service}/{method}",
-            context=parent,
-            kind=kind,
-            attributes={
-                "rpc.system": "trouper",
-                "rpc.service": service,
-                "rpc.method": method,
-                "trouper.node": self.node_id,
-            },
+            kind,
+            parent,
+            {"rpc.system": "trouper", "rpc.service": service, "rpc.method": method},
         )
