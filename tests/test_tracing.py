@@ -9,6 +9,7 @@ node (``tracing=provider``), so no test touches the global tracer provider.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -25,6 +26,16 @@ from opentelemetry.trace import SpanKind
 
 import trouper
 from trouper.observability._tracing import Tracing, _otlp_provider, make_tracing
+from trouper.protocols import (
+    Ask,
+    Failure,
+    FrameDecoder,
+    FrameEncoder,
+    Goodbye,
+    InitiatorConnection,
+    Reply,
+    WireRef,
+)
 
 COOKIE = b"tracing-cookie"
 
@@ -299,6 +310,55 @@ async def test_a_channel_handler_runs_in_the_openers_trace(where: str) -> None:
     if where == "remote":
         expected.insert(1, "receive bytes")
     assert lineage(handled, spans) == expected
+
+
+async def _raw_peer(url: str) -> tuple[trio.SocketStream, FrameDecoder]:
+    """A raw TCP client that does a real handshake, then sends what it likes."""
+    host, port = url.removeprefix("tcp://").rsplit(":", 1)
+    stream = await trio.open_tcp_stream(host, int(port))
+    proto = InitiatorConnection(node_id="raw", incarnation=1, cookie=COOKIE, nonce=os.urandom(16))
+    encoder, decoder = FrameEncoder(), FrameDecoder()
+    await stream.send_all(encoder.encode(proto.start()))
+    while not proto.established:
+        for env in decoder.feed(await stream.receive_some(65536)):
+            if not proto.established and (replies := proto.receive(env)):
+                await stream.send_all(encoder.encode(replies))
+    return stream, decoder
+
+
+async def test_a_peers_bad_traceparent_costs_its_message_only_the_parent() -> None:
+    provider, exporter = recorder()
+    good = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
+    sent = {1: good, 2: "garbage", 3: good + "-" + "x" * 200, 4: None}
+    with trio.fail_after(20):
+        async with trouper.open_node(
+            "n1", listen="tcp://127.0.0.1:0", cookie=COOKIE, tracing=provider
+        ) as node:
+            ref = await node.spawn(Store)
+            target = WireRef(node.id, ref.path, ref.uid)
+            where = msgspec.Raw(msgspec.msgpack.encode("where"))
+            stream, decoder = await _raw_peer(node.addresses[0])
+            asks = [
+                Ask(i, target, "builtins:str", where, None, 5.0, trace) for i, trace in sent.items()
+            ]
+            await stream.send_all(FrameEncoder().encode(asks))
+            answers: dict[int, Seen] = {}
+            while len(answers) < len(sent):
+                for env in decoder.feed(await stream.receive_some(65536)):
+                    assert not isinstance(env, Goodbye | Failure), env
+                    if isinstance(env, Reply):
+                        answers[env.id] = msgspec.msgpack.decode(env.payload, type=Seen)
+            await stream.aclose()
+    assert answers[1].trace_hex == "ab" * 16  # the peer's trace, continued
+    spans = exporter.get_finished_spans()
+    (first,) = [s for s in spans if s.context.span_id == answers[1].span_id]
+    assert lineage(first, spans) == ["handle Store.str", "receive str"]
+    (receive,) = [s for s in spans if first.parent and s.context.span_id == first.parent.span_id]
+    assert receive.parent is not None and receive.parent.is_remote
+    assert receive.parent.span_id == int("cd" * 8, 16)  # the raw peer's span
+    for i in (2, 3, 4):  # each handled, in a trace of its own
+        assert answers[i].trace_hex != "ab" * 16
+    assert len({answers[i].trace_id for i in sent}) == len(sent)
 
 
 async def test_tracing_off_creates_nothing() -> None:
