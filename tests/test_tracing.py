@@ -10,8 +10,11 @@ node (``tracing=provider``), so no test touches the global tracer provider.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import AsyncIterator, Sequence
+from concurrent import futures
 from contextlib import asynccontextmanager
+from typing import Any
 
 import msgspec
 import pytest
@@ -19,6 +22,7 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 from opentelemetry import trace
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -390,6 +394,41 @@ def test_an_otlp_url_makes_a_provider_of_the_nodes_own() -> None:
         assert make_tracing("otlp+insecure://127.0.0.1:4317", "n2") is not None
     finally:
         provider.shutdown()  # nothing was recorded: nothing is sent
+
+
+class Collector(trace_service_pb2_grpc.TraceServiceServicer):
+    """A real OTLP/gRPC trace collector (the receiving half of the protocol)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.received = threading.Event()
+
+    def Export(self, request: Any, context: Any) -> Any:  # the gRPC method's own name
+        for resource_spans in request.resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                self.names.extend(span.name for span in scope_spans.spans)
+        self.received.set()
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+async def test_an_otlp_url_exports_to_a_collector_and_flushes_when_the_node_closes() -> None:
+    import grpc
+
+    collector = Collector()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collector, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()  # grpc serves from its own threads
+    try:
+        with trio.fail_after(30):
+            async with trouper.open_node(tracing=f"otlp+insecure://127.0.0.1:{port}") as node:
+                ref = await node.spawn(Store)
+                await ref.ask("where")
+            # Closing the node flushed its exporter: the spans are there now.
+            assert collector.received.is_set()
+        assert {"ask str", "handle Store.str"} <= set(collector.names)
+    finally:
+        server.stop(grace=None)
 
 
 TRACEPARENTS = st.from_regex(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", fullmatch=True)

@@ -96,17 +96,21 @@ async def open_node(
         supervision=supervision,
         seed=seed,
     )
-    node.kernel.tracing = make_tracing(tracing, node.id)
     config = _remote_config(listen, seeds, cookie, tls, allow_spawn, remote_options)
+    node.kernel.tracing = make_tracing(tracing, node.id)  # before Remoting, which reads it
     remoting = None if config is None else Remoting(node, config)
     if remoting is not None:
         node.attach_remote(remoting)
     if middleware:
         configure_services(node, middleware)
-    async with hosted(node):
-        if remoting is not None and spec is not None:
-            await start_discovery(remoting, spec)
-        yield node
+    try:
+        async with hosted(node):
+            if remoting is not None and spec is not None:
+                await start_discovery(remoting, spec)
+            yield node
+    finally:
+        if node.kernel.tracing is not None:
+            await node.kernel.tracing.aclose()  # an otlp:// exporter sends what is left
 
 
 def _remote_config(

@@ -18,6 +18,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Any
 
+import trio
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -25,7 +26,10 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from .._errors import ConfigurationError
 
-__all__ = ["MAX_TRACEPARENT", "Tracing", "make_tracing"]
+__all__ = ["MAX_TRACEPARENT", "SHUTDOWN_TIMEOUT", "Tracing", "make_tracing"]
+
+#: Seconds a closing node waits for its own OTLP exporter to send what is left.
+SHUTDOWN_TIMEOUT = 5.0
 
 #: The longest ``traceparent`` a peer may send that is still read (a version
 #: 00 one is 55 characters); a longer one is ignored, the message is not.
@@ -57,7 +61,7 @@ def make_tracing(option: Any, node_id: str) -> Tracing | None:
     if option is True:
         return Tracing(trace.get_tracer_provider(), node_id)
     if isinstance(option, str):
-        return Tracing(_otlp_provider(option, node_id), node_id)
+        return Tracing(_otlp_provider(option, node_id), node_id, owned=True)
     if isinstance(option, trace.TracerProvider):
         return Tracing(option, node_id)
     raise ConfigurationError(
@@ -118,11 +122,33 @@ class _Current:
 class Tracing:
     """What a node with tracing on does for each span; see docs/observability.md."""
 
-    __slots__ = ("node_id", "tracer")
+    __slots__ = ("node_id", "owned", "tracer")
 
-    def __init__(self, provider: trace.TracerProvider, node_id: str) -> None:
+    def __init__(
+        self, provider: trace.TracerProvider, node_id: str, *, owned: bool = False
+    ) -> None:
         self.tracer = provider.get_tracer("trouper")
         self.node_id = node_id
+        #: The provider, when the node made it (``otlp://``): it is the node's
+        #: to flush and shut down when it closes.
+        self.owned = provider if owned else None
+
+    async def aclose(self) -> None:
+        """Flush and shut down a provider of the node's own. The SDK blocks
+        (it joins its export thread), so in a thread; shielded, so that the
+        last spans are sent even when the node closes because it was
+        cancelled, and bounded, so that an unreachable collector costs a
+        closing node at most ``SHUTDOWN_TIMEOUT`` seconds."""
+        provider = self.owned
+        if provider is None:
+            return
+        self.owned = None
+        shutdown = getattr(provider, "shutdown", None)
+        if shutdown is None:  # pragma: no cover - an API-only provider
+            return
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + SHUTDOWN_TIMEOUT
+            await trio.to_thread.run_sync(shutdown, abandon_on_cancel=True)
 
     # -- carrying the context --------------------------------------------------
 
