@@ -39,7 +39,7 @@ from ..runtime import (
     current_sender,
     open_channel_side,
 )
-from ._traced import traced
+from ._traced import traced, traceparent
 from ._wire import error_detail, unbox, wire_ref
 
 if TYPE_CHECKING:
@@ -166,7 +166,7 @@ async def open_remote_channel(
             payload,
             window,
             None if sender is None else wire_ref(sender),
-            remoting.traceparent(),
+            traceparent(remoting),
         )
     )
     peer.channels.opened[channel_id] = link  # (sent: the peer was not down)

@@ -44,6 +44,7 @@ from ._peer import Peer
 from ._requests import Requests
 from ._stats import PeerStatistics, statistics
 from ._tls import RemoteTLS, credentials
+from ._traced import traceparent
 from ._wire import failure, make_codec, wire_ref
 
 if TYPE_CHECKING:
@@ -200,10 +201,7 @@ class Remoting(Membership, Requests, RemoteTLS):
             self.node.dead_letters.record(msg, sender, ref, "node down")
             return
         source = None if sender is None else wire_ref(sender)
-        peer.outbox.push(Tell(target, name, payload, source, self.traceparent()))
-
-    def traceparent(self) -> str | None:
-        return None if self.tracing is None else self.tracing.traceparent()
+        peer.outbox.push(Tell(target, name, payload, source, traceparent(self)))
 
     def tell_nowait(self, ref: ActorRef, msg: Any) -> None:
         if self._own(ref):
@@ -224,7 +222,7 @@ class Remoting(Membership, Requests, RemoteTLS):
             )
         sender = current_sender()
         source = None if sender is None else wire_ref(sender)
-        peer.outbox.push(Tell(target, name, payload, source, self.traceparent()))
+        peer.outbox.push(Tell(target, name, payload, source, traceparent(self)))
 
     async def ask(self, ref: ActorRef, msg: Any, timeout: float | None) -> Any:
         if self._own(ref):
@@ -235,7 +233,7 @@ class Remoting(Membership, Requests, RemoteTLS):
         target = wire_ref(ref)
         sender = current_sender()
         source = None if sender is None else wire_ref(sender)
-        tp = self.traceparent()
+        tp = traceparent(self)
         if timeout is None:
             return await peer.ask(lambda i: Ask(i, target, name, payload, source, None, tp))
         timers = self.node.kernel.timers

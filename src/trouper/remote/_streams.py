@@ -32,6 +32,7 @@ from ..protocols import (
     StreamOpen,
 )
 from ..runtime import ConsumerGone, StreamReader, StreamSink, current_sender
+from ._traced import traceparent
 from ._wire import error_detail, unbox, wire_ref
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ async def open_remote_stream(
             payload,
             window,
             None if sender is None else wire_ref(sender),
-            remoting.traceparent(),
+            traceparent(remoting),
         )
     )
     try:

@@ -10,7 +10,14 @@ from ..runtime import TraceNote
 
 if TYPE_CHECKING:
     from ..protocols import Ask, ChannelOpen, StreamOpen, Tell
+    from ._layer import Remoting
     from ._peer import Peer
+
+
+def traceparent(remoting: Remoting) -> str | None:
+    """What a message leaving now carries in its ``trace`` field."""
+    tracing = remoting.tracing
+    return None if tracing is None else tracing.traceparent()
 
 
 def tell_note(peer: Peer, env: Tell) -> TraceNote | None:
