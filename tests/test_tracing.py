@@ -10,6 +10,8 @@ node (``tracing=provider``), so no test touches the global tracer provider.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Sequence
 from concurrent import futures
@@ -371,9 +373,57 @@ async def test_tracing_off_creates_nothing() -> None:
             assert node.kernel.tracing is None
             store = await node.spawn(Store)
             seen = await store.ask("where")
-        async with trouper.open_node() as node:  # no global provider in the tests
-            assert node.kernel.tracing is None
+        # The default follows the global provider as the node opens (another
+        # test file of the same run may have configured one).
+        configured = not isinstance(
+            trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider
+        )
+        async with trouper.open_node() as node:
+            assert (node.kernel.tracing is not None) == configured
     assert not seen.trace_id  # the handler ran in no span at all
+
+
+GLOBAL_PROVIDER = """
+import trio
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+import trouper
+
+class Echo(trouper.Actor):
+    @trouper.handler
+    async def echo(self, msg: str) -> str:
+        return trace.get_current_span().name
+
+async def main() -> None:
+    async with trouper.open_node() as node:  # opened before any provider: off
+        assert node.kernel.tracing is None
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    async with trouper.open_node() as node:  # the default: on, through it
+        ref = await node.spawn(Echo)
+        assert await ref.ask("x") == "handle Echo.str"
+    print(sorted(span.name for span in exporter.get_finished_spans()))
+
+trio.run(main)
+"""
+
+
+def test_by_default_a_node_traces_when_a_global_provider_is_configured() -> None:
+    # A process of its own: the global provider can be set only once.
+    done = subprocess.run(
+        [sys.executable, "-c", GLOBAL_PROVIDER],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['ask str', 'handle Echo.str']"
 
 
 async def test_bad_tracing_options_are_named() -> None:
