@@ -506,3 +506,24 @@ def test_a_valid_traceparent_round_trips() -> None:
     )
     too_long = parent + "-" + "0" * 200  # a future version may append; not this long
     assert not trace.get_current_span(Tracing.extract(too_long)).get_span_context().is_valid
+
+
+def test_an_rpc_server_span_falls_back_to_the_calls_own_traceparent() -> None:
+    """Inside a traced handler the server span is the handler's child; with no
+    current span (no traced hop brought the call) it continues ``Call.trace``."""
+    provider, exporter = recorder()
+    tracing = Tracing(provider, "n")
+    client = "00-" + "12" * 16 + "-" + "34" * 8 + "-01"
+    with tracing.rpc_server("catalog", "price", client):
+        pass
+    with (
+        tracing.tracer.start_as_current_span("handler") as handler,
+        tracing.rpc_server("catalog", "price", client),
+    ):
+        pass
+    alone, nested = named(exporter.get_finished_spans(), "catalog/price")
+    assert alone.parent is not None and alone.parent.span_id == int("34" * 8, 16)
+    assert alone.context.trace_id == int("12" * 16, 16)
+    assert nested.parent is not None
+    assert nested.parent.span_id == handler.get_span_context().span_id
+    assert nested.kind == SpanKind.SERVER
