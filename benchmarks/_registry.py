@@ -295,3 +295,16 @@ register(
         quick_size=10_000,
     )
 )
+register(
+    Case(
+        name="local_ask_tracing",
+        trouper="tracing:ask_tracing_on",
+        baseline="tracing:ask_tracing_off",
+        baseline_name="the same local asks with tracing off",
+        unit="msgs/s",
+        better="higher",
+        target=0.0,  # no target: it reports what a span per ask and per handler costs
+        size=20_000,
+        quick_size=2_000,
+    )
+)

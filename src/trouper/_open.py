@@ -18,6 +18,7 @@ from ._errors import ConfigurationError
 from ._options import check_options
 from .observability._config import load_config
 from .observability._server import start_admin
+from .observability._tracing import make_tracing
 from .remote import REMOTE_OPTIONS, RemoteConfig, Remoting
 from .runtime import Node, hosted
 from .services import configure as configure_services
@@ -46,6 +47,7 @@ _NODE_OPTIONS = (
     "admin",
     "admin_token",
     "admin_token_file",
+    "tracing",
 )
 
 
@@ -70,6 +72,7 @@ async def open_node(
     admin: str | None = None,
     admin_token: str | None = None,
     admin_token_file: str | Path | None = None,
+    tracing: Any = None,
     **remote_options: Any,
 ) -> AsyncIterator[Node]:
     """Run a node for the duration of the block.
@@ -95,6 +98,9 @@ async def open_node(
     ``node.admin_address``) serves the admin endpoint: metrics, health, the
     JSON API and, with ``admin_token`` (or ``admin_token_file``), its actions
     (see docs/observability.md).
+    ``tracing``: OpenTelemetry spans (None: on when a tracer provider is set;
+    True, False, a ``TracerProvider``, or ``"otlp://host:port"``; see
+    docs/observability.md).
     """
     check_options(remote_options, [*_NODE_OPTIONS, *sorted(REMOTE_OPTIONS)])
     admin_config = None
@@ -118,17 +124,22 @@ async def open_node(
         metrics=metrics,
     )
     config = _remote_config(listen, seeds, cookie, tls, allow_spawn, remote_options)
+    node.kernel.tracing = make_tracing(tracing, node.id)  # before Remoting, which reads it
     remoting = None if config is None else Remoting(node, config)
     if remoting is not None:
         node.attach_remote(remoting)
     if middleware:
         configure_services(node, middleware)
-    async with hosted(node):
-        if remoting is not None and spec is not None:
-            await start_discovery(remoting, spec)
-        if admin_config is not None:
-            node.admin = await start_admin(node, admin_config)
-        yield node
+    try:
+        async with hosted(node):
+            if remoting is not None and spec is not None:
+                await start_discovery(remoting, spec)
+            if admin_config is not None:
+                node.admin = await start_admin(node, admin_config)
+            yield node
+    finally:
+        if node.kernel.tracing is not None:
+            await node.kernel.tracing.aclose()  # an otlp:// exporter sends what is left
 
 
 def _remote_config(

@@ -123,6 +123,7 @@ class Tell(_Envelope, tag=10, frozen=True, array_like=True, gc=False):
     type_name: str
     payload: msgspec.Raw
     sender: WireRef | None = None
+    trace: str | None = None  # W3C traceparent, when the sender traces
 
 
 class Ask(_Envelope, tag=11, frozen=True, array_like=True, gc=False):
@@ -135,6 +136,7 @@ class Ask(_Envelope, tag=11, frozen=True, array_like=True, gc=False):
     payload: msgspec.Raw
     sender: WireRef | None = None
     timeout: float | None = None
+    trace: str | None = None  # W3C traceparent, when the sender traces
 
 
 class Reply(_Envelope, tag=12, frozen=True, array_like=True, gc=False):
@@ -194,6 +196,7 @@ class StreamOpen(_Envelope, tag=20, frozen=True, array_like=True, gc=False):
     payload: msgspec.Raw
     credit: Credits
     sender: WireRef | None = None
+    trace: str | None = None  # W3C traceparent, when the sender traces
 
 
 class StreamItem(_Envelope, tag=21, frozen=True, array_like=True, gc=False):

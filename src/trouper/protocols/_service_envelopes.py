@@ -29,6 +29,7 @@ class ChannelOpen(EnvelopeBase, tag=25, frozen=True, array_like=True, gc=False):
     payload: msgspec.Raw
     credit: Credits
     sender: WireRef | None = None
+    trace: str | None = None  # W3C traceparent, when the opener traces
 
 
 class ChannelItem(EnvelopeBase, tag=26, frozen=True, array_like=True, gc=False):

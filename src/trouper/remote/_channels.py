@@ -39,6 +39,7 @@ from ..runtime import (
     current_sender,
     open_channel_side,
 )
+from ._traced import traced, traceparent
 from ._wire import error_detail, unbox, wire_ref
 
 if TYPE_CHECKING:
@@ -165,6 +166,7 @@ async def open_remote_channel(
             payload,
             window,
             None if sender is None else wire_ref(sender),
+            traceparent(remoting),
         )
     )
     peer.channels.opened[channel_id] = link  # (sent: the peer was not down)
@@ -226,7 +228,8 @@ def on_channel_open(peer: Peer, env: ChannelOpen) -> None:
     side = ChannelSide(window, opener)
     accepted[env.id] = RemoteLink(peer, env.id, False, side, env.credit, env.target.path)
     peer.send_quiet(ChannelCredit(env.id, False, window), urgent=True)
-    deliver(peer, cell, (msg, sender_of(peer, env.sender), ChannelRequest(side)), None)
+    request = traced(peer, env, ChannelRequest(side))
+    deliver(peer, cell, (msg, sender_of(peer, env.sender), request), None)
 
 
 def _abort(peer: Peer, link: RemoteLink, exc: errors.TrouperError) -> None:

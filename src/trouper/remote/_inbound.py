@@ -56,6 +56,7 @@ from ._streams import (
     on_stream_item,
     on_stream_open,
 )
+from ._traced import tell_note, traced
 from ._wire import failure, unbox
 
 if TYPE_CHECKING:
@@ -214,7 +215,7 @@ def on_tell(peer: Peer, env: Tell) -> None:
         dead_letter(peer, msg, None, cell.ref, str(refused))
         owe(peer, target)
         return
-    item = (msg, sender_of(peer, env.sender), None)
+    item = (msg, sender_of(peer, env.sender), tell_note(peer, env))
     if cell.try_deliver(item):
         owe(peer, target)
         return
@@ -230,7 +231,7 @@ def on_tell(peer: Peer, env: Tell) -> None:
 class RemoteReply:
     """The reply slot of an ``Ask`` that came over the wire: answered once."""
 
-    __slots__ = ("done", "id", "path", "peer")
+    __slots__ = ("done", "id", "path", "peer", "trace")  # trace: set by _traced.traced
 
     def __init__(self, peer: Peer, id: int, path: str) -> None:
         self.peer = peer
@@ -292,7 +293,7 @@ def on_ask(peer: Peer, env: Ask) -> None:
         bad_message(peer, f"ask of {env.target.path}: {refused}")
         reply.fail(refused)
         return
-    deliver(peer, cell, (msg, sender_of(peer, env.sender), reply), None)
+    deliver(peer, cell, (msg, sender_of(peer, env.sender), traced(peer, env, reply)), None)
 
 
 def _answer(peer: Peer, id: int, settle: Callable[[Any], None]) -> None:

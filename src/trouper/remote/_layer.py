@@ -44,6 +44,7 @@ from ._peer import Peer
 from ._requests import Requests
 from ._stats import PeerStatistics, close_label, statistics
 from ._tls import RemoteTLS, credentials
+from ._traced import traceparent
 from ._wire import failure, make_codec, wire_ref
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ class Remoting(Membership, Requests, RemoteTLS):
     def __init__(self, node: Node, config: RemoteConfig) -> None:
         super().__init__()
         self.node = node
+        self.tracing = node.kernel.tracing
         self.config = config
         self.tls = credentials(config.tls)
         self.incarnation = time.time_ns()
@@ -200,7 +202,8 @@ class Remoting(Membership, Requests, RemoteTLS):
         except errors.NodeDown:
             self.node.dead_letters.record(msg, sender, ref, "node down")
             return
-        peer.outbox.push(Tell(target, name, payload, None if sender is None else wire_ref(sender)))
+        source = None if sender is None else wire_ref(sender)
+        peer.outbox.push(Tell(target, name, payload, source, traceparent(self)))
 
     def tell_nowait(self, ref: ActorRef, msg: Any) -> None:
         if self._own(ref):
@@ -220,7 +223,8 @@ class Remoting(Membership, Requests, RemoteTLS):
                 f"{ref.path} on node {ref.node_id} has {self.config.tell_window} tells in flight"
             )
         sender = current_sender()
-        peer.outbox.push(Tell(target, name, payload, None if sender is None else wire_ref(sender)))
+        source = None if sender is None else wire_ref(sender)
+        peer.outbox.push(Tell(target, name, payload, source, traceparent(self)))
 
     async def ask(self, ref: ActorRef, msg: Any, timeout: float | None) -> Any:
         if self._own(ref):
@@ -231,18 +235,19 @@ class Remoting(Membership, Requests, RemoteTLS):
         target = wire_ref(ref)
         sender = current_sender()
         source = None if sender is None else wire_ref(sender)
+        tp = traceparent(self)
         if timeout is None:
-            return await peer.ask(lambda i: Ask(i, target, name, payload, source, None))
+            return await peer.ask(lambda i: Ask(i, target, name, payload, source, None, tp))
         timers = self.node.kernel.timers
         if len(peer.asks) < self.config.max_pending_asks and not peer.outbox.full:
             # The hot path: the deadline is an entry in the node's timer
             # queue (as for a local ask), not a cancel scope.
             return await peer.ask(
-                lambda i: Ask(i, target, name, payload, source, timeout),
+                lambda i: Ask(i, target, name, payload, source, timeout, tp),
                 lambda reply: timers.ask_timeout(timeout, reply, ref, msg),
             )
         with trio.move_on_after(timeout):  # waiting for a slot counts against it
-            return await peer.ask(lambda i: Ask(i, target, name, payload, source, timeout))
+            return await peer.ask(lambda i: Ask(i, target, name, payload, source, timeout, tp))
         timers.ask_timeouts += 1
         raise errors.AskTimeout(ref._timeout_text(msg, timeout))
 

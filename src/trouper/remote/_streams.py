@@ -32,6 +32,7 @@ from ..protocols import (
     StreamOpen,
 )
 from ..runtime import ConsumerGone, StreamReader, StreamSink, current_sender
+from ._traced import traceparent
 from ._wire import error_detail, unbox, wire_ref
 
 if TYPE_CHECKING:
@@ -113,6 +114,7 @@ async def open_remote_stream(
             payload,
             window,
             None if sender is None else wire_ref(sender),
+            traceparent(remoting),
         )
     )
     try:
@@ -154,7 +156,7 @@ def on_stream_end(peer: Peer, env: StreamEnd) -> None:
 class RemoteSink(StreamSink):
     """Where an actor's stream items go for a consumer on ``peer``."""
 
-    __slots__ = ("cancelled", "credit", "event", "id", "lane", "path", "peer", "scope")
+    __slots__ = ("cancelled", "credit", "event", "id", "lane", "path", "peer", "scope", "trace")
 
     def __init__(self, peer: Peer, id: int, credit: int, path: str) -> None:
         self.peer = peer
@@ -268,6 +270,7 @@ class RemoteSink(StreamSink):
 
 def on_stream_open(peer: Peer, env: StreamOpen) -> None:
     from ._inbound import bad_message, decode, deliver, forbidden, sender_of, target_of
+    from ._traced import traced
 
     node_id = peer.remoting.node.id
     tracebacks = peer.remoting.config.remote_tracebacks
@@ -299,7 +302,7 @@ def on_stream_open(peer: Peer, env: StreamOpen) -> None:
         return
     sink = RemoteSink(peer, env.id, env.credit, env.target.path)
     peer.producers[env.id] = sink
-    deliver(peer, cell, (msg, sender_of(peer, env.sender), sink), None)
+    deliver(peer, cell, (msg, sender_of(peer, env.sender), traced(peer, env, sink)), None)
 
 
 def on_stream_credit(peer: Peer, env: StreamCredit) -> None:

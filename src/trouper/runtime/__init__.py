@@ -30,6 +30,7 @@ from ._node import NodeHandle as NodeHandle
 from ._node import NodeStats as NodeStats
 from ._ref import ActorRef as ActorRef
 from ._ref import Reply as Reply
+from ._ref import TraceNote as TraceNote
 from ._ref import current_sender as current_sender
 from ._spi import RemoteLayer as RemoteLayer
 from ._spi import Watcher as Watcher
@@ -69,6 +70,7 @@ __all__ = [
     "SubscriberStatistics",
     "Subscription",
     "Timer",
+    "TraceNote",
     "Watcher",
     "cell_of",
     "child_cells",

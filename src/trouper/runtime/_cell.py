@@ -34,7 +34,7 @@ from ._cell_ops import CellOps
 from ._channels import ChannelRequest, channel_handled
 from ._counters import SAMPLE_EVERY
 from ._mailbox import SpaceWaiter, Waiter
-from ._ref import WATCH_NOTICE, ActorRef, current_cell
+from ._ref import WATCH_NOTICE, ActorRef, TraceNote, current_cell
 from ._states import DEAD, NEW, RUNNING
 from ._streams import StreamSink, pump
 
@@ -284,7 +284,10 @@ class Cell(CellOps):
         msg, sender, reply = item
         entry = self._info.lookup(type(msg))
         if reply is not None or entry is None or entry.special:
-            await self._deliver_slow(msg, sender, reply)
+            if self.node.kernel.tracing is not None and reply is not WATCH_NOTICE:
+                await self._deliver_traced(msg, sender, reply)
+            else:
+                await self._deliver_slow(msg, sender, reply)
             return
         self._sender = sender
         try:
@@ -293,6 +296,15 @@ class Cell(CellOps):
             if not life.is_failure(exc):
                 raise
             life.handler_failed(self, msg, sender, exc)
+
+    async def _deliver_traced(self, msg: Any, sender: ActorRef | None, reply: Any) -> None:
+        """A handler run in its own span, a child of the sender's context."""
+        if type(reply) is TraceNote:
+            parent, reply = reply.trace, None
+        else:
+            parent = getattr(reply, "trace", None)  # an ask's or a stream's
+        with self.node.kernel.tracing.handler(self.ref.path, self._cls, msg, parent):
+            await self._deliver_slow(msg, sender, reply)
 
     async def _deliver_slow(self, msg: Any, sender: ActorRef | None, reply: Any) -> None:
         if reply is WATCH_NOTICE:
@@ -340,6 +352,8 @@ class Cell(CellOps):
             if not life.is_failure(exc):
                 raise
             self._current_reply = None
+            if self.node.kernel.tracing is not None:
+                self.node.kernel.tracing.failed(exc)
             if reply is not None:
                 reply.fail(exc)
             life.handler_failed(self, msg, sender, exc)

@@ -305,7 +305,8 @@ class ChannelRequest:
     side until the handler runs. ``fail`` (the actor is dead, or has no such
     handler) ends the channel with that cause."""
 
-    __slots__ = ("side",)
+    __slots__ = ("side", "trace")
+    trace: Any  # the opener's tracing context, set only while tracing is on
 
     def __init__(self, side: ChannelSide) -> None:
         self.side = side

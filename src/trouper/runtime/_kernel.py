@@ -71,6 +71,9 @@ class Kernel:
         #: and whether a sweep to wake them is due.
         self.lingering: dict[Cell, None] = {}
         self._sweep_due = False
+        #: ``trouper.observability``'s ``Tracing`` when tracing is on (set by
+        #: ``open_node``); None keeps every hot path free of spans.
+        self.tracing: Any = None
         self.failure: BaseException | None = None
         self.failed = trio.Event()
         self._nursery: trio.Nursery | None = None

@@ -54,13 +54,14 @@ class Reply:
     only if it is actually parked.
     """
 
-    __slots__ = ("outcome", "parked", "queue", "task")
+    __slots__ = ("outcome", "parked", "queue", "task", "trace")
 
     def __init__(self, task: trio.lowlevel.Task) -> None:
         self.task = task
         self.outcome: Any = PENDING
         self.parked = False
         self.queue: Any = None  # its timeout's queue in the timer service
+        self.trace: Any = None  # the asker's tracing context, when tracing is on
 
     def set(self, value: Any) -> None:
         self._finish(outcome.Value(value))
@@ -95,6 +96,22 @@ class Reply:
             self.queue = None
             queue.settled()
         return trio.lowlevel.Abort.SUCCEEDED
+
+
+class TraceNote:
+    """The reply slot of a ``tell`` while tracing is on: it carries the
+    sender's tracing context to the handler's span and answers nothing."""
+
+    __slots__ = ("trace",)
+
+    def __init__(self, context: Any) -> None:
+        self.trace = context
+
+    def set(self, value: Any) -> None:
+        pass
+
+    def fail(self, exc: BaseException) -> None:
+        pass
 
 
 class ActorRef:
@@ -151,26 +168,40 @@ class ActorRef:
         """Deliver ``msg``; waits while the mailbox is full (backpressure)."""
         cell = self._cell
         if cell is None:
-            await self._remote().tell(self, msg)
+            via = self._remote()
+            if via.tracing is None:
+                await via.tell(self, msg)
+                return
+            with via.tracing.send(self.path, self.node_id, type(msg).__name__):
+                await via.tell(self, msg)
             return
         await trio.lowlevel.checkpoint_if_cancelled()
+        tracing = cell.node.kernel.tracing
+        note = None if tracing is None else TraceNote(tracing.context())
         mailbox = cell._mailbox
         if mailbox is not None and (len(mailbox) >= cell._mailbox_size or cell._waiters):
-            await _put(cell, (msg, current_sender(), None))
+            await _put(cell, (msg, current_sender(), note))
         else:
-            cell._enqueue((msg, current_sender(), None))
+            cell._enqueue((msg, current_sender(), note))
 
     def tell_nowait(self, msg: Any) -> None:
         """Deliver ``msg`` now, or raise ``MailboxFull``."""
         cell = self._cell
         if cell is None:
-            self._remote().tell_nowait(self, msg)
+            via = self._remote()
+            if via.tracing is None:
+                via.tell_nowait(self, msg)
+                return
+            with via.tracing.send(self.path, self.node_id, type(msg).__name__):
+                via.tell_nowait(self, msg)
             return
         mailbox = cell._mailbox
         full = mailbox is not None and (len(mailbox) >= cell._mailbox_size or cell._waiters)
         if full and cell._state != DEAD:  # a dead actor takes anything, into dead letters
             raise MailboxFull(f"{self.path}: mailbox full ({cell._mailbox_size})")
-        cell._enqueue((msg, current_sender(), None))
+        tracing = cell.node.kernel.tracing
+        note = None if tracing is None else TraceNote(tracing.context())
+        cell._enqueue((msg, current_sender(), note))
 
     async def ask(self, msg: Any, timeout: float | None = 5.0) -> Any:
         """Send ``msg`` and return the handler's result; raises ``AskTimeout``
@@ -187,7 +218,18 @@ class ActorRef:
             raise AskTimeout(self._timeout_text(msg, timeout))
         cell = self._cell
         if cell is None:
-            return await self._remote().ask(self, msg, timeout)
+            via = self._remote()
+            if via.tracing is None:
+                return await via.ask(self, msg, timeout)
+            with via.tracing.ask(self.path, self.node_id, msg):
+                return await via.ask(self, msg, timeout)
+        tracing = cell.node.kernel.tracing
+        if tracing is not None:
+            with tracing.ask(self.path, self.node_id, msg):
+                return await self._ask_local(cell, msg, timeout, tracing.context())
+        return await self._ask_local(cell, msg, timeout, None)
+
+    async def _ask_local(self, cell: Cell, msg: Any, timeout: float | None, trace: Any) -> Any:
         if cell._state == DEAD:
             await trio.lowlevel.checkpoint()
             raise ActorDead(f"{self.path} is dead")
@@ -195,6 +237,7 @@ class ActorRef:
         if sender is cell:
             raise ConfigurationError(f"{self.path} asked itself: that would wait forever")
         reply = Reply(trio.lowlevel.current_task())
+        reply.trace = trace
         item = (msg, None if sender is None else sender.ref, reply)
         mailbox = cell._mailbox
         if mailbox is not None and (len(mailbox) >= cell._mailbox_size or cell._waiters):
@@ -228,7 +271,10 @@ class ActorRef:
                 yield reader
             return
         send, recv = trio.open_memory_channel[Any](window)
-        item = (msg, current_sender(), StreamRequest(send))
+        request = StreamRequest(send)
+        if cell.node.kernel.tracing is not None:
+            request.trace = cell.node.kernel.tracing.context()
+        item = (msg, current_sender(), request)
         if cell._state == DEAD:
             await trio.lowlevel.checkpoint()
             raise ActorDead(f"{self.path} is dead")
@@ -263,7 +309,10 @@ class ActorRef:
         mine, theirs = local_pair(
             window, self.path, "the opener" if sender is None else sender.path
         )
-        await _put(cell, (msg, sender, ChannelRequest(theirs)))
+        request = ChannelRequest(theirs)
+        if cell.node.kernel.tracing is not None:
+            request.trace = cell.node.kernel.tracing.context()
+        await _put(cell, (msg, sender, request))
         async with opened(mine) as local:
             yield local
 

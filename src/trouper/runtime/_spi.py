@@ -34,6 +34,9 @@ class Watcher(Protocol):
 class RemoteLayer(Protocol):
     """What a node asks of its remote layer (``trouper.remote.Remoting``)."""
 
+    #: The node's ``Tracing`` (``node.kernel.tracing``), or None: tracing off.
+    tracing: Any
+
     # --- the node's life
     async def start(self) -> None: ...
     async def close(self) -> None: ...

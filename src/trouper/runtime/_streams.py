@@ -86,7 +86,8 @@ class StreamSink:
 class StreamRequest(StreamSink):
     """A local consumer: a bounded channel whose buffer is its credit."""
 
-    __slots__ = ("grace", "send_channel")
+    __slots__ = ("grace", "send_channel", "trace")
+    trace: Any  # the opener's tracing context, set only while tracing is on
 
     def __init__(self, send: trio.MemorySendChannel[Any], grace: float = 5.0) -> None:
         self.send_channel = send
@@ -179,8 +180,12 @@ async def _pump(cell: Cell, entry: Entry, actor: Actor | None, msg: Any, sink: S
     with trio.CancelScope() as scope:  # cancelled by the sink: the consumer left
         sink.attach(scope)
         try:
-            async for value in agen:
-                await sink.send(value)
+            tracing = cell.node.kernel.tracing
+            if tracing is None:
+                async for value in agen:
+                    await sink.send(value)
+            else:
+                await _pump_traced(tracing, cell, agen, msg, sink)
         except ConsumerGone:
             await _close_quietly(agen, cell)
             return
@@ -201,6 +206,21 @@ async def _pump(cell: Cell, entry: Entry, actor: Actor | None, msg: Any, sink: S
             await sink.end(exc)
             return
         await sink.end(None)
+
+
+async def _pump_traced(tracing: Any, cell: Cell, agen: Any, msg: Any, sink: StreamSink) -> None:
+    """A span per item, around the generator's step only: none stays open
+    across a ``yield`` (opentelemetry-python #2606), nor while the sink waits."""
+    cls = cell._cls
+    index = 0
+    while True:
+        with tracing.stream_item(cell.ref.path, cls, msg, index):
+            try:
+                value = await agen.__anext__()
+            except StopAsyncIteration:
+                return
+        await sink.send(value)
+        index += 1
 
 
 async def _close_quietly(agen: Any, cell: Cell) -> None:

@@ -30,6 +30,7 @@ class Call(msgspec.Struct, frozen=True, array_like=True, gc=False):
     key: int = 0
     timeout: float | None = None
     metadata: dict[str, str] | None = None
+    trace: str | None = None  # W3C traceparent of the client's span, when it traces
 
 
 class StreamCall(msgspec.Struct, frozen=True, array_like=True, gc=False):

@@ -99,8 +99,8 @@ class ServiceProxy:
         self._metadata = check_metadata(metadata)
         # The node's chain is set when it opens, before any proxy exists.
         self._chain = (*self._state.middleware, *middleware)
-        #: No chain and no hashing: a call goes straight to its attempts.
-        self._direct = not self._chain and self._hash is None
+        #: No chain, no hashing, no tracing: a call goes straight to its attempts.
+        self._direct = not self._chain and self._hash is None and node.kernel.tracing is None
         self._members = None if members is None else list(members)
         #: This proxy's view of the node's breakers (found there on a miss).
         self._breakers: dict[ActorRef, CircuitBreaker] = {}
@@ -188,6 +188,15 @@ class ServiceProxy:
     # -------------------------------------------------------------- calls
 
     async def _call(self, method: Method, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        tracing = self._node.kernel.tracing
+        if tracing is None:
+            return await self._call_untraced(method, args, kwargs)
+        with tracing.rpc_client(self._group, method.name):
+            return await self._call_untraced(method, args, kwargs)
+
+    async def _call_untraced(
+        self, method: Method, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         payload = method.pack(args, kwargs)
         key = None
         if self._hash is not None:
@@ -233,6 +242,7 @@ class ServiceProxy:
         idem = 0 if method.idempotent or budget is None else rng.getrandbits(63) | 1
         avoid: list[ActorRef] = []
         same: ActorRef | None = None
+        trace = None if node.kernel.tracing is None else node.kernel.tracing.traceparent()
         unsettled = self._state.unsettled
         attempt = 0
         while True:
@@ -247,7 +257,7 @@ class ServiceProxy:
             if remaining is not None and remaining <= 0:
                 raise AskTimeout(f"{self._group}.{method.name}: no time left")
             call_id = rng.getrandbits(63)
-            msg = Call(method.name, payload, node.id, call_id, idem, remaining, metadata)
+            msg = Call(method.name, payload, node.id, call_id, idem, remaining, metadata, trace)
             self._balancer.started(ref)
             try:
                 result = await ref.ask(msg, timeout=remaining)

@@ -95,6 +95,14 @@ def _prepare(
 
 async def on_call(self: Actor, msg: Call) -> Any:
     """The handler of a ``Call`` (added to every service class)."""
+    tracing = self.ctx.node.kernel.tracing
+    if tracing is None:
+        return await _on_call(self, msg)
+    with tracing.rpc_server(type(self).__trouper_group__, msg.method, msg.trace):  # type: ignore[attr-defined]
+        return await _on_call(self, msg)
+
+
+async def _on_call(self: Actor, msg: Call) -> Any:
     node = self.ctx.node
     state = services_of(node)
     if not state.actor_started:
