@@ -70,6 +70,7 @@ PUBLIC = {
     "UnhandledMessage",
     "bearer",
     "child",
+    "configure_logging",
     "current_call",
     "handler",
     "issue_token",

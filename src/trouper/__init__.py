@@ -43,6 +43,7 @@ from .actors import SubscriptionEnded as SubscriptionEnded
 from .actors import Terminated as Terminated
 from .actors import handler as handler
 from .actors import message as message
+from .observability import configure_logging as configure_logging
 from .remote import NodeHandle as NodeHandle
 from .runtime import ActorRef as ActorRef
 from .runtime import Channel as Channel
@@ -151,6 +152,7 @@ __all__ = [
     "UnhandledMessage",
     "bearer",
     "child",
+    "configure_logging",
     "current_call",
     "handler",
     "issue_token",

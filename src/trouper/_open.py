@@ -15,6 +15,7 @@ import trio
 
 from ._errors import ConfigurationError
 from ._options import check_options
+from .observability._logformat import configure_from_env
 from .remote import REMOTE_OPTIONS, RemoteConfig, Remoting
 from .runtime import Node, hosted
 from .services import configure as configure_services
@@ -79,6 +80,7 @@ async def open_node(
     see docs/remote.md).
     """
     check_options(remote_options, [*_NODE_OPTIONS, *sorted(REMOTE_OPTIONS)])
+    configure_from_env()  # TROUPER_LOG=json works for any program (docs/observability.md)
     spec = None if discovery is None else parse_discovery(discovery)
     if spec is not None and cookie is None:
         raise ConfigurationError("a node that uses discovery joins a cluster: it needs cookie=...")

@@ -4,7 +4,9 @@
 gracefully; it prints one JSON line (``{"node", "addresses", "pid"}``) once it
 listens. SIGHUP reloads its TLS certificates for new connections (live links
 stay) and prints ``{"tls_reloaded": SHA256}``, or ``{"tls_reload_error":
-WHY}`` when the files are bad (the old certificates stay in use).
+WHY}`` when the files are bad (the old certificates stay in use). Logs go to
+stderr, as text or (``--log-format json``, or ``TROUPER_LOG=json``) one JSON
+object per line.
 ``trouper certs DIR`` writes a development CA and node certificates.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -22,8 +25,12 @@ import trio
 
 from ._errors import ConfigurationError, TrouperError
 from ._open import open_node
+from .observability import configure_logging
+from .observability._logformat import ENV_FORMAT, ENV_LEVEL, FORMATS
 from .runtime import Node
 from .transports import TLSConfig
+
+log = logging.getLogger("trouper.cli")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,6 +56,18 @@ def _parser() -> argparse.ArgumentParser:
     node.add_argument("--heartbeat-interval", type=float, default=0.5, metavar="SECONDS")
     node.add_argument("--acceptable-pause", type=float, default=2.0, metavar="SECONDS")
     node.add_argument("--down-after", type=float, default=4.5, metavar="SECONDS")
+    node.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default=None,
+        help=f"text, or one JSON object per line (default: ${ENV_FORMAT}, else text)",
+    )
+    node.add_argument(
+        "--log-level",
+        default=None,
+        metavar="LEVEL",
+        help=f"DEBUG, INFO, WARNING or ERROR (default: ${ENV_LEVEL}, else INFO)",
+    )
     certs = sub.add_parser("certs", help="write a development CA and node certificates")
     certs.add_argument("directory", type=Path)
     certs.add_argument("--name", action="append", default=[], help="node name (repeatable)")
@@ -85,6 +104,7 @@ async def run_node(args: argparse.Namespace) -> None:
         with trio.open_signal_receiver(*signums) as signals:
             ready = {"node": node.id, "addresses": list(node.addresses), "pid": os.getpid()}
             print(json.dumps(ready), flush=True)
+            log.info("node %s listening on %s", node.id, ", ".join(node.addresses) or "nothing")
             async for signum in signals:
                 if signum != signal.SIGHUP:
                     break
@@ -96,7 +116,7 @@ async def _reload_tls(node: Node) -> None:
     try:
         fingerprint = await node.reload_tls()
     except TrouperError as exc:
-        print(f"trouper: TLS reload failed, the old certificates stay: {exc}", file=sys.stderr)
+        log.warning("TLS reload failed, the old certificates stay: %s", exc)
         print(json.dumps({"tls_reload_error": str(exc)}), flush=True)
         return
     print(json.dumps({"tls_reloaded": fingerprint}), flush=True)
@@ -106,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
         if args.command == "node":
+            configure_logging(args.log_format, args.log_level)
             trio.run(run_node, args)
         elif args.command == "certs":
             from ._certs import make_dev_certs
