@@ -47,6 +47,20 @@ def captured() -> Iterator[Capture]:
         root.setLevel(level)
 
 
+@pytest.fixture(autouse=True)
+def restore_root() -> Iterator[None]:
+    """configure_logging sets the root logger's level and handler: put both back."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        yield
+    finally:
+        for handler in root.handlers:
+            if handler not in handlers:
+                root.removeHandler(handler)
+        root.setLevel(level)
+
+
 @pytest.fixture
 def limiter() -> Iterator[Callable[[float], RepeatLimiter]]:
     """Give the process's repeat filter a fresh table (and window)."""
@@ -84,16 +98,13 @@ class Talker(trouper.Actor):
 
 async def test_records_carry_node_actor_and_trace(captured: Capture) -> None:
     out = io.StringIO()
-    handler = trouper.configure_logging("json", "DEBUG", stream=out)
-    try:
-        with trio.fail_after(10):
-            async with trouper.open_node("logs-a") as node:
-                talker = await node.spawn(Talker, name="talker")
-                trace_id = await talker.ask("hello")
-                await talker.ask(7)
-                logging.getLogger("trouper").warning("from the body")
-    finally:
-        logging.getLogger().removeHandler(handler)
+    trouper.configure_logging("json", "DEBUG", stream=out)
+    with trio.fail_after(10):
+        async with trouper.open_node("logs-a") as node:
+            talker = await node.spawn(Talker, name="talker")
+            trace_id = await talker.ask("hello")
+            await talker.ask(7)
+            logging.getLogger("trouper").warning("from the body")
     mine = {r.getMessage(): r for r in captured.records}
     said = mine["talker says hello"]
     assert (said.node, said.actor, said.trace_id) == ("logs-a", "/user/talker", trace_id)
@@ -120,14 +131,11 @@ async def test_records_carry_node_actor_and_trace(captured: Capture) -> None:
 
 async def test_text_format_names_what_is_known() -> None:
     out = io.StringIO()
-    handler = trouper.configure_logging("text", "INFO", stream=out)
-    try:
-        with trio.fail_after(10):
-            async with trouper.open_node("logs-t") as node:
-                talker = await node.spawn(Talker, name="talker")
-                trace_id = await talker.ask("hi")
-    finally:
-        logging.getLogger().removeHandler(handler)
+    trouper.configure_logging("text", "INFO", stream=out)
+    with trio.fail_after(10):
+        async with trouper.open_node("logs-t") as node:
+            talker = await node.spawn(Talker, name="talker")
+            trace_id = await talker.ask("hi")
     line = next(x for x in out.getvalue().splitlines() if x.endswith("talker says hi"))
     assert f" WARNING trouper [logs-t /user/talker trace={trace_id}] talker says hi" in line
 
