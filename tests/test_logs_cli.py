@@ -96,3 +96,38 @@ async def test_a_bad_log_level_is_a_one_line_error(tmp_path: Path) -> None:
     assert done.stderr.decode().strip() == (
         "trouper: unknown log level 'LOUD': use DEBUG, INFO, WARNING, ERROR or CRITICAL"
     )
+
+
+PROGRAM = """
+import logging, trio, trouper
+
+async def main():
+    async with trouper.open_node("env-node"):
+        logging.getLogger("trouper").warning("hello from %s", "env-node")
+
+trio.run(main)
+"""
+
+
+@pytest.mark.parametrize("value", ["json", ""])
+async def test_any_program_logs_json_with_trouper_log_set(value: str) -> None:
+    """``TROUPER_LOG=json`` reaches a program that never configures logging:
+    its first ``open_node`` does; unset, Python's own last-resort handler
+    writes the bare message as before."""
+    environ = {**os.environ, "PYTHONPATH": SRC, "TROUPER_LOG": value}
+    with trio.fail_after(30):
+        done = await trio.run_process(
+            [sys.executable, "-c", PROGRAM], capture_stderr=True, env=environ
+        )
+    lines = done.stderr.decode().splitlines()
+    if value:
+        objects = [json.loads(x) for x in lines]  # every line is JSON
+        line = next(o for o in objects if o["message"].startswith("hello"))
+        assert set(line) >= FIELDS
+        assert (line["message"], line["node"], line["level"]) == (
+            "hello from env-node",
+            "env-node",
+            "WARNING",
+        )
+    else:
+        assert "hello from env-node" in lines
