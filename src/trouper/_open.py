@@ -80,7 +80,6 @@ async def open_node(
     see docs/remote.md).
     """
     check_options(remote_options, [*_NODE_OPTIONS, *sorted(REMOTE_OPTIONS)])
-    configure_from_env()  # TROUPER_LOG=json works for any program (docs/observability.md)
     spec = None if discovery is None else parse_discovery(discovery)
     if spec is not None and cookie is None:
         raise ConfigurationError("a node that uses discovery joins a cluster: it needs cookie=...")
@@ -99,6 +98,7 @@ async def open_node(
         node.attach_remote(remoting)
     if middleware:
         configure_services(node, middleware)
+    configure_from_env()  # TROUPER_LOG=json works for any program (docs/observability.md)
     async with hosted(node):
         if remoting is not None and spec is not None:
             await start_discovery(remoting, spec)

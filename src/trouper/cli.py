@@ -26,7 +26,7 @@ import trio
 from ._errors import ConfigurationError, TrouperError
 from ._open import open_node
 from .observability import configure_logging
-from .observability._logformat import ENV_FORMAT, ENV_LEVEL, FORMATS
+from .observability._logformat import add_log_arguments
 from .runtime import Node
 from .transports import TLSConfig
 
@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trouper", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     node = sub.add_parser("node", help="run a node until SIGTERM or SIGINT")
+    add_log_arguments(node)
     node.add_argument("--name", help="node id (default: generated)")
     node.add_argument("--listen", action="append", default=[], metavar="URL")
     node.add_argument("--seed", action="append", default=[], metavar="URL")
@@ -56,18 +57,6 @@ def _parser() -> argparse.ArgumentParser:
     node.add_argument("--heartbeat-interval", type=float, default=0.5, metavar="SECONDS")
     node.add_argument("--acceptable-pause", type=float, default=2.0, metavar="SECONDS")
     node.add_argument("--down-after", type=float, default=4.5, metavar="SECONDS")
-    node.add_argument(
-        "--log-format",
-        choices=FORMATS,
-        default=None,
-        help=f"text, or one JSON object per line (default: ${ENV_FORMAT}, else text)",
-    )
-    node.add_argument(
-        "--log-level",
-        default=None,
-        metavar="LEVEL",
-        help=f"DEBUG, INFO, WARNING or ERROR (default: ${ENV_LEVEL}, else INFO)",
-    )
     certs = sub.add_parser("certs", help="write a development CA and node certificates")
     certs.add_argument("directory", type=Path)
     certs.add_argument("--name", action="append", default=[], help="node name (repeatable)")

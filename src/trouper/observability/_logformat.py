@@ -4,6 +4,7 @@ one handler ``configure_logging`` installs (``TROUPER_LOG``,
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -134,6 +135,23 @@ def configure_logging(
     elif limiter is None or limiter.window != repeat_window:
         repeat_filter().limiter = RepeatLimiter(repeat_window)
     return handler
+
+
+def add_log_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--log-format`` and ``--log-level`` (``trouper node``); both default
+    to None, which lets ``configure_logging`` read the environment."""
+    parser.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default=None,
+        help=f"text, or one JSON object per line on stderr (default: ${ENV_FORMAT}, else text)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default=None,
+        metavar="LEVEL",
+        help=f"DEBUG, INFO, WARNING or ERROR (default: ${ENV_LEVEL}, else INFO)",
+    )
 
 
 def configure_from_env() -> None:
