@@ -9,3 +9,13 @@ from ._logs import ContextFilter as ContextFilter
 from ._logs import RepeatFilter as RepeatFilter
 from ._repeats import RepeatLimiter as RepeatLimiter
 from ._repeats import RepeatStatistics as RepeatStatistics
+
+__all__ = [
+    "ContextFilter",
+    "JsonFormatter",
+    "RepeatFilter",
+    "RepeatLimiter",
+    "RepeatStatistics",
+    "TextFormatter",
+    "configure_logging",
+]
