@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,23 +14,18 @@ from typing import Any
 import pytest
 import trio
 
+import trouper
+
 SRC = str(Path(__file__).resolve().parent.parent / "src")
 FIELDS = {"timestamp", "level", "logger", "message", "node", "actor", "trace_id", "span_id"}
 
 
-async def lines_until(stream: trio.abc.ReceiveStream, done: str) -> list[str]:
-    """Lines read from ``stream`` until one containing ``done``."""
-    data = b""
-    while done.encode() not in data:
-        chunk = await stream.receive_some(4096)
-        assert chunk, f"the node exited before writing {done!r}: {data!r}"
-        data += chunk
-    return data.decode().splitlines()
-
-
-async def run_node(name: str, tmp_path: Path, *flags: str, env: dict[str, str]) -> list[Any]:
-    """A ``trouper node`` that logs its start and is stopped with SIGTERM;
-    returns what it wrote on stderr, each line parsed as JSON."""
+async def run_node(
+    name: str, tmp_path: Path, *flags: str, env: dict[str, str], until: str = "listening on"
+) -> list[Any]:
+    """A ``trouper node``, stopped with SIGTERM once it wrote a whole line
+    containing ``until`` on stderr; returns what it wrote there, each line
+    parsed as JSON (which fails on any line that is not)."""
     cookie = tmp_path / "cookie"
     cookie.write_text("cli-logs-cookie")
     command = [sys.executable, "-m", "trouper", "node", "--name", name]
@@ -39,20 +35,28 @@ async def run_node(name: str, tmp_path: Path, *flags: str, env: dict[str, str]) 
     process = await trio.lowlevel.open_process(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environ
     )
+    wanted = re.compile(re.escape(until).encode() + rb"[^\n]*\n")
     try:
         assert process.stdout is not None and process.stderr is not None
-        ready = json.loads((await lines_until(process.stdout, "\n"))[0])
-        assert ready["node"] == name
-        lines = await lines_until(process.stderr, "listening on")
+        ready = b""
+        while b"\n" not in ready:
+            chunk = await process.stdout.receive_some(4096)
+            assert chunk, "the node exited before it was ready"
+            ready += chunk
+        assert json.loads(ready.split(b"\n")[0])["node"] == name
+        data = b""
+        while not wanted.search(data):
+            chunk = await process.stderr.receive_some(4096)
+            assert chunk, f"the node exited before writing {until!r}: {data!r}"
+            data += chunk
         process.terminate()
-        await process.wait()
-        rest = await process.stderr.receive_some(65536)
-        lines += rest.decode().splitlines()
+        while chunk := await process.stderr.receive_some(65536):
+            data += chunk
     finally:
         process.kill()
         with trio.CancelScope(shield=True):
             await process.wait()
-    return [json.loads(line) for line in lines if line]
+    return [json.loads(line) for line in data.decode().splitlines() if line]
 
 
 def check(objects: list[Any], name: str) -> None:
@@ -131,3 +135,23 @@ async def test_any_program_logs_json_with_trouper_log_set(value: str) -> None:
         )
     else:
         assert "hello from env-node" in lines
+
+
+async def test_a_system_actor_logs_json_with_its_path(tmp_path: Path) -> None:
+    """The node dials a seed whose cookie differs: the link actor's failure
+    is a JSON line naming the node and the actor that logged it."""
+    with trio.fail_after(30):
+        async with trouper.open_node(
+            "other-cookie", listen="tcp://127.0.0.1:0", cookie=b"not-the-same"
+        ) as seed:
+            flags = ("--log-format", "json", "--seed", seed.addresses[0])
+            objects = await run_node("json-node", tmp_path, *flags, env={}, until="cookie")
+    check(objects, "json-node")
+    failed = next(o for o in objects if "cookie" in o["message"])
+    assert failed["message"].startswith(f"link json-node -> {seed.addresses[0]}: ")
+    assert (failed["level"], failed["logger"], failed["node"]) == (
+        "ERROR",
+        "trouper.remote",
+        "json-node",
+    )
+    assert failed["actor"].startswith("/system/"), failed
