@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 import trouper
 from trouper.observability import RepeatLimiter
 from trouper.observability._logs import TREE, repeat_filter
+from trouper.observability._logwriter import LineWriter
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "trouper"
 COOKIE = b"logs-cookie"
@@ -55,9 +57,10 @@ def restore_root() -> Iterator[None]:
     try:
         yield
     finally:
-        for handler in root.handlers:
+        for handler in list(root.handlers):
             if handler not in handlers:
                 root.removeHandler(handler)
+                handler.close()
         root.setLevel(level)
 
 
@@ -98,13 +101,14 @@ class Talker(trouper.Actor):
 
 async def test_records_carry_node_actor_and_trace(captured: Capture) -> None:
     out = io.StringIO()
-    trouper.configure_logging("json", "DEBUG", stream=out)
+    handler = trouper.configure_logging("json", "DEBUG", stream=out)
     with trio.fail_after(10):
         async with trouper.open_node("logs-a") as node:
             talker = await node.spawn(Talker, name="talker")
             trace_id = await talker.ask("hello")
             await talker.ask(7)
             logging.getLogger("trouper").warning("from the body")
+    await trio.to_thread.run_sync(handler.flush)
     mine = {r.getMessage(): r for r in captured.records}
     said = mine["talker says hello"]
     assert (said.node, said.actor, said.trace_id) == ("logs-a", "/user/talker", trace_id)
@@ -131,11 +135,12 @@ async def test_records_carry_node_actor_and_trace(captured: Capture) -> None:
 
 async def test_text_format_names_what_is_known() -> None:
     out = io.StringIO()
-    trouper.configure_logging("text", "INFO", stream=out)
+    handler = trouper.configure_logging("text", "INFO", stream=out)
     with trio.fail_after(10):
         async with trouper.open_node("logs-t") as node:
             talker = await node.spawn(Talker, name="talker")
             trace_id = await talker.ask("hi")
+    await trio.to_thread.run_sync(handler.flush)
     line = next(x for x in out.getvalue().splitlines() if x.endswith("talker says hi"))
     assert f" WARNING trouper [logs-t /user/talker trace={trace_id}] talker says hi" in line
 
@@ -205,3 +210,45 @@ async def test_a_wrong_cookie_redialled_logs_a_bounded_number_of_lines(
     counts = [int(n) for m in dialled for n in re.findall(r"\[suppressed (\d+) similar\]", m)]
     assert counts and len(dialled) + sum(counts) <= len(made)
     assert 1 <= len(refused) < len(made)
+
+
+class Stalled(io.StringIO):
+    """A stream nobody reads: ``write`` blocks until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.entered.set()
+        assert self.release.wait(30)
+        return super().write(text)
+
+
+def test_a_stream_nobody_reads_stalls_no_logger() -> None:
+    """The writer thread is stuck in ``write``: logging returns at once, at
+    most ``max_pending`` lines wait, the rest are dropped and counted, and
+    once the stream moves again a line says how many."""
+    stream = Stalled()
+    writer = LineWriter(stream, max_pending=5)
+    writer.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("test_logs.stalled")
+    logger.propagate = False
+    logger.addHandler(writer)
+    try:
+        logger.warning("line 0")
+        assert stream.entered.wait(10)
+        for i in range(1, 20):
+            logger.warning("line %d", i)  # would hang here if written in the caller
+        assert writer.dropped == 14
+        stream.release.set()
+        writer.flush()
+    finally:
+        stream.release.set()
+        logger.removeHandler(writer)
+        writer.close()
+    lines = stream.getvalue().splitlines()
+    assert lines == [f"line {i}" for i in range(6)] + [
+        "14 log lines dropped: the log stream was not read fast enough"
+    ]

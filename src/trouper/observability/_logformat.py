@@ -14,6 +14,7 @@ from typing import IO, Any
 
 from .._errors import ConfigurationError
 from ._logs import FIELDS, ContextFilter, install, repeat_filter
+from ._logwriter import LineWriter
 from ._repeats import RepeatLimiter
 
 FORMATS = ("text", "json")
@@ -77,7 +78,7 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-_installed: logging.Handler | None = None
+_installed: LineWriter | None = None
 
 
 def _level(level: int | str | None) -> int:
@@ -99,9 +100,12 @@ def configure_logging(
     *,
     stream: IO[str] | None = None,
     repeat_window: float | None = 60.0,
-) -> logging.Handler:
+) -> LineWriter:
     """Write log records to ``stream`` (default: stderr) as ``"text"`` or
-    ``"json"`` (one object per line), at ``level`` and above.
+    ``"json"`` (one object per line), at ``level`` and above. The handler
+    formats each record in the task that logs it and writes from a thread of
+    its own, so a stream nobody reads never stalls the Trio loop (its
+    ``flush()`` waits until what is queued is written).
 
     ``format`` defaults to ``$TROUPER_LOG`` (else text), ``level`` to
     ``$TROUPER_LOG_LEVEL`` (else INFO). The handler goes on the root logger,
@@ -120,7 +124,7 @@ def configure_logging(
     if repeat_window is not None and not repeat_window > 0:
         raise ConfigurationError(f"repeat_window must be > 0 seconds, not {repeat_window!r}")
     install()
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler = LineWriter(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter() if format == "json" else TextFormatter())
     handler.addFilter(ContextFilter())
     root = logging.getLogger()
