@@ -122,3 +122,14 @@ def test_the_filter_drops_repeats_and_summarises() -> None:
     assert repeats.filter(third)
     assert third.suppressed == 1
     assert third.getMessage() == "link a -> tcp://x: refused [suppressed 1 similar]"
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+
+def test_an_argument_that_cannot_be_shown_does_not_make_logging_raise() -> None:
+    repeats = RepeatFilter(RepeatLimiter(3600.0))
+    assert repeats.filter(record("odd %s", Unprintable()))
+    assert not repeats.filter(record("odd %s", Unprintable()))

@@ -93,9 +93,14 @@ def repeat_key(record: logging.LogRecord) -> Hashable:
     if given is not None:
         return (record.name, str(record.msg), str(given))
     args: Any = record.args
-    if isinstance(args, Mapping):
-        args = tuple(v for _, v in sorted(args.items(), key=lambda kv: str(kv[0])))
-    ident = tuple(str(a) for a in args or () if not isinstance(a, int | float))
+    try:
+        if isinstance(args, Mapping):
+            args = tuple(v for _, v in sorted(args.items(), key=lambda kv: str(kv[0])))
+        ident = tuple(str(a) for a in args or () if not isinstance(a, int | float))
+    except Exception:
+        # An argument whose str() fails: logging must not raise in the
+        # caller (the handler reports the bad argument when it formats).
+        ident = ()
     return (record.name, record.levelno, str(record.msg), ident)
 
 
