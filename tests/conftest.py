@@ -9,9 +9,28 @@ reproducer blob on failure). No example database is written in the tree.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import settings
 
 settings.register_profile("ci", derandomize=True, database=None)
 settings.register_profile("random", derandomize=False, database=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_repeat_limiter() -> Iterator[None]:
+    """Each test starts with an empty table of repeated warnings: a warning a
+    test waits for must not be suppressed because an earlier test in the
+    same process logged the same one (docs/observability.md, rate limiting)."""
+    from trouper.observability import RepeatLimiter
+    from trouper.observability._logs import repeat_filter
+
+    repeats = repeat_filter()
+    before = repeats.limiter
+    repeats.limiter = RepeatLimiter(before.window) if before is not None else None
+    try:
+        yield
+    finally:
+        repeats.limiter = before

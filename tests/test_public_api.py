@@ -73,6 +73,7 @@ PUBLIC = {
     "UnhandledMessage",
     "bearer",
     "child",
+    "configure_logging",
     "current_call",
     "handler",
     "issue_token",

@@ -46,6 +46,7 @@ from .actors import handler as handler
 from .actors import message as message
 from .observability import AdminConfig as AdminConfig
 from .observability import AdminHandle as AdminHandle
+from .observability import configure_logging as configure_logging
 from .observability import metrics_registry as metrics_registry
 from .observability import metrics_text as metrics_text
 from .remote import NodeHandle as NodeHandle
@@ -159,6 +160,7 @@ __all__ = [
     "UnhandledMessage",
     "bearer",
     "child",
+    "configure_logging",
     "current_call",
     "handler",
     "issue_token",

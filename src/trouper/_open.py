@@ -17,6 +17,7 @@ import trio
 from ._errors import ConfigurationError
 from ._options import check_options
 from .observability._config import load_config
+from .observability._logformat import configure_from_env
 from .observability._server import start_admin
 from .observability._tracing import make_tracing
 from .remote import REMOTE_OPTIONS, RemoteConfig, Remoting
@@ -130,6 +131,7 @@ async def open_node(
         node.attach_remote(remoting)
     if middleware:
         configure_services(node, middleware)
+    configure_from_env()  # TROUPER_LOG=json works for any program (docs/observability.md)
     try:
         async with hosted(node):
             if remoting is not None and spec is not None:

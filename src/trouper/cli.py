@@ -4,7 +4,9 @@
 gracefully; it prints one JSON line (``{"node", "addresses", "pid"}``) once it
 listens. SIGHUP reloads its TLS certificates for new connections (live links
 stay) and prints ``{"tls_reloaded": SHA256}``, or ``{"tls_reload_error":
-WHY}`` when the files are bad (the old certificates stay in use).
+WHY}`` when the files are bad (the old certificates stay in use). Logs go to
+stderr, as text or (``--log-format json``, or ``TROUPER_LOG=json``) one JSON
+object per line.
 ``trouper certs DIR`` writes a development CA and node certificates.
 ``trouper ps``, ``tree``, ``members`` and ``top`` read a node's admin
 endpoint (``trouper node --admin HOST:PORT``; see docs/observability.md).
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -25,8 +28,12 @@ import trio
 
 from ._errors import ConfigurationError, TrouperError
 from ._open import open_node
+from .observability import configure_logging
+from .observability._logformat import add_log_arguments
 from .runtime import Node
 from .transports import TLSConfig
+
+log = logging.getLogger("trouper.cli")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     node = sub.add_parser("node", help="run a node until SIGTERM or SIGINT")
+    add_log_arguments(node)
     node.add_argument("--name", help="node id (default: generated)")
     node.add_argument(
         "--listen",
@@ -215,6 +223,7 @@ async def run_node(args: argparse.Namespace) -> None:
             if node.admin_address is not None:
                 ready["admin"] = f"http://{node.admin_address}"
             print(json.dumps(ready), flush=True)
+            log.info("node %s listening on %s", node.id, ", ".join(node.addresses) or "nothing")
             async for signum in signals:
                 if signum != signal.SIGHUP:
                     break
@@ -226,7 +235,7 @@ async def _reload_tls(node: Node) -> None:
     try:
         fingerprint = await node.reload_tls()
     except TrouperError as exc:
-        print(f"trouper: TLS reload failed, the old certificates stay: {exc}", file=sys.stderr)
+        log.warning("TLS reload failed, the old certificates stay: %s", exc)
         print(json.dumps({"tls_reload_error": str(exc)}), flush=True)
         return
     print(json.dumps({"tls_reloaded": fingerprint}), flush=True)
@@ -236,6 +245,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
         if args.command == "node":
+            configure_logging(args.log_format, args.log_level)
             trio.run(run_node, args)
         elif args.command == "certs":
             from ._certs import make_dev_certs

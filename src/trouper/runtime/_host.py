@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from . import _lifecycle as life
+from ._ref import current_node_id
 from ._states import DEAD, STOPPING
 from ._sysmsg import Stop
 
@@ -37,6 +38,7 @@ async def hosted(node: Node) -> AsyncIterator[Node]:
     body_exc: BaseException | None = None
     unwrap: BaseException | None = None
     host_scope = trio.CancelScope(shield=True)
+    named = current_node_id.set(node.id)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(_host_actors, node, host_scope)
@@ -59,6 +61,8 @@ async def hosted(node: Node) -> AsyncIterator[Node]:
             if interrupt is None or interrupt.exceptions != group.exceptions:
                 raise
             unwrap = interrupt.exceptions[0]
+    finally:
+        current_node_id.reset(named)
     if unwrap is not None:
         try:
             raise unwrap

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 #: The cell whose task (or background task) is running, if any: the implicit
 #: sender of every tell and ask, as in Akka.
 current_cell: ContextVar[Cell | None] = ContextVar("trouper_current_cell", default=None)
+#: The id of the node whose ``open_node`` body (or task started from it) runs:
+#: what a log record outside any cell names as its node.
+current_node_id: ContextVar[str | None] = ContextVar("trouper_current_node", default=None)
 
 
 def current_sender() -> ActorRef | None:
