@@ -116,7 +116,8 @@ RUNTIME_PRIVATES = {
 
 
 @pytest.mark.parametrize(
-    "package", ["web", "remote", "actors", "supervisors", "transports", "services"]
+    "package",
+    ["web", "remote", "actors", "supervisors", "transports", "services", "observability"],
 )
 def test_no_subsystem_reads_the_runtimes_private_attributes(package: str) -> None:
     bad = [

@@ -7,6 +7,7 @@ subpackage holds what.
 
 from ._errors import ActorDead as ActorDead
 from ._errors import ActorError as ActorError
+from ._errors import ActorKilled as ActorKilled
 from ._errors import ActorNotFound as ActorNotFound
 from ._errors import AskTimeout as AskTimeout
 from ._errors import CallError as CallError
@@ -43,6 +44,10 @@ from .actors import SubscriptionEnded as SubscriptionEnded
 from .actors import Terminated as Terminated
 from .actors import handler as handler
 from .actors import message as message
+from .observability import AdminConfig as AdminConfig
+from .observability import AdminHandle as AdminHandle
+from .observability import metrics_registry as metrics_registry
+from .observability import metrics_text as metrics_text
 from .remote import NodeHandle as NodeHandle
 from .runtime import ActorRef as ActorRef
 from .runtime import Channel as Channel
@@ -88,8 +93,11 @@ __all__ = [
     "ActorContext",
     "ActorDead",
     "ActorError",
+    "ActorKilled",
     "ActorNotFound",
     "ActorRef",
+    "AdminConfig",
+    "AdminHandle",
     "AskTimeout",
     "Backoff",
     "Breaker",
@@ -155,6 +163,8 @@ __all__ = [
     "handler",
     "issue_token",
     "message",
+    "metrics_registry",
+    "metrics_text",
     "open_node",
     "rpc",
     "run",

@@ -64,6 +64,13 @@ class ActorDead(ActorError):
     error_code = "actor-dead"
 
 
+class ActorKilled(ActorError):
+    """The actor was killed on purpose (the admin API's ``kill``): a failure
+    its supervisor handles like any other."""
+
+    error_code = "actor-killed"
+
+
 class ActorNotFound(ActorError):
     """No actor is registered under that name (within the timeout)."""
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import trio
 
 from ._errors import ConfigurationError
 from ._options import check_options
+from .observability._config import load_config
+from .observability._server import start_admin
 from .remote import REMOTE_OPTIONS, RemoteConfig, Remoting
 from .runtime import Node, hosted
 from .services import configure as configure_services
@@ -39,6 +42,10 @@ _NODE_OPTIONS = (
     "allow_spawn",
     "discovery",
     "middleware",
+    "metrics",
+    "admin",
+    "admin_token",
+    "admin_token_file",
 )
 
 
@@ -59,6 +66,10 @@ async def open_node(
     allow_spawn: Sequence[str] = (),
     discovery: str | None = None,
     middleware: Sequence[Any] = (),
+    metrics: bool = True,
+    admin: str | None = None,
+    admin_token: str | None = None,
+    admin_token_file: str | Path | None = None,
     **remote_options: Any,
 ) -> AsyncIterator[Node]:
     """Run a node for the duration of the block.
@@ -74,11 +85,25 @@ async def open_node(
     nodes with no seeds (``"redis://host:port/db?cluster=NAME"`` or
     ``"mdns://NAME"``, see docs/services.md). ``middleware``: the node's service
     middleware chain, run on both sides of every rpc call (docs/services.md).
+    ``metrics``: keep the plain counters behind the Prometheus metrics
+    (docs/observability.md); off, the hot path counts nothing.
     ``remote_options`` tune the links and their limits (``heartbeat_interval``,
     ``max_frame_size``, ``max_pending_asks``, ``tell_window``, ``rate_limit``...
     see docs/remote.md).
+
+    ``admin="127.0.0.1:9100"`` (port 0: any free port, see
+    ``node.admin_address``) serves the admin endpoint: metrics, health, the
+    JSON API and, with ``admin_token`` (or ``admin_token_file``), its actions
+    (see docs/observability.md).
     """
     check_options(remote_options, [*_NODE_OPTIONS, *sorted(REMOTE_OPTIONS)])
+    admin_config = None
+    if admin is not None:
+        admin_config = await trio.to_thread.run_sync(
+            load_config, admin, admin_token, admin_token_file
+        )
+    elif admin_token is not None or admin_token_file is not None:
+        raise ConfigurationError("admin_token needs admin='HOST:PORT' (the admin endpoint)")
     spec = None if discovery is None else parse_discovery(discovery)
     if spec is not None and cookie is None:
         raise ConfigurationError("a node that uses discovery joins a cluster: it needs cookie=...")
@@ -90,6 +115,7 @@ async def open_node(
         shutdown_timeout=shutdown_timeout,
         supervision=supervision,
         seed=seed,
+        metrics=metrics,
     )
     config = _remote_config(listen, seeds, cookie, tls, allow_spawn, remote_options)
     remoting = None if config is None else Remoting(node, config)
@@ -100,6 +126,8 @@ async def open_node(
     async with hosted(node):
         if remoting is not None and spec is not None:
             await start_discovery(remoting, spec)
+        if admin_config is not None:
+            node.admin = await start_admin(node, admin_config)
         yield node
 
 

@@ -8,6 +8,10 @@ runtime's private attributes.
 """
 
 from ..protocols import default_registry as _default_registry
+from ._admin import child_cells as child_cells
+from ._admin import fail_actor as fail_actor
+from ._admin import restart_actor as restart_actor
+from ._admin import state_name as state_name
 from ._cell import Cell as Cell
 from ._channels import Channel as Channel
 from ._channels import ChannelRequest as ChannelRequest
@@ -67,8 +71,12 @@ __all__ = [
     "Timer",
     "Watcher",
     "cell_of",
+    "child_cells",
     "current_sender",
+    "fail_actor",
     "hosted",
     "node_of",
     "open_channel_side",
+    "restart_actor",
+    "state_name",
 ]

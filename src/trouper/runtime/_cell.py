@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -31,6 +32,7 @@ from ..actors._messages import PoisonPill
 from . import _lifecycle as life
 from ._cell_ops import CellOps
 from ._channels import ChannelRequest, channel_handled
+from ._counters import SAMPLE_EVERY
 from ._mailbox import SpaceWaiter, Waiter
 from ._ref import WATCH_NOTICE, ActorRef, current_cell
 from ._states import DEAD, NEW, RUNNING
@@ -77,6 +79,7 @@ class Cell(CellOps):
         self._args = args
         self._kwargs = kwargs
         self._info: ClassInfo = class_info(cls)
+        self._counts = node.kernel.counters.of(cls)  # None with metrics off
         self._actor: Actor | None = None
         self._context: Any = None  # the ActorContext facade, made with the first instance
         self._mailbox: deque[Item] | None = None
@@ -249,6 +252,15 @@ class Cell(CellOps):
             idle_passes = 0
             lingered = False
             handled = 0
+            full = False
+            # Metrics cost one addition per batch, and two clock reads per
+            # sampled batch (runtime/_counters.py), never a labelled metric.
+            counts = self._counts
+            started = 0.0
+            if counts is not None:
+                counts.countdown -= 1
+                if counts.countdown <= 0:
+                    started = perf_counter()
             while True:
                 item = mailbox.popleft()
                 if self._waiters:
@@ -258,8 +270,15 @@ class Cell(CellOps):
                 if not mailbox or self._sysq or self._state != RUNNING:
                     break
                 if handled >= throughput:
-                    await trio.lowlevel.checkpoint()
+                    full = True
                     break
+            if counts is not None:
+                counts.handled += handled
+                if started:
+                    counts.countdown = SAMPLE_EVERY
+                    counts.durations.observe((perf_counter() - started) / handled, handled)
+            if full:
+                await trio.lowlevel.checkpoint()
 
     async def _deliver(self, item: Item) -> None:
         msg, sender, reply = item
@@ -273,8 +292,7 @@ class Cell(CellOps):
         except BaseException as exc:
             if not life.is_failure(exc):
                 raise
-            life.dead_letter(self, msg, sender, f"failed: {exc!r}")
-            life.crash(self, exc)
+            life.handler_failed(self, msg, sender, exc)
 
     async def _deliver_slow(self, msg: Any, sender: ActorRef | None, reply: Any) -> None:
         if reply is WATCH_NOTICE:
@@ -291,6 +309,8 @@ class Cell(CellOps):
         entry = self._info.lookup(type(msg))
         if entry is None:
             life.dead_letter(self, msg, sender, "unhandled")
+            if self._counts is not None:
+                self._counts.unhandled += 1
             if reply is not None:
                 reply.fail(
                     UnhandledMessage(f"{self.ref.path} has no handler for {type(msg).__name__}")
@@ -322,8 +342,7 @@ class Cell(CellOps):
             self._current_reply = None
             if reply is not None:
                 reply.fail(exc)
-            life.dead_letter(self, msg, sender, f"failed: {exc!r}")
-            life.crash(self, exc)
+            life.handler_failed(self, msg, sender, exc)
             return
         self._current_reply = None
         if reply is not None:

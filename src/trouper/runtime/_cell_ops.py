@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ..supervisors._strategy import Shutdown
     from ._background import BackgroundTasks
     from ._cell import Cell, Item
+    from ._counters import ClassCounters
     from ._node import Node
 
 
@@ -37,6 +38,7 @@ class CellOps:
         "_children",
         "_cls",
         "_context",
+        "_counts",
         "_current_reply",
         "_fed_remotely",
         "_gen",
@@ -73,6 +75,7 @@ class CellOps:
     _children: dict[Cell, None] | None
     _cls: type[Actor]
     _context: Any
+    _counts: ClassCounters | None
     _info: ClassInfo
     _kwargs: dict[str, Any] | None
     _mailbox: deque[Item] | None
@@ -85,6 +88,7 @@ class CellOps:
     _waiters: deque[Waiter] | None
     _wake: trio.lowlevel.Task | None
     _fed_remotely: bool
+    _gen: int
     _watchers: set[Any] | None
     _watching: set[ActorRef] | None
 
@@ -117,6 +121,12 @@ class CellOps:
     @property
     def state(self) -> int:
         return self._state
+
+    @property
+    def restarts(self) -> int:
+        """How many times this actor's instance was replaced (each restart
+        makes a new generation of the cell)."""
+        return self._gen
 
     @property
     def mailbox_depth(self) -> int:

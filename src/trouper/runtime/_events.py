@@ -33,6 +33,7 @@ from ._subscribers import (
 
 if TYPE_CHECKING:
     from ._cell import Cell
+    from ._counters import Counters
 
 log = logging.getLogger("trouper.deadletters")
 
@@ -233,14 +234,17 @@ class DeadLetterStats:
 class DeadLetters:
     """The dead-letter office of a node (its actor lives at /system/deadletters)."""
 
-    __slots__ = ("_events", "count")
+    __slots__ = ("_counters", "_events", "count")
 
-    def __init__(self, events: EventStream) -> None:
+    def __init__(self, events: EventStream, counters: Counters | None = None) -> None:
         self._events = events
+        self._counters = counters
         self.count = 0
 
     def record(self, msg: Any, sender: Any, recipient: Any, reason: str) -> None:
         self.count += 1
+        if self._counters is not None:
+            self._counters.dead_letter(reason)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("dead letter to %s (%s): %r", recipient, reason, msg)
         self._events.deliver(DeadLetter, DeadLetter(msg, sender, recipient, reason))

@@ -19,6 +19,7 @@ import trio
 
 from .._errors import ConfigurationError, SupervisionError
 from ..actors._actor import Actor
+from ._counters import Counters
 from ._events import DeadLetters, EventStream
 from ._groups import Groups
 from ._names import Names
@@ -41,6 +42,7 @@ class Kernel:
         linger: int,
         supervision: Strategy,
         seed: int | None,
+        metrics: bool = True,
     ) -> None:
         self.node_id = node_id
         self.mailbox_size = mailbox_size
@@ -57,8 +59,10 @@ class Kernel:
         self.groups = Groups()
         self.paths: dict[str, Cell] = {}
         self._extra_names: dict[Cell, list[str]] = {}
+        #: The plain counters behind the metrics (``trouper.observability``).
+        self.counters: Counters = Counters(metrics)
         self.events = EventStream()
-        self.dead_letters = DeadLetters(self.events)
+        self.dead_letters = DeadLetters(self.events, self.counters)
         self.timers = TimerService()
         self.live = 0
         self.tasks = 0

@@ -22,6 +22,7 @@ from .._errors import ActorDead
 from ._ref import WATCH_NOTICE
 from ._states import DEAD, NEW, RUNNING, STOPPING, SUSPENDED, Event
 from ._sysmsg import (
+    Call,
     ChildExited,
     Crash,
     RestartChildren,
@@ -96,6 +97,11 @@ async def handle_system(cell: Cell, msg: Any) -> None:
     elif kind is Crash:
         if msg.gen == cell._gen:
             crash_if_running(cell, msg.exc)
+    elif kind is Call:
+        try:
+            await msg.fn(cell)
+        finally:
+            msg.done.finish()
     else:  # pragma: no cover - a bug in the runtime itself
         raise AssertionError(f"unknown system message {msg!r}")
 
@@ -118,6 +124,14 @@ def reject(cell: Cell, item: Item, reason: str) -> None:
 
 
 # ----------------------------------------------------------------- failure
+
+
+def handler_failed(cell: Cell, msg: Any, sender: Any, exc: BaseException) -> None:
+    """A handler raised: a dead letter, a count, and the actor crashes."""
+    dead_letter(cell, msg, sender, f"failed: {exc!r}")
+    if cell._counts is not None:
+        cell._counts.failed += 1
+    crash(cell, exc)
 
 
 def crash(cell: Cell, exc: BaseException) -> None:

@@ -116,6 +116,7 @@ class Node:
         shutdown_timeout: float = 10.0,
         supervision: Strategy | None = None,
         seed: int | None = None,
+        metrics: bool = True,
     ) -> None:
         if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= 255):
             raise ConfigurationError(f"a node name is 1 to 255 characters, not {name!r}")
@@ -131,12 +132,16 @@ class Node:
             linger=_count("linger", linger, 0),
             supervision=supervision or OneForOne(),
             seed=seed,
+            metrics=bool(metrics),
         )
         self.registry = Registry(self.kernel.names, self.kernel.groups)
         self.remote: RemoteLayer | None = None
         #: The node's services state (breakers, budgets, running calls),
         #: made and used by ``trouper.services``; the runtime never reads it.
         self.services: Any = None
+        #: The admin endpoint (``open_node(admin=...)``), made and used by
+        #: ``trouper.observability``; the runtime never reads it.
+        self.admin: Any = None
         guard = (self.kernel.supervision,)
         self._user = fixed_cell(self, None, _Guardian, guard, "/user", self.shutdown_timeout)
         system = fixed_cell(self, None, _Guardian, guard, "/system", self.shutdown_timeout)
@@ -147,6 +152,11 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<Node {self.id} actors={self.kernel.live}>"
+
+    @property
+    def admin_address(self) -> str | None:
+        """The admin endpoint's bound ``HOST:PORT`` (port 0 resolved), if it runs."""
+        return None if self.admin is None else str(self.admin.address)
 
     def attach_remote(self, layer: RemoteLayer) -> None:
         """Plug in the remote layer (``open_node`` does, given a cookie)."""

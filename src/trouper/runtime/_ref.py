@@ -180,6 +180,21 @@ class ActorRef:
         ``timeout=0`` (or less) leaves no time for an answer: it raises
         ``AskTimeout`` at once, every time, and the message is not sent.
         """
+        cell = self._cell
+        node = cell.node if cell is not None else getattr(self._via, "node", None)
+        counters = None if node is None else node.kernel.counters
+        if counters is None or not counters.enabled:
+            return await self._ask(msg, timeout)
+        counters.asks_in_flight += 1
+        try:
+            return await self._ask(msg, timeout)
+        except AskTimeout:
+            counters.ask_timeouts += 1
+            raise
+        finally:
+            counters.asks_in_flight -= 1
+
+    async def _ask(self, msg: Any, timeout: float | None) -> Any:
         if timeout is not None and not timeout > 0:
             if timeout != timeout:
                 raise ConfigurationError("ask timeout is nan: give seconds, or None to wait")

@@ -105,6 +105,8 @@ async def restart_children(
             return
         if child._state != SUSPENDED or child._gen != gen or child.parent is not parent:
             continue
+        if child._counts is not None:
+            child._counts.restarts += 1
         done = Done()
         child.system(Start(cause, done, initial=False))
         await done.wait()

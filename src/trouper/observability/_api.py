@@ -1,0 +1,131 @@
+"""The admin API's answers: one query in, (HTTP status, JSON body) out.
+
+The same function answers a request made to this node's endpoint and one
+forwarded by another node's admin actor (``?node=ID``): the endpoint that
+received the HTTP request checked the token; the cluster link is already
+authenticated by the cookie.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from .._errors import ActorKilled, TrouperError
+from ..actors import message
+from ..runtime import fail_actor, restart_actor
+from ._snapshot import DeadLetterLog, TreeLimits, actor_detail, cluster, node_info, tree
+
+if TYPE_CHECKING:
+    from ..runtime import Node
+
+log = logging.getLogger("trouper.admin")
+
+ACTIONS = ("stop", "kill", "restart")
+
+
+@message
+class AdminQuery(msgspec.Struct, frozen=True):
+    """A read or an action, as the admin actor of another node receives it."""
+
+    kind: str  # "node", "tree", "actor", "cluster", "deadletters" or "action"
+    path: str = "/"
+    action: str = ""
+    depth: int = 16
+    children: int = 100
+    max_actors: int = 2000
+
+
+@message
+class AdminAnswer(msgspec.Struct, frozen=True):
+    status: int
+    body: bytes
+
+
+class AdminState:
+    """What outlives a restart of the admin actor: its address and the
+    recent dead letters."""
+
+    def __init__(self, node_id: str, dead_letters: int) -> None:
+        self.node_id = node_id
+        self.url: str | None = None
+        self.port = 0
+        self.letters = DeadLetterLog(dead_letters)
+        self.stopping = False
+
+
+def error(status: int, code: str, message: str) -> AdminAnswer:
+    return encode(status, {"error": code, "message": message})
+
+
+def encode(status: int, body: Any) -> AdminAnswer:
+    return AdminAnswer(status, json.dumps(body).encode() + b"\n")
+
+
+async def answer(node: Node, state: AdminState, query: AdminQuery) -> AdminAnswer:
+    """Answer ``query`` about this node."""
+    kind = query.kind
+    if kind == "node":
+        return encode(200, node_info(node, state.url))
+    if kind == "cluster":
+        return encode(200, cluster(node))
+    if kind == "deadletters":
+        return encode(200, state.letters.snapshot(node))
+    path = query.path or "/"
+    if kind == "tree":
+        limits = TreeLimits(query.depth, query.children, query.max_actors)
+        root = node.kernel.cell_at(path) if path != "/" else None
+        if path == "/":
+            roots = [c for c in (node.kernel.cell_at(p) for p in ("/user", "/system")) if c]
+            body = {"node": node.id, "roots": [tree(c, limits) for c in roots]}
+            return encode(200, body)
+        if root is None:
+            return error(404, "actor-not-found", f"no live actor at {path} on node {node.id}")
+        return encode(200, {"node": node.id, "roots": [tree(root, limits)]})
+    cell = node.kernel.cell_at(path)
+    if cell is None:
+        return error(404, "actor-not-found", f"no live actor at {path} on node {node.id}")
+    if kind == "actor":
+        return encode(200, actor_detail(cell))
+    if kind != "action" or query.action not in ACTIONS:
+        return error(400, "bad-request", f"unknown admin query {kind!r} {query.action!r}")
+    if cell.parent is None or path in ("/user", "/system"):
+        return error(403, "forbidden", f"{path} is a guardian: it stops with the node")
+    try:
+        if query.action == "stop":
+            await node.stop(cell.ref)
+        elif query.action == "kill":
+            fail_actor(cell, ActorKilled(f"{path} was killed through the admin API"))
+        else:
+            await restart_actor(cell)
+    except TrouperError as exc:
+        return error(409, exc.error_code, f"{query.action} {path}: {exc}")
+    log.warning("admin: %s %s on node %s", query.action, path, node.id)
+    done: dict[str, Any] = {"node": node.id, "path": path, "action": query.action, "ok": True}
+    return encode(202 if query.action == "kill" else 200, done)
+
+
+async def answer_anywhere(
+    node: Node, state: AdminState, target: str | None, query: AdminQuery, timeout: float
+) -> AdminAnswer:
+    """Answer for ``target`` (a node id; None: this node), asking the admin
+    actor of that node through the cluster when it is another one."""
+    if target is None or target == node.id:
+        return await answer(node, state, query)
+    from ._config import admin_name
+
+    if node.remote is None:
+        return error(404, "node-not-found", f"node {node.id} is not in a cluster")
+    ref = node.registry.get(admin_name(target))
+    if ref is None:
+        return error(404, "node-not-found", f"no node {target!r} with an admin actor is known")
+    try:
+        reply = await ref.ask(query, timeout=timeout)
+    except TrouperError as exc:
+        return error(502, exc.error_code, f"node {target}: {exc}")
+    if not isinstance(reply, AdminAnswer):
+        return error(502, "bad-reply", f"node {target} answered {type(reply).__name__}")
+    return reply
