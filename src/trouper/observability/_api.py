@@ -17,6 +17,7 @@ import msgspec
 from .._errors import ActorKilled, TrouperError
 from ..actors import message
 from ..runtime import fail_actor, restart_actor
+from ._dashview import class_totals
 from ._snapshot import DeadLetterLog, TreeLimits, actor_detail, cluster, node_info, tree
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ ACTIONS = ("stop", "kill", "restart")
 class AdminQuery(msgspec.Struct, frozen=True):
     """A read or an action, as the admin actor of another node receives it."""
 
-    kind: str  # "node", "tree", "actor", "cluster", "deadletters" or "action"
+    kind: str  # "node", "tree", "actor", "cluster", "deadletters", "rates" or "action"
     path: str = "/"
     action: str = ""
     depth: int = 16
@@ -74,6 +75,8 @@ async def answer(node: Node, state: AdminState, query: AdminQuery) -> AdminAnswe
         return encode(200, cluster(node))
     if kind == "deadletters":
         return encode(200, state.letters.snapshot(node))
+    if kind == "rates":  # the dashboard's messages per second
+        return encode(200, class_totals(node))
     path = query.path or "/"
     if kind == "tree":
         limits = TreeLimits(query.depth, query.children, query.max_actors)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from ._api import ACTIONS, AdminAnswer, AdminQuery, AdminState, answer_anywhere, encode, error
+from ._dashboard import Dashboard, is_dashboard
 from ._metrics import metrics_text
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class AdminApp:
         self.state = state
         self._token = None if token is None else token.encode()
         self.timeout = timeout
+        self.dashboard = Dashboard(node, state, token is not None, timeout)
 
     async def __call__(
         self, scope: Mapping[str, Any], receive: ASGIReceive, send: ASGISend
@@ -57,7 +59,7 @@ class AdminApp:
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         elif kind == "websocket":
-            await send({"type": "websocket.close", "code": 1000})
+            await self.dashboard.serve(scope, receive, send)
 
     async def _http(self, scope: Mapping[str, Any], send: ASGISend) -> None:
         method, path = scope["method"], scope["path"]
@@ -80,6 +82,8 @@ class AdminApp:
             await _reply(send, encode(200 if ready else 503, body))
         elif path == "/metrics":
             await self._metrics(send)
+        elif is_dashboard(path):
+            await self._dashboard_file(path, send)
         else:
             await _reply(send, await self._read(path, params))
 
@@ -96,6 +100,13 @@ class AdminApp:
     async def _metrics(self, send: ASGISend) -> None:
         body, content_type = metrics_text(self.node)
         await _send(send, 200, body, content_type)
+
+    async def _dashboard_file(self, path: str, send: ASGISend) -> None:
+        found = await self.dashboard.file(path)
+        if found is None:
+            await _reply(send, error(404, "not-found", f"no such endpoint: {path}"))
+        else:
+            await _send(send, 200, *found)
 
     async def _read(self, path: str, params: dict[str, str]) -> AdminAnswer:
         target = params.get("node") or None
