@@ -34,6 +34,7 @@ from ._dashview import (
     NodePath,
     RateMeter,
     Throttle,
+    add_rates,
     links,
     merge_letters,
     parse_request,
@@ -126,7 +127,7 @@ class Viewer:
         self.expanded: tuple[NodePath, ...] = ()
         self.error: str | None = None
         self.close: tuple[int, str] | None = None
-        self.rates = RateMeter()
+        self.meters: dict[str, RateMeter] = {}  # per node shown
         self.seq = 0  # frames sent
         self.acked = 0  # the highest frame the viewer acknowledged
 
@@ -191,6 +192,8 @@ class Viewer:
         async with trio.open_nursery() as nursery:
             for node_id in ids:
                 nursery.start_soon(self._node_view, node_id, views)
+        for gone in set(self.meters) - set(ids):
+            del self.meters[gone]
         by_id = {m["node"]: m for m in members}
         nodes = [views[i] for i in ids if i in views]
         for node_id, member in by_id.items():
@@ -223,20 +226,19 @@ class Viewer:
                 view["error"] = info["message"]
             else:
                 totals = await self._ask(node_id, AdminQuery("rates"))
-                classes = self.rates.rates(node_id, totals.get("classes", {}), trio.current_time())
                 tree = await self._ask(node_id, AdminQuery("tree", "/", depth=1, children=CHILDREN))
                 letters = await self._ask(node_id, AdminQuery("deadletters"))
                 cluster = await self._ask(node_id, AdminQuery("cluster"))
                 view.update(
                     stats=info.get("stats", {}),
-                    classes=classes,
-                    rate=sum(classes.values()),
                     roots=tree.get("roots", []),
                     members=cluster.get("members", []),
                     letters=letters.get("recent", []),
                     dead_letters=letters.get("count", 0),
                     expanded=await self._expanded(node_id),
                 )
+                meter = self.meters.setdefault(node_id, RateMeter())
+                add_rates(meter, view, totals.get("classes", {}), trio.current_time())
         if scope.cancelled_caught:
             status = "unreachable"
             view["error"] = "no answer in time"

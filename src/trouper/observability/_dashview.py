@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Hashable, Mapping
 from typing import Any, Final
 
 import attrs
@@ -113,27 +114,54 @@ def parse_request(text: str | bytes) -> Expansion:
 
 
 class RateMeter:
-    """Messages per second per (node, actor class), from monotonic totals
-    sampled at the times given."""
+    """Per-second rates of monotonic totals between two samples. It keeps
+    only the keys of the latest sample, so it is never larger than a frame."""
 
-    def __init__(self, max_keys: int = 10_000) -> None:
-        self.max_keys = max_keys
-        self._last: dict[tuple[str, str], tuple[float, int]] = {}
+    def __init__(self) -> None:
+        self._last: dict[Hashable, int] = {}
+        self._at: float | None = None
 
-    def rates(self, node: str, totals: dict[str, int], now: float) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for cls, total in totals.items():
-            key = (node, cls)
-            last = self._last.get(key)
-            if last is not None and now > last[0]:
-                out[cls] = max(0, total - last[1]) / (now - last[0])
+    def update(self, totals: Mapping[Hashable, int], now: float) -> dict[Hashable, float]:
+        elapsed = 0.0 if self._at is None else now - self._at
+        out: dict[Hashable, float] = {}
+        for key, total in totals.items():
+            before = self._last.get(key)
+            if before is None or elapsed <= 0:
+                out[key] = 0.0
             else:
-                out[cls] = 0.0
-            if last is None or now > last[0]:
-                if last is None and len(self._last) >= self.max_keys:
-                    continue  # bounded: a new key past the cap has no rate
-                self._last[key] = (now, total)
+                out[key] = max(0, total - before) / elapsed  # a new incarnation: 0
+        self._last = dict(totals)
+        self._at = now
         return out
+
+
+def add_rates(
+    meter: RateMeter, view: dict[str, Any], classes: Mapping[str, int], now: float
+) -> None:
+    """Messages per second, written into a node's view: ``rate`` on each
+    actor and class group listed, ``classes`` (per actor class, every actor
+    of it) and ``rate`` (the node's total)."""
+    listed: dict[Hashable, list[dict[str, Any]]] = {}
+
+    def walk(entry: dict[str, Any]) -> None:
+        listed.setdefault(("actor", entry["path"], entry["uid"]), []).append(entry)
+        for child in entry.get("children", ()):
+            walk(child)
+        for group in entry.get("more", ()):
+            listed.setdefault(("group", entry["path"], group["class"]), []).append(group)
+
+    for root in view.get("roots", ()):
+        walk(root)
+    for listing in view.get("expanded", {}).values():
+        walk(listing)
+    totals: dict[Hashable, int] = {key: int(e[0].get("handled", 0)) for key, e in listed.items()}
+    totals.update({("class", name): int(total) for name, total in classes.items()})
+    rates = meter.update(totals, now)
+    for key, entries in listed.items():
+        for entry in entries:
+            entry["rate"] = rates[key]
+    view["classes"] = {name: rates[("class", name)] for name in classes}
+    view["rate"] = sum(view["classes"].values())
 
 
 def links(views: dict[str, list[dict[str, Any]]]) -> list[list[str]]:

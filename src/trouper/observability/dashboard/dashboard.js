@@ -16,6 +16,7 @@ const expanded = new Set();  // "node\u0000path"
 const lastRestarts = new Map();  // "node\u0000path" -> restarts seen
 const flashUntil = new Map();  // "node\u0000path" -> time the highlight ends
 const seenNodes = new Map();  // node -> last known member entry
+const rates = new Map();  // "node\u0000path" -> msg/s in the latest frame
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -183,11 +184,13 @@ function renderEntry(into, view, entry, depth, isRoot, now) {
         class: "toggle",
         onclick: (ev) => { ev.stopPropagation(); if (!isRoot && entry.children_total) toggle(node, entry.path); },
       }, entry.children_total ? (open ? "\u25be" : "\u25b8") : ""),
-      entry.name || entry.path, el("span", { class: "cls" }, shortClass(entry.class))),
+      isRoot ? entry.path : entry.name || entry.path.split("/").pop(),
+      el("span", { class: "cls" }, shortClass(entry.class))),
     el("span", {}, el("span", { class: "state " + entry.state }, entry.state)),
     el("span", { class: "restarts" }, entry.restarts),
     mailboxBar(entry.mailbox_depth),
-    el("span", { class: "rate" }, fmtRate((view.classes || {})[entry.class] || 0)));
+    el("span", { class: "rate", title: "messages per second" }, fmtRate(entry.rate || 0)));
+  rates.set(k, entry.rate || 0);
   into.append(row);
   if (open && listing) {
     for (const child of listing.children) renderEntry(into, view, child, depth + 1, false, now);
@@ -212,7 +215,7 @@ function renderGroup(into, view, parent, group, depth, now) {
     el("span", {}, ""),
     el("span", { class: "restarts" }, group.restarts),
     mailboxBar(group.mailbox_depth_max, `sum ${group.mailbox_depth}, max ${group.mailbox_depth_max}`),
-    el("span", { class: "rate" }, fmtRate((view.classes || {})[group.class] || 0))));
+    el("span", { class: "rate", title: "messages per second, all of them" }, fmtRate(group.rate || 0))));
 }
 
 function mailboxBar(depth, title) {
@@ -243,8 +246,9 @@ async function select(node, path) {
         .map((f) => el("tr", {}, el("td", {}, f), el("td", { class: "f-" + f }, body[f])))
     : [el("tr", {}, el("td", {}, "error"), el("td", {}, body.message))];
   const view = frame && frame.nodes.find((n) => n.node === node);
-  const rate = view && view.classes ? view.classes[body.class] || 0 : 0;
-  rows.push(el("tr", {}, el("td", {}, "class msg/s"), el("td", {}, fmtRate(rate))));
+  const classRate = view && view.classes ? view.classes[body.class] || 0 : 0;
+  rows.push(el("tr", {}, el("td", {}, "msg/s"), el("td", { class: "f-rate" }, fmtRate(rates.get(key(node, path)) || 0))));
+  rows.push(el("tr", {}, el("td", {}, "class msg/s"), el("td", {}, fmtRate(classRate))));
   $("#detail").replaceChildren(el("table", {}, ...rows));
   renderActions();
 }
