@@ -68,7 +68,27 @@ redis:
 	  fi; \
 	fi
 
-test: $(STAMP) browser redis
+# The real-Prometheus test (tests/test_prometheus.py) starts its own prometheus
+# on a free loopback port, scraping a two-node cluster's admin endpoints:
+# install Debian's when it is missing.
+.PHONY: prometheus
+prometheus:
+	@if ! command -v prometheus >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "prometheus: installing prometheus with apt-get"; \
+	    log=$$(mktemp); \
+	    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install \
+	        -y -qq --no-install-recommends prometheus; } >"$$log" 2>&1; then \
+	      cat "$$log" >&2; rm -f "$$log"; exit 1; \
+	    fi; \
+	    rm -f "$$log"; \
+	  else \
+	    echo "prometheus: prometheus is missing and apt-get is unusable (not root or absent)" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+
+test: $(STAMP) browser redis prometheus
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

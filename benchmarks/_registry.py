@@ -282,3 +282,16 @@ register(
         quick_size=1_000,
     )
 )
+register(
+    Case(
+        name="local_tell_metrics",
+        trouper="metrics:tell_metrics_on",
+        baseline="metrics:tell_metrics_off",
+        baseline_name="the same local tells on a node with metrics=False",
+        unit="msgs/s",
+        better="higher",
+        target=0.95,
+        size=200_000,
+        quick_size=10_000,
+    )
+)

@@ -85,7 +85,7 @@ async def test_reads_health_tree_actor_cluster_and_dead_letters() -> None:
             bad = await http.get("/api/tree?depth=deep")
             assert bad.status_code == 400 and "integers" in bad.json()["message"]
             members = (await http.get("/api/cluster")).json()["members"]
-            assert [(m["node"], m["status"]) for m in members] == [("solo", "up")]
+            assert [(m["node"], m["status"], m["admin"]) for m in members] == [("solo", "up", True)]
             await node.stop(ref)
             await ref.tell("lost")
             letters = await poll(http, "/api/deadletters", lambda b: b["recent"])
@@ -117,6 +117,8 @@ async def test_actions_need_a_token_and_the_api_is_read_only_without_one() -> No
             assert (await http.post("/api/actors/user/w/explode", headers=AUTH)).status_code == 404
             guardian = await http.post("/api/actors/user/stop", headers=AUTH)
             assert guardian.status_code == 403
+            itself = await http.post("/api/actors/system/admin/stop", headers=AUTH)
+            assert itself.status_code == 403 and "itself" in itself.json()["message"]
             stopped = await http.post("/api/actors/user/w/stop", headers=AUTH)
             assert stopped.status_code == 200 and stopped.json()["ok"] is True
             assert node.kernel.cell_at("/user/w") is None
@@ -163,6 +165,14 @@ async def test_token_file_and_bad_configuration() -> None:
         with pytest.raises(trouper.ConfigurationError, match="cannot read the admin token file"):
             async with trouper.open_node(admin="127.0.0.1:0", admin_token_file="/nonexistent"):
                 pass
+
+
+async def test_a_busy_port_is_a_clear_error() -> None:
+    with trio.fail_after(20):
+        async with trouper.open_node(admin="127.0.0.1:0") as node:
+            with pytest.raises(trouper.ConfigurationError, match=r"cannot listen on .*in use"):
+                async with trouper.open_node(admin=node.admin_address):
+                    pass
 
 
 async def test_token_file(tmp_path: Path) -> None:
@@ -229,6 +239,8 @@ async def test_any_node_answers_for_the_cluster_through_the_cluster() -> None:
             assert {m["node"]: m["status"] for m in members} == {"n0": "up", "n1": "up"}
             peer = next(m for m in members if m["node"] == "n1")
             assert peer["connected"] is True and peer["phi"] is not None
+            assert peer["rtt_seconds"] is not None and peer["rtt_seconds"] >= 0
+            assert [m["admin"] for m in members] == [True, True]
             # Through n0's endpoint, n1's admin actor answers (an ask).
             await poll(http, "/api/node?node=n1", lambda body: body["node"] == "n1")
             tree = (await http.get("/api/tree?node=n1&path=/user")).json()
@@ -245,6 +257,75 @@ async def test_any_node_answers_for_the_cluster_through_the_cluster() -> None:
             )
             unknown = await http.get("/api/tree?node=nowhere")
             assert unknown.status_code == 404 and "nowhere" in unknown.json()["message"]
+            metrics = await http.get("/metrics?node=n1")
+            assert metrics.status_code == 200 and metrics.headers["content-type"].startswith(
+                "text/plain"
+            )
+            assert 'trouper_cluster_members{status="up"} 2.0' in metrics.text
             letters = (await http.get("/api/deadletters?node=n1")).json()
             assert letters["node"] == "n1"
             assert json.loads((await http.get("/readyz")).text)["status"] == "ready"
+
+
+class SlowToStop(trouper.Actor):
+    def __init__(self, stopping: trio.Event, release: trio.Event) -> None:
+        self.stopping = stopping
+        self.release = release
+
+    async def on_stop(self) -> None:
+        self.stopping.set()
+        await self.release.wait()
+
+
+async def test_readyz_says_not_ready_once_the_node_begins_to_stop() -> None:
+    stopping, release, leave, opened = trio.Event(), trio.Event(), trio.Event(), trio.Event()
+    addresses: list[str] = []
+
+    async def run_node() -> None:
+        async with trouper.open_node(admin="127.0.0.1:0") as node:
+            await node.spawn(SlowToStop, stopping, release)
+            addresses.append(str(node.admin_address))
+            opened.set()
+            await leave.wait()
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_node)
+            await opened.wait()
+            async with httpx.AsyncClient(base_url=f"http://{addresses[0]}") as http:
+                assert (await http.get("/readyz")).json()["status"] == "ready"
+                leave.set()
+                await stopping.wait()  # /user is stopping; /system still serves
+                reply = await http.get("/readyz")
+                assert reply.status_code == 503
+                assert reply.json() == {
+                    "status": "not-ready",
+                    "node": reply.json()["node"],
+                    "reason": "stopping",
+                }
+                assert (await http.get("/healthz")).status_code == 200
+                release.set()
+
+
+async def test_the_admin_app_shares_the_web_gateways_port() -> None:
+    from trouper.observability import AdminApp
+    from trouper.web import WebGateway, open_gateway
+
+    with trio.fail_after(20):
+        async with trouper.open_node("gw") as node:
+            await node.spawn(Worker, name="w")
+            config = WebGateway(mounts={"/admin": AdminApp(node, TOKEN)})
+            async with (
+                open_gateway(node, config) as gateway,
+                httpx.AsyncClient(base_url=gateway.url) as http,
+            ):
+                assert (await http.get("/healthz")).json()["node"] == "gw"  # the gateway's
+                actor = (await http.get("/admin/api/actors/user/w")).json()
+                assert actor["path"] == "/user/w"
+                assert "trouper_messages_total" in (await http.get("/admin/metrics")).text
+                stopped = await http.post("/admin/api/actors/user/w/stop", headers=AUTH)
+                assert stopped.status_code == 200
+                assert node.kernel.cell_at("/user/w") is None
+                assert (await http.get("/administrator")).status_code == 404
+        with pytest.raises(trouper.ConfigurationError, match="mounts"):
+            WebGateway(mounts={"admin/": AdminApp})

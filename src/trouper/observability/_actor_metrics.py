@@ -115,11 +115,14 @@ def actor_families(node: Node, monotonic: Monotonic) -> Iterator[Metric]:
     for reason in REASON_LABELS:
         dead.add_metric([reason], counters.dead_letters.get(reason, 0))
     yield dead
+    timers = node.kernel.timers
     yield GaugeMetricFamily(
-        "trouper_asks_in_flight", "Asks waiting for a reply.", value=counters.asks_in_flight
+        "trouper_asks_in_flight",
+        "Asks waiting for a reply (those made with a timeout).",
+        value=timers.asks_pending,
     )
     yield CounterMetricFamily(
-        "trouper_ask_timeouts", "Asks that timed out.", value=counters.ask_timeouts
+        "trouper_ask_timeouts", "Asks that timed out.", value=timers.ask_timeouts
     )
 
 

@@ -32,7 +32,8 @@ ACTIONS = ("stop", "kill", "restart")
 class AdminQuery(msgspec.Struct, frozen=True):
     """A read or an action, as the admin actor of another node receives it."""
 
-    kind: str  # "node", "tree", "actor", "cluster", "deadletters", "rates" or "action"
+    # "node", "tree", "actor", "cluster", "deadletters", "metrics", "rates" or "action"
+    kind: str
     path: str = "/"
     action: str = ""
     depth: int = 16
@@ -56,6 +57,8 @@ class AdminState:
         self.port = 0
         self.letters = DeadLetterLog(dead_letters)
         self.stopping = False
+        #: Why the server could not start (for ``start_admin``'s error).
+        self.error: str | None = None
 
 
 def error(status: int, code: str, message: str) -> AdminAnswer:
@@ -75,6 +78,10 @@ async def answer(node: Node, state: AdminState, query: AdminQuery) -> AdminAnswe
         return encode(200, cluster(node))
     if kind == "deadletters":
         return encode(200, state.letters.snapshot(node))
+    if kind == "metrics":
+        from ._metrics import metrics_text
+
+        return AdminAnswer(200, metrics_text(node)[0])
     if kind == "rates":  # the dashboard's messages per second
         return encode(200, class_totals(node))
     path = query.path or "/"
@@ -97,6 +104,9 @@ async def answer(node: Node, state: AdminState, query: AdminQuery) -> AdminAnswe
         return error(400, "bad-request", f"unknown admin query {kind!r} {query.action!r}")
     if cell.parent is None or path in ("/user", "/system"):
         return error(403, "forbidden", f"{path} is a guardian: it stops with the node")
+    if cell.actor_class.__name__ == "AdminActor" and cell.parent.ref.path == "/system":
+        # It would wait on itself (a forwarded action runs in its handler).
+        return error(403, "forbidden", f"{path} is the admin endpoint itself")
     try:
         if query.action == "stop":
             await node.stop(cell.ref)

@@ -1,6 +1,6 @@
 """The admin endpoint's ASGI application: a plain callable, no framework.
 
-``AdminApp(node, state, token)`` can be served by any ASGI server; the admin
+``AdminApp(node, token)`` can be served by any ASGI server; the admin
 actor serves it with hypercorn's trio worker. Reads are open; actions
 (``POST /api/actors/{path}/stop|kill|restart``) need the bearer token.
 """
@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 
 from ._api import ACTIONS, AdminAnswer, AdminQuery, AdminState, answer_anywhere, encode, error
 from ._dashboard import Dashboard, is_dashboard
-from ._metrics import metrics_text
+from ._metrics import CONTENT_TYPE, metrics_text
 
 if TYPE_CHECKING:
     from ..runtime import Node
@@ -36,13 +36,21 @@ class AdminApp:
     """The ASGI 3 application of a node's admin endpoint."""
 
     def __init__(
-        self, node: Node, state: AdminState, token: str | None, timeout: float = 5.0
+        self,
+        node: Node,
+        token: str | None = None,
+        *,
+        state: AdminState | None = None,
+        timeout: float = 5.0,
     ) -> None:
         self.node = node
-        self.state = state
+        # Mounted elsewhere, it shares the node's admin endpoint's state (its
+        # recent dead letters) if there is one.
+        running = getattr(node.admin, "state", None)
+        self.state = state or running or AdminState(node.id, 100)
         self._token = None if token is None else token.encode()
         self.timeout = timeout
-        self.dashboard = Dashboard(node, state, token is not None, timeout)
+        self.dashboard = Dashboard(node, self.state, token is not None, timeout)
 
     async def __call__(
         self, scope: Mapping[str, Any], receive: ASGIReceive, send: ASGISend
@@ -81,7 +89,7 @@ class AdminApp:
                 body["reason"] = why
             await _reply(send, encode(200 if ready else 503, body))
         elif path == "/metrics":
-            await self._metrics(send)
+            await self._metrics(send, params.get("node") or None)
         elif is_dashboard(path):
             await self._dashboard_file(path, send)
         else:
@@ -97,9 +105,17 @@ class AdminApp:
             return False, "the remote layer is not listening yet"
         return True, ""
 
-    async def _metrics(self, send: ASGISend) -> None:
-        body, content_type = metrics_text(self.node)
-        await _send(send, 200, body, content_type)
+    async def _metrics(self, send: ASGISend, target: str | None) -> None:
+        if target is None or target == self.node.id:
+            body, content_type = metrics_text(self.node)
+            await _send(send, 200, body, content_type)
+            return
+        # Another node's metrics, through the cluster (for `trouper top
+        # --node`); Prometheus scrapes each node's own endpoint instead.
+        query = AdminQuery("metrics")
+        reply = await answer_anywhere(self.node, self.state, target, query, self.timeout)
+        content_type = CONTENT_TYPE if reply.status == 200 else "application/json"
+        await _send(send, reply.status, reply.body, content_type)
 
     async def _dashboard_file(self, path: str, send: ASGISend) -> None:
         found = await self.dashboard.file(path)

@@ -17,6 +17,8 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 from prometheus_client.registry import Collector
 
 from ._actor_metrics import Monotonic, actor_families
+from ._remote_metrics import remote_families
+from ._service_metrics import rpc_families, web_families
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
@@ -41,6 +43,9 @@ class NodeCollector(Collector):
         if node is None:
             return
         yield from actor_families(node, self._monotonic)
+        yield from remote_families(node)
+        yield from rpc_families(node)
+        yield from web_families(node)
 
     def describe(self) -> Iterable[Metric]:
         return ()  # names are fixed; no scrape at registration

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, SpawnRefused
 from ..actors import Actor, handler
 from ._api import AdminAnswer, AdminQuery, AdminState, answer
 from ._app import AdminApp
@@ -73,7 +73,9 @@ class AdminActor(Actor):
         import hypercorn.trio
 
         config = self.config
-        app = AdminApp(self.ctx.node, self.state, config.token, config.request_timeout)
+        app = AdminApp(
+            self.ctx.node, config.token, state=self.state, timeout=config.request_timeout
+        )
         hconfig = hypercorn.Config()
         host = f"[{config.host}]" if ":" in config.host else config.host
         hconfig.bind = [f"{host}:{self.state.port}"]
@@ -90,9 +92,12 @@ class AdminActor(Actor):
         except Exception as exc:
             if self._up.is_set():
                 raise  # the server failed while serving: the actor fails
-            self._error = ConfigurationError(
-                f"the admin endpoint cannot listen on {config.host}:{self.state.port}: {exc}"
-            )
+            cause: BaseException = exc
+            while isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+                cause = cause.exceptions[0]  # the OSError inside hypercorn's nursery
+            why = f"the admin endpoint cannot listen on {config.host}:{self.state.port}: {cause}"
+            self.state.error = why
+            self._error = ConfigurationError(why)
         finally:
             self._served.set()
             self._up.set()
@@ -110,12 +115,13 @@ class AdminHandle:
     def __init__(self, node: Node, ref: ActorRef, state: AdminState) -> None:
         self.node = node
         self.ref = ref
-        self._state = state
+        #: What the endpoint keeps (its URL, the recent dead letters).
+        self.state = state
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:PORT`` (port 0 resolved)."""
-        return self._state.url or ""
+        return self.state.url or ""
 
     @property
     def address(self) -> str:
@@ -142,13 +148,18 @@ async def start_admin(node: Node, config: AdminConfig) -> AdminHandle:
         raise ConfigurationError(f"node {node.id} runs an admin endpoint already")
     state = AdminState(node.id, config.dead_letters)
     state.port = config.port
-    ref = await node.kernel.spawn_system(
-        None,
-        AdminActor,
-        config,
-        state,
-        restart="transient",
-        shutdown=config.graceful_timeout + 3.0,
-        segment=SEGMENT,
-    )
+    try:
+        ref = await node.kernel.spawn_system(
+            None,
+            AdminActor,
+            config,
+            state,
+            restart="transient",
+            shutdown=config.graceful_timeout + 3.0,
+            segment=SEGMENT,
+        )
+    except SpawnRefused:
+        if state.error is None:
+            raise
+        raise ConfigurationError(state.error) from None
     return AdminHandle(node, ref, state)

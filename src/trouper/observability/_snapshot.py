@@ -19,6 +19,8 @@ import attrs
 import trio
 
 from ..runtime import child_cells, state_name
+from ._config import admin_name
+from ._remote_metrics import tcp_rtt
 
 if TYPE_CHECKING:
     from ..actors import DeadLetter
@@ -150,27 +152,26 @@ def cluster(node: Node) -> dict[str, Any]:
                 "phi": phi,
                 "rtt_seconds": rtt,
                 "connected": connected,
+                # Whether its admin actor is known here: ?node= can reach it.
+                "admin": node.registry.get(admin_name(member.node_id)) is not None,
             }
         )
     return {"node": node.id, "members": members}
 
 
 def _peer_health(node: Node) -> dict[str, tuple[float | None, float | None, bool | None]]:
-    """phi and RTT per peer, from the remote layer's statistics where it
-    reports them; phi otherwise from its failure detector."""
+    """phi (the failure detector's suspicion) and RTT (the kernel's TCP
+    estimate, as the metrics report it) per peer."""
     remote: Any = node.remote
     if remote is None:
         return {}
     out: dict[str, tuple[float | None, float | None, bool | None]] = {}
-    stats: dict[str, Any] = remote.statistics() if hasattr(remote, "statistics") else {}
     peers: dict[str, Any] = getattr(remote, "peers", {})
     now = trio.current_time()
-    for node_id, stat in stats.items():
-        phi = getattr(stat, "phi", None)
-        if phi is None and node_id in peers:
-            phi = peers[node_id].detector.phi(now)
-        rtt = getattr(stat, "rtt", None)
-        out[node_id] = (_finite(phi), _finite(rtt), bool(stat.connected))
+    for node_id, peer in peers.items():
+        conn = peer.conn
+        rtt = None if conn is None else tcp_rtt(conn.sock)
+        out[node_id] = (_finite(peer.detector.phi(now)), rtt, conn is not None)
     return out
 
 

@@ -62,10 +62,11 @@ class FrameEncoder:
     nothing else in the batch is lost.
     """
 
-    __slots__ = ("_encoder", "_scratch", "max_frame_size")
+    __slots__ = ("_encoder", "_scratch", "frames", "max_frame_size")
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
         self.max_frame_size = _check_max_frame_size(max_frame_size)
+        self.frames = 0  # frames packed (the metrics read it)
         self._encoder = msgspec.msgpack.Encoder()
         self._scratch = bytearray()
 
@@ -146,6 +147,7 @@ class FrameEncoder:
                 moved = bytes(buffer[pos:])
                 del buffer[pos:]
                 _close_frame(buffer, start, count)
+                self.frames += 1
                 start = len(buffer)
                 buffer += _EMPTY_PREFIX
                 buffer += moved
@@ -153,6 +155,7 @@ class FrameEncoder:
             count += 1
         if count:
             _close_frame(buffer, start, count)
+            self.frames += 1
         else:
             del buffer[start:]
         return rejected
@@ -188,7 +191,7 @@ class FrameDecoder:
     the connection is closing anyway.)
     """
 
-    __slots__ = ("_buffer", "_decoder", "_error", "max_frame_size")
+    __slots__ = ("_buffer", "_decoder", "_error", "frames", "max_frame_size")
 
     #: ``max_frame_size`` may be changed between feeds: a node starts a
     #: connection with a small cap (64 KiB) and raises it only once the peer
@@ -199,6 +202,7 @@ class FrameDecoder:
         self._decoder = msgspec.msgpack.Decoder(_Batch)
         self._buffer = bytearray()
         self._error: RemoteProtocolError | None = None
+        self.frames = 0  # frames decoded (the metrics read it)
 
     @property
     def pending(self) -> int:
@@ -292,6 +296,7 @@ class FrameDecoder:
         return int(length)
 
     def _decode(self, body: bytes | memoryview, out: list[Envelope]) -> None:
+        self.frames += 1  # counted for the metrics (trouper_peer_frames_total)
         try:
             out.extend(self._decoder.decode(body))
         except msgspec.ValidationError as exc:

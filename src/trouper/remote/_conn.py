@@ -221,7 +221,12 @@ class Connection:
                 raise errors.RemoteProtocolError(f"truncated frame{where} from {peer.node_id}")
             return None
         peer.last_heard = trio.current_time()
-        return decoder.feed(data)
+        traffic = peer.traffic
+        traffic.received_bytes += len(data)
+        frames = decoder.frames
+        envelopes = decoder.feed(data)
+        traffic.received_frames += decoder.frames - frames
+        return envelopes
 
     async def _throttle(self, peer: Peer, bucket: TokenBucket, count: int) -> None:
         """Hold the reader until ``count`` envelopes fit the rate limit, so TCP
@@ -243,8 +248,10 @@ class Connection:
     def _pack(self, peer: Peer, batch: list[Envelope]) -> bytearray:
         buffer = self.buffer
         buffer.clear()
+        frames = self.encoder.frames
         for env, exc in self.encoder.pack(batch, buffer):
             peer.remoting.unsendable(peer, env, exc)
+        peer.traffic.sent_frames += self.encoder.frames - frames
         return buffer
 
     def write_now(self, peer: Peer) -> None:
@@ -270,6 +277,7 @@ class Connection:
             written = 0
         except OSError:
             written = 0  # the writer's send_all will report it properly
+        peer.traffic.sent_bytes += written
         if written == len(data):
             outbox.wrote()
             if len(outbox):
@@ -296,6 +304,7 @@ class Connection:
             try:
                 if data:
                     await stream.send_all(data)
+                    peer.traffic.sent_bytes += len(data)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                 raise errors.ConnectionLost(f"writing to {peer.node_id}: {exc}") from exc
             finally:

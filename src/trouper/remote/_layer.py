@@ -42,7 +42,7 @@ from ._groups import GroupTable
 from ._membership import Membership
 from ._peer import Peer
 from ._requests import Requests
-from ._stats import PeerStatistics, statistics
+from ._stats import PeerStatistics, close_label, statistics
 from ._tls import RemoteTLS, credentials
 from ._wire import failure, make_codec, wire_ref
 
@@ -70,6 +70,8 @@ class Remoting(Membership, Requests, RemoteTLS):
         self.allow = AllowList(config.allow_spawn)
         self.handshaking = 0
         self.bad_messages = 0
+        #: Connections ended, by ``close_label`` (for the metrics).
+        self.link_closes: dict[str, int] = {}
         self.children: list[NodeHandle] = []
         self.groups = GroupTable(node, config, self.resolve)
         self.cluster: ActorRef | None = None
@@ -241,6 +243,7 @@ class Remoting(Membership, Requests, RemoteTLS):
             )
         with trio.move_on_after(timeout):  # waiting for a slot counts against it
             return await peer.ask(lambda i: Ask(i, target, name, payload, source, timeout))
+        timers.ask_timeouts += 1
         raise errors.AskTimeout(ref._timeout_text(msg, timeout))
 
     def open_stream(
@@ -338,6 +341,8 @@ class Remoting(Membership, Requests, RemoteTLS):
             await conn.run(peer, leftover)
         finally:
             why = conn.closing or ("closed" if conn.error is None else str(conn.error))
+            label = close_label(conn.closing, conn.error)
+            self.link_closes[label] = self.link_closes.get(label, 0) + 1
             peer.detach(conn, why)
 
     def goodbye_received(self, peer: Peer, env: Goodbye) -> None:

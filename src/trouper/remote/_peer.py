@@ -33,6 +33,7 @@ from ..protocols import (
 from ..runtime import Reply
 from ._channels import ChannelTable
 from ._outbox import Outbox
+from ._stats import Traffic
 from ._wire import wire_ref
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ class Peer:
         self.addresses: list[str] = []
         self.status = "joining"
         self.conn: Connection | None = None
+        self.traffic = Traffic()
         self.outbox = Outbox(config.max_outbox_bytes, config.outbox_hard_limit)
         #: The largest frame the peer accepts (said in its handshake).
         self.max_frame = config.max_frame_size

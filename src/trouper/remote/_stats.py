@@ -88,3 +88,54 @@ def statistics(peer: Peer) -> PeerStatistics:
         channels_out=len(peer.channels.opened),
         channels_in=len(peer.channels.accepted),
     )
+
+
+class Traffic:
+    """What went over the links to one peer, across its connections (plain
+    counts for the metrics: bytes at each read and write, frames per batch)."""
+
+    __slots__ = ("received_bytes", "received_frames", "sent_bytes", "sent_frames")
+
+    def __init__(self) -> None:
+        self.sent_bytes = 0
+        self.received_bytes = 0
+        self.sent_frames = 0
+        self.received_frames = 0
+
+
+#: ``trouper_link_closes_total{reason}``: why a connection ended, in a few
+#: words (the full text, with its addresses and errors, is in the log).
+CLOSE_REASONS = (
+    "closed",
+    "replaced",
+    "goodbye",
+    "left",
+    "down",
+    "connection_lost",
+    "protocol_error",
+    "transport_error",
+    "other",
+)
+
+
+def close_label(closing: str | None, error: BaseException | None) -> str:
+    """The bounded label for why a connection ended."""
+    from .. import _errors as errors
+
+    if closing is None:
+        if error is None:
+            return "closed"
+        if isinstance(error, errors.ConnectionLost):
+            return "connection_lost"
+        if isinstance(error, errors.RemoteProtocolError):
+            return "protocol_error"
+        return "transport_error"
+    if closing == "replaced":
+        return "replaced"
+    if closing == "left the cluster":
+        return "left"
+    if closing.startswith("no heartbeat"):
+        return "down"
+    if isinstance(error, errors.RemoteProtocolError):
+        return "protocol_error"
+    return "goodbye" if closing else "other"

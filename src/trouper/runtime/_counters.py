@@ -109,15 +109,13 @@ class Counters:
     node's ``metrics=`` option: off, cells hold no ``ClassCounters`` and
     count nothing."""
 
-    __slots__ = ("ask_timeouts", "asks_in_flight", "by_class", "dead_letters", "enabled", "other")
+    __slots__ = ("by_class", "dead_letters", "enabled", "other")
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.by_class: dict[type, ClassCounters] = {}
         self.other = ClassCounters("other")
         self.dead_letters: dict[str, int] = {}
-        self.asks_in_flight = 0
-        self.ask_timeouts = 0
 
     def of(self, cls: type) -> ClassCounters | None:
         """The counters of ``cls`` (made on first use), or None when off."""

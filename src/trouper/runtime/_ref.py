@@ -180,21 +180,6 @@ class ActorRef:
         ``timeout=0`` (or less) leaves no time for an answer: it raises
         ``AskTimeout`` at once, every time, and the message is not sent.
         """
-        cell = self._cell
-        node = cell.node if cell is not None else getattr(self._via, "node", None)
-        counters = None if node is None else node.kernel.counters
-        if counters is None or not counters.enabled:
-            return await self._ask(msg, timeout)
-        counters.asks_in_flight += 1
-        try:
-            return await self._ask(msg, timeout)
-        except AskTimeout:
-            counters.ask_timeouts += 1
-            raise
-        finally:
-            counters.asks_in_flight -= 1
-
-    async def _ask(self, msg: Any, timeout: float | None) -> Any:
         if timeout is not None and not timeout > 0:
             if timeout != timeout:
                 raise ConfigurationError("ask timeout is nan: give seconds, or None to wait")
@@ -217,6 +202,7 @@ class ActorRef:
             with trio.move_on_after(math.inf if timeout is None else timeout):
                 await cell._wait_for_space(item)
                 return await reply.wait()
+            cell.node.kernel.timers.ask_timeouts += 1
             raise AskTimeout(self._timeout_text(msg, timeout))
         await trio.lowlevel.checkpoint_if_cancelled()
         if timeout is not None:

@@ -131,6 +131,7 @@ class _AskDeadlines:
                 return
             items.popleft()
             if reply.outcome is PENDING:
+                service.ask_timeouts += 1
                 # (may settle the queue, which then empties ``items``)
                 reply.fail(AskTimeout(ref._timeout_text(msg, timeout)))
         # Nothing pending: forget this timeout value, or a program that uses
@@ -152,7 +153,7 @@ class _Sweep:
 
 
 class TimerService:
-    __slots__ = ("_asks", "_compacted", "_heap", "_scope", "_seq")
+    __slots__ = ("_asks", "_compacted", "_heap", "_scope", "_seq", "ask_timeouts")
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, Timer | _AskDeadlines | _Sweep]] = []
@@ -160,11 +161,19 @@ class TimerService:
         self._seq = itertools.count()
         self._asks: dict[float, _AskDeadlines] = {}
         self._compacted = 1024
+        #: Asks failed with ``AskTimeout`` after they were sent (the metrics).
+        self.ask_timeouts = 0
 
     def __len__(self) -> int:
         """Timers (``send_after``/``every``/backoff) still to fire; ask
         deadlines and internal wake-ups are not counted."""
         return sum(1 for entry in self._heap if type(entry[2]) is Timer and entry[2].active)
+
+    @property
+    def asks_pending(self) -> int:
+        """Asks with a deadline still waiting for their answer (local and
+        remote: every ask but those made with ``timeout=None``)."""
+        return sum(queue.pending for queue in self._asks.values())
 
     @property
     def ask_queues(self) -> int:

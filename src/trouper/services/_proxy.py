@@ -17,6 +17,7 @@ import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -86,6 +87,7 @@ class ServiceProxy:
             raise ConfigurationError(f"breaker must be a trouper.Breaker, not {breaker!r}")
         self._node = node
         self._state: ServicesState = services_of(node)
+        self._rpc_metrics = self._state.metrics
         self._info = info
         self._group = info.group
         self._timeout = timeout
@@ -140,8 +142,10 @@ class ServiceProxy:
             member = f"{ref.path}@{ref.node_id}"
             node = self._node
             group = self._group
+            metrics = self._state.metrics
 
             def changed(old: str, new: str) -> None:
+                metrics.breaker_changed(group, new)
                 try:
                     node.publish(BREAKER_TOPIC, BreakerChanged(group, member, old, new))
                 except errors.TrouperError as exc:  # observability never fails a call
@@ -291,6 +295,7 @@ class ServiceProxy:
                 delay = max(delay, wait)  # no other member to try: heed its own delay
             if now + delay >= deadline:
                 raise error
+            self._state.metrics.retried(self._group)
             await trio.sleep(delay)
             now = trio.current_time()
 
@@ -307,22 +312,30 @@ class ServiceProxy:
 
 
 class _Caller:
-    __slots__ = ("method", "proxy")
+    __slots__ = ("key", "method", "proxy")
 
     def __init__(self, proxy: ServiceProxy, method: Method) -> None:
         self.proxy = proxy
         self.method = method
+        self.key = (proxy._group, method.name)  # the metrics' labels
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         proxy = self.proxy
-        if not proxy._direct:
-            return await proxy._call(self.method, args, kwargs)
-        method = self.method
-        payload = method.pack(args, kwargs)
-        now = trio.current_time()
-        timeout = proxy._timeout
-        deadline = math.inf if timeout is None else now + timeout
-        return await proxy._attempts(method, payload, None, now, deadline, proxy._metadata, True)
+        started = perf_counter()
+        try:
+            if not proxy._direct:
+                return await proxy._call(self.method, args, kwargs)
+            method = self.method
+            payload = method.pack(args, kwargs)
+            now = trio.current_time()
+            timeout = proxy._timeout
+            deadline = math.inf if timeout is None else now + timeout
+            return await proxy._attempts(
+                method, payload, None, now, deadline, proxy._metadata, True
+            )
+        finally:  # rpc.client.call.duration: every call, failed ones too
+            metrics = proxy._rpc_metrics
+            metrics.observe(metrics.client, self.key, perf_counter() - started)
 
 
 class _StreamCaller(_Caller):

@@ -315,7 +315,8 @@ def service(group: str, *, middleware: Iterable[Any] = ()) -> Callable[[C], C]:
         if not (isinstance(cls, type) and issubclass(cls, Actor)):
             raise ConfigurationError(f"@service decorates a trouper.Actor subclass, not {cls!r}")
         from ._chanserver import on_channel_call
-        from ._server import on_call, on_stream_call
+        from ._measured import on_call_measured as on_call
+        from ._server import on_stream_call
 
         type.__setattr__(cls, "__trouper_group__", group)
         type.__setattr__(cls, "__trouper_service_options__", (group, chain))

@@ -19,6 +19,7 @@ from .._errors import TrouperError
 from ..actors import Actor, handler
 from ..runtime import ActorRef
 from ._messages import CancelCall
+from ._rpc_metrics import RpcMetrics
 
 if TYPE_CHECKING:
     from ..runtime import Node
@@ -60,6 +61,7 @@ class ServicesState:
         "budgets",
         "dedup",
         "early_cancels",
+        "metrics",
         "middleware",
         "running",
         "unsettled",
@@ -77,6 +79,8 @@ class ServicesState:
         #: telling of a success while closed (the common case costs nothing).
         self.unsettled: set[Any] = set()
         self.actor_started = False
+        #: Call durations, retries, breaker changes (``_rpc_metrics``).
+        self.metrics = RpcMetrics()
 
     @property
     def node(self) -> Node:

@@ -12,6 +12,7 @@ import logging
 import mimetypes
 from collections.abc import Mapping
 from pathlib import Path
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -24,6 +25,7 @@ from ._connection import (
     WebSocketConnection,
 )
 from ._peers import AsgiWebSocketStream, limit_session_messages, peer_name
+from ._web_metrics import route_of
 
 if TYPE_CHECKING:
     from ..runtime import ActorRef
@@ -56,8 +58,23 @@ class GatewayApp:
         self, scope: Mapping[str, Any], receive: ASGIReceive, send: ASGISend
     ) -> None:
         kind = scope["type"]
+        if kind != "lifespan" and self.config.mounts:
+            path = scope["path"]
+            for prefix, app in self.config.mounts:
+                if path == prefix or path.startswith(prefix + "/"):
+                    inner = dict(scope, path=path[len(prefix) :] or "/")
+                    inner["root_path"] = scope.get("root_path", "") + prefix
+                    await app(inner, receive, send)
+                    return
         if kind == "http":
-            await self._http(scope, send)
+            started = perf_counter()
+            try:
+                await self._http(scope, send)
+            finally:
+                config = self.config
+                paths = (config.ws_path, config.peers_path)
+                route = route_of(scope["path"], paths, self.static_root is not None)
+                self.state.metrics.request(route, perf_counter() - started)
         elif kind == "websocket":
             await self._websocket(scope, receive, send)
         elif kind == "lifespan":
@@ -146,14 +163,21 @@ class GatewayApp:
         if config.peers_path is not None:  # hypercorn's limit is the peers' one
             receive, send = limit_session_messages(receive, send, config.max_message_size)
         conn = WebSocketConnection(scope, receive, send, config, self.state)
+        metrics = self.state.metrics
+        counted = False
         try:
             await self.gateway.tell(OpenSession(conn))
             await conn.opened.wait()
             if conn.session is None:  # refused: already logged by the gateway
                 await send({"type": "websocket.close", "code": 1011})
                 return
+            counted = True
+            metrics.connections += 1
+            metrics.connections_total += 1
             await conn.finished.wait()
         finally:
+            if counted:
+                metrics.connections -= 1
             if not conn.finished.is_set():
                 conn.abandon()  # cancelled: the server is going, the session must too
             with trio.CancelScope(shield=True):

@@ -45,6 +45,17 @@ def _to_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(value)
 
 
+def _to_mounts(value: Any) -> tuple[tuple[str, Any], ...]:
+    items = value.items() if hasattr(value, "items") else value
+    mounts = tuple((str(prefix), app) for prefix, app in items)
+    for prefix, app in mounts:
+        if not prefix.startswith("/") or prefix.endswith("/") or not callable(app):
+            raise ConfigurationError(
+                f"WebGateway.mounts maps '/prefix' (no trailing '/') to an ASGI app: {prefix!r}"
+            )
+    return mounts
+
+
 def _to_path(value: str | Path | None) -> Path | None:
     return None if value is None else Path(value)
 
@@ -73,6 +84,10 @@ class WebGateway:
     gateway serves. Peers send binary messages of up to
     ``peers_max_message_size`` bytes (the runtime's 16 MiB frames, and some);
     sessions keep their own ``max_message_size``.
+
+    ``mounts`` (``{"/admin": AdminApp(node, token)}``) serves other ASGI
+    applications on the gateway's port: a request under a prefix goes to its
+    app with the prefix moved from ``path`` to ``root_path``.
     """
 
     host: str = "127.0.0.1"
@@ -91,3 +106,4 @@ class WebGateway:
     graceful_timeout: float = attrs.field(default=2.0, validator=_check_positive)
     peers_path: str | None = attrs.field(default=None, validator=_check_peers_path)
     peers_max_message_size: int = attrs.field(default=17 * 1024 * 1024, validator=_check_positive)
+    mounts: tuple[tuple[str, Any], ...] = attrs.field(default=(), converter=_to_mounts)

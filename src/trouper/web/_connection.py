@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .._errors import TrouperError
+from ._web_metrics import WebMetrics
 
 if TYPE_CHECKING:
     from ._config import WebGateway
@@ -32,6 +33,7 @@ class GatewayState:
 
     __slots__ = (
         "close_deadline",
+        "metrics",
         "node_id",
         "peers",
         "port",
@@ -54,6 +56,7 @@ class GatewayState:
         #: While the gateway stops, its sessions share one close_timeout (they
         #: stop one after the other: stuck clients must not add up).
         self.close_deadline: float | None = None
+        self.metrics = WebMetrics()
 
     def shutdown_budget(self, timeout: float) -> float:
         now = trio.current_time()

@@ -232,6 +232,7 @@ class WebSocketSession(Actor):
     async def _trouper_ws_slow(self, msg: WsSlowCheck) -> None:
         if msg.token == self._slow_token and self._full_since is not None:
             self._discard_outbox()
+            self.connection.gateway.metrics.slow_consumers += 1
             await self.close(CLOSE_POLICY, "consumer-too-slow")
 
     async def _guarded(self, hook: Awaitable[None]) -> None:
@@ -249,6 +250,7 @@ class WebSocketSession(Actor):
                 event = await conn.receive()
                 kind = event.get("type")
                 if kind == "websocket.receive":
+                    conn.gateway.metrics.frames_received += 1
                     await self._inflight.acquire()
                     await me.tell(WsReceived(event.get("text"), event.get("bytes")))
                 elif kind == "websocket.disconnect":
@@ -269,6 +271,7 @@ class WebSocketSession(Actor):
                 if conn.close_sent:
                     break
                 await conn.send(event)
+                conn.gateway.metrics.frames_sent += 1
                 if (
                     self._full_since is not None
                     and self._outbox_out.statistics().current_buffer_used <= half
