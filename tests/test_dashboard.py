@@ -25,9 +25,10 @@ from trio_websocket import WebSocketConnection, open_websocket_url
 
 import trouper
 from trouper.observability._api import AdminState
-from trouper.observability._dashboard import MAX_VIEWERS, Dashboard
+from trouper.observability._dashboard import MAX_VIEWERS, Dashboard, fit
 from trouper.observability._dashview import (
     MAX_EXPANDED,
+    MAX_FRAME,
     MAX_PATH,
     WINDOW,
     RateMeter,
@@ -320,6 +321,20 @@ def test_the_throttle_never_lets_two_frames_closer_than_its_interval(
     assert all(b - a >= 1 / fps - 1e-9 for a, b in itertools.pairwise(sent))
     if times:
         assert sent  # the first frame goes at once
+
+
+def test_a_frame_too_large_leaves_out_the_last_expanded_listings_first() -> None:
+    big = {"children": [{"path": "/x" * 100}] * 1000}
+    frame: dict[str, Any] = {
+        "error": None,
+        "nodes": [{"node": "n0", "expanded": {"/a": big, "/b": big, "/c": {"children": []}}}],
+    }
+    text = fit(frame, (("n0", "/a"), ("n0", "/c"), ("n0", "/b")))
+    assert len(text) <= MAX_FRAME
+    assert list(json.loads(text)["nodes"][0]["expanded"]) == ["/a", "/c"]
+    assert "collapse some" in json.loads(text)["error"]
+    small: dict[str, Any] = {"error": None, "nodes": []}
+    assert json.loads(fit(small, (("n0", "/a"),))) == small
 
 
 def test_rates_and_links() -> None:
