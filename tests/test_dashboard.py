@@ -283,6 +283,29 @@ async def test_a_frame_shows_the_whole_cluster_through_one_node() -> None:
                 assert frame["deadletters"][0]["recipient"] == "/user/p"
 
 
+async def test_the_dashboard_mounted_in_the_web_gateway_keeps_its_prefix() -> None:
+    from trouper.observability import AdminApp
+    from trouper.web import WebGateway, open_gateway
+
+    with trio.fail_after(20):
+        async with trouper.open_node("gw") as node:
+            await node.spawn(Worker, name="w")
+            config = WebGateway(mounts={"/admin": AdminApp(node)})
+            async with (
+                open_gateway(node, config) as gateway,
+                httpx.AsyncClient(base_url=gateway.url) as http,
+            ):
+                page = (await http.get("/admin/dashboard")).text
+                assert '<script src="/admin/dashboard/dashboard.js">' in page
+                assert (await http.get("/admin/dashboard/dashboard.js")).status_code == 200
+                address = gateway.url.split("://", 1)[1]
+                async with open_websocket_url(f"ws://{address}/admin/dashboard/ws") as ws:
+                    frame = await next_frame(ws, bool)
+                    user = view(frame, "gw")["roots"][0]
+                    assert child(user, "/user/w")["state"] == "running"
+                    assert frame["actions"] is False
+
+
 def test_requests_parse_into_bounded_expansions() -> None:
     ok = parse_request('{"expand": [["n0", "/user/a/"], ["n0", "/user/a"], ["n1", "/x"]]}')
     assert ok.paths == (("n0", "/user/a"), ("n1", "/x")) and ok.error is None

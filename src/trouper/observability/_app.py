@@ -91,7 +91,7 @@ class AdminApp:
         elif path == "/metrics":
             await self._metrics(send, params.get("node") or None)
         elif is_dashboard(path):
-            await self._dashboard_file(path, send)
+            await self._dashboard_file(path, scope.get("root_path", ""), send)
         else:
             await _reply(send, await self._read(path, params))
 
@@ -117,8 +117,8 @@ class AdminApp:
         content_type = CONTENT_TYPE if reply.status == 200 else "application/json"
         await _send(send, reply.status, reply.body, content_type)
 
-    async def _dashboard_file(self, path: str, send: ASGISend) -> None:
-        found = await self.dashboard.file(path)
+    async def _dashboard_file(self, path: str, root_path: str, send: ASGISend) -> None:
+        found = await self.dashboard.file(path, root_path)
         if found is None:
             await _reply(send, error(404, "not-found", f"no such endpoint: {path}"))
         else:

@@ -14,6 +14,7 @@ actions, called by the page itself.
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 from collections.abc import Mapping
@@ -85,8 +86,10 @@ class Dashboard:
         self.frames = 0
         self._files: dict[str, bytes] = {}
 
-    async def file(self, path: str) -> tuple[bytes, str] | None:
-        """A static file's bytes and content type (read once, in a thread)."""
+    async def file(self, path: str, root_path: str = "") -> tuple[bytes, str] | None:
+        """A static file's bytes and content type (read once, in a thread).
+        The page's own links carry ``root_path``: mounted under a prefix
+        (the web gateway's ``mounts``), it still finds its script."""
         entry = _FILES.get(path)
         if entry is None:
             return None
@@ -95,6 +98,9 @@ class Dashboard:
         if data is None:
             where = resources.files(__package__ or "trouper.observability") / "dashboard" / name
             data = self._files[name] = await trio.to_thread.run_sync(where.read_bytes)
+        if root_path and name == "index.html":
+            prefix = html.escape(root_path.rstrip("/"), quote=True).encode()
+            data = data.replace(b'"/dashboard/', b'"' + prefix + b"/dashboard/")
         return data, content_type
 
     async def serve(self, scope: Mapping[str, Any], receive: ASGIReceive, send: ASGISend) -> None:

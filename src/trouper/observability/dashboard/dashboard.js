@@ -8,6 +8,8 @@ const TOKEN_KEY = "trouper-admin-token";
 const FLASH_MS = 3000;
 const MAX_EXPANDED = 32;  // the server's bound (observability/_dashview.py)
 const $ = (sel) => document.querySelector(sel);
+// Mounted under a prefix (e.g. /admin/dashboard), every URL keeps it.
+const BASE = location.pathname.replace(/\/dashboard\/?$/, "");
 
 let socket = null;
 let frame = null;
@@ -45,7 +47,7 @@ const fmtRate = (r) => (r >= 100 ? Math.round(r) : r >= 1 ? r.toFixed(1) : r ? r
 
 function connect() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  socket = new WebSocket(`${scheme}//${location.host}/dashboard/ws`);
+  socket = new WebSocket(`${scheme}//${location.host}${BASE}/dashboard/ws`);
   socket.onopen = () => { setStatus("live", "up"); sendExpanded(); };
   socket.onmessage = (event) => {
     frame = JSON.parse(event.data);
@@ -238,7 +240,7 @@ async function select(node, path) {
   selected = { node, path };
   $("#action-result").textContent = "";
   render();
-  const reply = await fetch(`/api/actors${path}?node=${encodeURIComponent(node)}`);
+  const reply = await fetch(`${BASE}/api/actors${path}?node=${encodeURIComponent(node)}`);
   const body = await reply.json();
   if (!selected || selected.node !== node || selected.path !== path) return;
   const rows = reply.ok
@@ -265,7 +267,7 @@ function renderActions() {
 async function act(action) {
   if (!selected) return;
   const { node, path } = selected;
-  const reply = await fetch(`/api/actors${path}/${action}?node=${encodeURIComponent(node)}`, {
+  const reply = await fetch(`${BASE}/api/actors${path}/${action}?node=${encodeURIComponent(node)}`, {
     method: "POST",
     headers: { authorization: "Bearer " + sessionStorage.getItem(TOKEN_KEY) },
   });
