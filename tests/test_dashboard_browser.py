@@ -37,6 +37,11 @@ class Worker(trouper.Actor):
         return msg
 
 
+class Slow(trouper.Actor):
+    async def receive(self, msg: Any) -> None:
+        await trio.sleep(0.02)  # a backlog for the mailbox bar
+
+
 class Pool(trouper.Actor):
     def __init__(self, n: int) -> None:
         self.n = n
@@ -92,6 +97,7 @@ def _in_browser(url: str, kill: Callable[[str], None], stop_n1: Callable[[], Non
             page.click("#restart")
             expect(page.locator("#action-result")).to_have_text("restart /user/clerk: ok")
             expect(row("n1", "/user/clerk").locator(".restarts")).to_have_text("1")
+            expect(page.locator("#detail .f-restarts")).to_have_text("1")
             expect(page.locator("#deadletters li").first).to_contain_text("/user/gone")
             if os.environ.get("TROUPER_SCREENSHOTS") == "1":
                 SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +158,9 @@ async def test_the_dashboard_shows_kills_restarts_and_a_node_going_down() -> Non
                     await trio.sleep(0.005)
 
             nursery.start_soon(traffic)
+            slow = await a.spawn(Slow, name="slow")
+            for i in range(400):
+                slow.tell_nowait(i)
 
             async def kill(path: str) -> None:
                 reply = await http.post(

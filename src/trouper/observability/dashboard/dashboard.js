@@ -19,6 +19,7 @@ const lastRestarts = new Map();  // "node\u0000path" -> restarts seen
 const flashUntil = new Map();  // "node\u0000path" -> time the highlight ends
 const seenNodes = new Map();  // node -> last known member entry
 const rates = new Map();  // "node\u0000path" -> msg/s in the latest frame
+const shown = new Map();  // "node\u0000path" -> the actor's entry in the latest frame
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -94,6 +95,7 @@ function render() {
   error.hidden = !frame.error;
   error.textContent = frame.error || "";
   const views = new Map(frame.nodes.map((n) => [n.node, n]));
+  shown.clear();
   for (const member of frame.members) seenNodes.set(member.node, member);
   const listed = new Set(frame.members.map((m) => m.node));
   for (const [node, member] of seenNodes) {
@@ -106,6 +108,19 @@ function render() {
   renderTrees(views, now);
   renderLetters();
   renderActions();
+  refreshDetail();
+}
+
+function refreshDetail() {
+  // The selected actor's live fields follow the frames between two fetches.
+  const entry = selected && shown.get(key(selected.node, selected.path));
+  if (!entry) return;
+  for (const field of ["state", "restarts", "mailbox_depth", "children_total"]) {
+    const cell = $("#detail .f-" + field);
+    if (cell) cell.textContent = entry[field];
+  }
+  const rate = $("#detail .f-rate");
+  if (rate) rate.textContent = fmtRate(entry.rate || 0);
 }
 
 function renderMembers(views) {
@@ -193,6 +208,7 @@ function renderEntry(into, view, entry, depth, isRoot, now) {
     mailboxBar(entry.mailbox_depth),
     el("span", { class: "rate", title: "messages per second" }, fmtRate(entry.rate || 0)));
   rates.set(k, entry.rate || 0);
+  shown.set(k, entry);
   into.append(row);
   if (open && listing) {
     for (const child of listing.children) renderEntry(into, view, child, depth + 1, false, now);
@@ -237,8 +253,10 @@ function renderLetters() {
 }
 
 async function select(node, path) {
+  if (!selected || selected.node !== node || selected.path !== path) {
+    $("#action-result").textContent = "";  // it told of another actor
+  }
   selected = { node, path };
-  $("#action-result").textContent = "";
   render();
   const reply = await fetch(`${BASE}/api/actors${path}?node=${encodeURIComponent(node)}`);
   const body = await reply.json();
