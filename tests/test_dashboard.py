@@ -170,6 +170,31 @@ async def test_bad_requests_are_reported_to_that_viewer_only(
             nursery.cancel_scope.cancel()
 
 
+async def test_viewers_share_the_answers_of_one_frame_time(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trouper.open_node("solo") as node:
+        await node.spawn(Parent, 1000, name="big")
+        scope = {"type": "websocket", "path": "/dashboard/ws"}
+
+        async def watch(viewers: int) -> tuple[Dashboard, list[FakeSocket]]:
+            dashboard = dashboard_of(node)
+            sockets = [FakeSocket() for _ in range(viewers)]
+            with trio.move_on_after(5.0):
+                async with trio.open_nursery() as nursery:
+                    for ws in sockets:
+                        nursery.start_soon(dashboard.serve, scope, ws.receive, ws.send)
+            return dashboard, sockets
+
+        alone, (one,) = await watch(1)
+        shared, four = await watch(4)
+        assert all(len(ws.frames) == len(one.frames) for ws in four)
+        # Four viewers, four times the frames, but the tree is walked (and
+        # the node, the cluster and the dead letters read) once per frame
+        # time: only the cheap class totals are read by each viewer.
+        assert alone.answered < shared.answered < 2 * alone.answered
+
+
 async def test_viewers_are_bounded(autojump_clock: trio.testing.MockClock) -> None:
     async with trouper.open_node("solo") as node:
         dashboard = dashboard_of(node)

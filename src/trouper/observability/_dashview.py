@@ -136,11 +136,15 @@ class RateMeter:
 
 
 def add_rates(
-    meter: RateMeter, view: dict[str, Any], classes: Mapping[str, int], now: float
+    meters: tuple[RateMeter, RateMeter],
+    view: dict[str, Any],
+    classes: Mapping[str, int],
+    times: tuple[float, float],
 ) -> None:
     """Messages per second, written into a node's view: ``rate`` on each
     actor and class group listed, ``classes`` (per actor class, every actor
-    of it) and ``rate`` (the node's total)."""
+    of it) and ``rate`` (the node's total). The listings and the class
+    totals each have their meter and the time they were read at."""
     listed: dict[Hashable, list[dict[str, Any]]] = {}
 
     def walk(entry: dict[str, Any]) -> None:
@@ -155,12 +159,12 @@ def add_rates(
     for listing in view.get("expanded", {}).values():
         walk(listing)
     totals: dict[Hashable, int] = {key: int(e[0].get("handled", 0)) for key, e in listed.items()}
-    totals.update({("class", name): int(total) for name, total in classes.items()})
-    rates = meter.update(totals, now)
+    rates = meters[0].update(totals, times[0])
     for key, entries in listed.items():
         for entry in entries:
             entry["rate"] = rates[key]
-    view["classes"] = {name: rates[("class", name)] for name in classes}
+    by_class = meters[1].update({name: int(total) for name, total in classes.items()}, times[1])
+    view["classes"] = {str(name): rate for name, rate in by_class.items()}
     view["rate"] = sum(view["classes"].values())
 
 
