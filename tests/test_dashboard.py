@@ -15,13 +15,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import pytest
 import trio
 import trio.testing
 import wsproto
 import wsproto.events
 from hypothesis import given
 from hypothesis import strategies as st
-from trio_websocket import WebSocketConnection, open_websocket_url
+from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
 import trouper
 from trouper.observability._api import AdminState
@@ -329,6 +330,19 @@ async def test_the_dashboard_mounted_in_the_web_gateway_keeps_its_prefix() -> No
                     user = view(frame, "gw")["roots"][0]
                     assert child(user, "/user/w")["state"] == "running"
                     assert frame["actions"] is False
+
+
+async def test_viewers_are_told_when_the_endpoint_stops() -> None:
+    with trio.fail_after(20):
+        async with (
+            trouper.open_node("solo", admin="127.0.0.1:0") as node,
+            open_websocket_url(f"ws://{node.admin_address}/dashboard/ws") as ws,
+        ):
+            await next_frame(ws, bool)
+            await node.admin.aclose()
+            with pytest.raises(ConnectionClosed) as closed:
+                await next_frame(ws, lambda f: False)
+            assert closed.value.reason.code == 1001
 
 
 def test_requests_parse_into_bounded_expansions() -> None:
