@@ -109,6 +109,10 @@ def _in_browser(url: str, kill: Callable[[str], None], stop_n1: Callable[[], Non
             expect(page.locator('#trees .node.down[data-node="n1"]')).to_have_count(1)
             expect(page.locator('#links circle[data-node="n1"]')).to_be_visible()
             expect(page.locator("#status")).to_have_text("live")
+            # Collapsed again: the pool is one line per class once more.
+            row("n0", "/user/pool").locator(".toggle").click()
+            expect(page.locator('#trees .row.actor[data-path^="/user/pool/"]')).to_have_count(0)
+            expect(pool).to_contain_text("20 Worker")
         finally:
             browser.close()
 
