@@ -17,6 +17,7 @@ import msgspec
 from .._errors import ActorKilled, TrouperError
 from ..actors import message
 from ..runtime import fail_actor, restart_actor
+from ._dashview import class_totals
 from ._snapshot import DeadLetterLog, TreeLimits, actor_detail, cluster, node_info, tree
 
 if TYPE_CHECKING:
@@ -31,7 +32,8 @@ ACTIONS = ("stop", "kill", "restart")
 class AdminQuery(msgspec.Struct, frozen=True):
     """A read or an action, as the admin actor of another node receives it."""
 
-    kind: str  # "node", "tree", "actor", "cluster", "deadletters", "metrics" or "action"
+    # "node", "tree", "actor", "cluster", "deadletters", "metrics", "rates" or "action"
+    kind: str
     path: str = "/"
     action: str = ""
     depth: int = 16
@@ -80,6 +82,8 @@ async def answer(node: Node, state: AdminState, query: AdminQuery) -> AdminAnswe
         from ._metrics import metrics_text
 
         return AdminAnswer(200, metrics_text(node)[0])
+    if kind == "rates":  # the dashboard's messages per second
+        return encode(200, class_totals(node))
     path = query.path or "/"
     if kind == "tree":
         limits = TreeLimits(query.depth, query.children, query.max_actors)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from ._api import ACTIONS, AdminAnswer, AdminQuery, AdminState, answer_anywhere, encode, error
+from ._dashboard import Dashboard, is_dashboard
 from ._metrics import CONTENT_TYPE, metrics_text
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class AdminApp:
         self.state = state or running or AdminState(node.id, 100)
         self._token = None if token is None else token.encode()
         self.timeout = timeout
+        self.dashboard = Dashboard(node, self.state, token is not None, timeout)
 
     async def __call__(
         self, scope: Mapping[str, Any], receive: ASGIReceive, send: ASGISend
@@ -65,7 +67,7 @@ class AdminApp:
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         elif kind == "websocket":
-            await send({"type": "websocket.close", "code": 1000})
+            await self.dashboard.serve(scope, receive, send)
 
     async def _http(self, scope: Mapping[str, Any], send: ASGISend) -> None:
         method, path = scope["method"], scope["path"]
@@ -88,6 +90,8 @@ class AdminApp:
             await _reply(send, encode(200 if ready else 503, body))
         elif path == "/metrics":
             await self._metrics(send, params.get("node") or None)
+        elif is_dashboard(path):
+            await self._dashboard_file(path, scope.get("root_path", ""), send)
         else:
             await _reply(send, await self._read(path, params))
 
@@ -112,6 +116,13 @@ class AdminApp:
         reply = await answer_anywhere(self.node, self.state, target, query, self.timeout)
         content_type = CONTENT_TYPE if reply.status == 200 else "application/json"
         await _send(send, reply.status, reply.body, content_type)
+
+    async def _dashboard_file(self, path: str, root_path: str, send: ASGISend) -> None:
+        found = await self.dashboard.file(path, root_path)
+        if found is None:
+            await _reply(send, error(404, "not-found", f"no such endpoint: {path}"))
+        else:
+            await _send(send, 200, *found)
 
     async def _read(self, path: str, params: dict[str, str]) -> AdminAnswer:
         target = params.get("node") or None

@@ -70,6 +70,7 @@ def actor_entry(cell: Cell) -> dict[str, Any]:
         "state": state_name(cell),
         "restarts": cell.restarts,
         "mailbox_depth": cell.mailbox_depth,
+        "handled": cell.handled,
     }
 
 
@@ -120,6 +121,7 @@ def aggregate(cells: list[Cell]) -> list[dict[str, Any]]:
                 "restarts": 0,
                 "mailbox_depth": 0,
                 "mailbox_depth_max": 0,
+                "handled": 0,
             }
         depth = cell.mailbox_depth
         group["count"] += 1
@@ -127,6 +129,7 @@ def aggregate(cells: list[Cell]) -> list[dict[str, Any]]:
         state = state_name(cell)
         states[state] = states.get(state, 0) + 1
         group["restarts"] += cell.restarts
+        group["handled"] += cell.handled
         group["mailbox_depth"] += depth
         group["mailbox_depth_max"] = max(group["mailbox_depth_max"], depth)
     return sorted(groups.values(), key=lambda g: (-g["count"], g["class"]))

@@ -80,6 +80,8 @@ class Cell(CellOps):
         self._kwargs = kwargs
         self._info: ClassInfo = class_info(cls)
         self._counts = node.kernel.counters.of(cls)  # None with metrics off
+        #: Messages this actor handled (with metrics on): the dashboard's msg/s.
+        self.handled = 0
         self._actor: Actor | None = None
         self._context: Any = None  # the ActorContext facade, made with the first instance
         self._mailbox: deque[Item] | None = None
@@ -274,6 +276,7 @@ class Cell(CellOps):
                     break
             if counts is not None:
                 counts.handled += handled
+                self.handled += handled
                 if started:
                     counts.countdown = SAMPLE_EVERY
                     counts.durations.observe((perf_counter() - started) / handled, handled)

@@ -60,6 +60,7 @@ class CellOps:
         "_wake",
         "_watchers",
         "_watching",
+        "handled",
         "name",
         "node",
         "parent",
@@ -68,6 +69,7 @@ class CellOps:
 
     node: Node
     parent: Cell | None
+    handled: int
     ref: ActorRef
     _actor: Actor | None
     _args: tuple[Any, ...]
