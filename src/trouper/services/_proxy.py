@@ -30,7 +30,7 @@ from .._errors import (
     CircuitOpen,
     ConfigurationError,
 )
-from ._balance import ConsistentHash, make_balancer
+from ._balance import ConsistentHash, LocalFirst, RoundRobin, make_balancer
 from ._breaker import Breaker, BreakerChanged, CircuitBreaker
 from ._context import check_metadata
 from ._messages import Call, LocalFailure, RpcFailure, StreamCall
@@ -92,6 +92,8 @@ class ServiceProxy:
         self._retry = retry
         self._breaker = breaker or Breaker()
         self._balancer = make_balancer(balance)
+        #: Does the balancer count calls in flight? (Those two keep no count.)
+        self._tracking = type(self._balancer) not in (RoundRobin, LocalFirst)
         self._hash = balance if isinstance(balance, ConsistentHash) else None
         self._metadata = check_metadata(metadata)
         # The node's chain is set when it opens, before any proxy exists.
@@ -214,6 +216,7 @@ class ServiceProxy:
         the proxy's timeout itself."""
         node = self._node
         rng = node.kernel.rng
+        tracking = self._tracking
         retry = self._retry
         budget = None
         if retry is not None and retry.attempts > 1:
@@ -228,7 +231,7 @@ class ServiceProxy:
         attempt = 0
         while True:
             ref = same if same is not None else self._choose(avoid, key, now)
-            breaker = self._breaker_of(ref)
+            breaker = self._breakers.get(ref) or self._breaker_of(ref)
             if attempt == 0 and exact:
                 # The proxy's own timeout, the same float every call: the
                 # node's ask timers keep one queue per distinct timeout.
@@ -239,7 +242,8 @@ class ServiceProxy:
                 raise AskTimeout(f"{self._group}.{method.name}: no time left")
             call_id = rng.getrandbits(63)
             msg = Call(method.name, payload, node.id, call_id, idem, remaining, metadata)
-            self._balancer.started(ref)
+            if tracking:
+                self._balancer.started(ref)
             try:
                 result = await ref.ask(msg, timeout=remaining)
             except trio.Cancelled:
@@ -262,7 +266,8 @@ class ServiceProxy:
                         unsettled.discard(breaker)
                     return result
             finally:
-                self._balancer.finished(ref)
+                if tracking:
+                    self._balancer.finished(ref)
             now = trio.current_time()
             if _counts_against(error):
                 breaker.failure(now)

@@ -61,7 +61,7 @@ def _prepare(
         how = "a server stream: iterate it" if method.is_stream else "not a stream: await it"
         raise InvalidArgument(f"{method.qualname} is {how}")
     metadata = _NO_METADATA if msg.metadata is None else check_metadata(msg.metadata) or {}
-    args = method.unpack(msg.args, state.resolve)
+    args = method.unpack(msg.args, state.resolve if method.has_refs else None)
     timeout = msg.timeout
     if timeout is not None and not timeout >= 0:
         raise InvalidArgument(f"a call's timeout is seconds >= 0, not {timeout!r}")
