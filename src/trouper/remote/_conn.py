@@ -220,7 +220,7 @@ class Connection:
                 # last read filled its buffer: the socket's own recv tries a
                 # read first, which in a request-response exchange fails
                 # nearly every time (a syscall and an exception for nothing).
-                data = b""
+                data: bytes | bytearray = b""
                 if self.read_full:
                     await trio.lowlevel.checkpoint()
                     try:
