@@ -320,7 +320,8 @@ class _Caller:
             return await proxy._call(self.method, args, kwargs)
         method = self.method
         payload = method.pack(args, kwargs)
-        now = trio.current_time()
+        clock = proxy._state.clock
+        now = trio.current_time() if clock is None else clock.current_time()
         timeout = proxy._timeout
         deadline = math.inf if timeout is None else now + timeout
         return await proxy._attempts(method, payload, None, now, deadline, proxy._metadata, True)

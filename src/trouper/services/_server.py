@@ -65,7 +65,11 @@ def _prepare(
     timeout = msg.timeout
     if timeout is not None and not timeout >= 0:
         raise InvalidArgument(f"a call's timeout is seconds >= 0, not {timeout!r}")
-    deadline = None if timeout is None else trio.current_time() + timeout
+    if timeout is None:
+        deadline = None
+    else:
+        clock = state.clock
+        deadline = (trio.current_time() if clock is None else clock.current_time()) + timeout
     ctx = CallContext(
         method.name,
         deadline,
