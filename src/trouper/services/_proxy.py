@@ -86,6 +86,7 @@ class ServiceProxy:
             raise ConfigurationError(f"breaker must be a trouper.Breaker, not {breaker!r}")
         self._node = node
         self._state: ServicesState = services_of(node)
+        self._clock = self._state.clock  # the run's, read directly (or None)
         self._info = info
         self._group = info.group
         self._timeout = timeout
@@ -320,7 +321,7 @@ class _Caller:
             return await proxy._call(self.method, args, kwargs)
         method = self.method
         payload = method.pack(args, kwargs)
-        clock = proxy._state.clock
+        clock = proxy._clock
         now = trio.current_time() if clock is None else clock.current_time()
         timeout = proxy._timeout
         deadline = math.inf if timeout is None else now + timeout
