@@ -30,7 +30,7 @@ from .._errors import (
     CircuitOpen,
     ConfigurationError,
 )
-from ._balance import ConsistentHash, LocalFirst, RoundRobin, make_balancer
+from ._balance import ConsistentHash, make_balancer
 from ._breaker import Breaker, BreakerChanged, CircuitBreaker
 from ._context import check_metadata
 from ._messages import Call, LocalFailure, RpcFailure, StreamCall
@@ -86,15 +86,12 @@ class ServiceProxy:
             raise ConfigurationError(f"breaker must be a trouper.Breaker, not {breaker!r}")
         self._node = node
         self._state: ServicesState = services_of(node)
-        self._clock = self._state.clock  # the run's, read directly (or None)
         self._info = info
         self._group = info.group
         self._timeout = timeout
         self._retry = retry
         self._breaker = breaker or Breaker()
         self._balancer = make_balancer(balance)
-        #: Does the balancer count calls in flight? (Those two keep no count.)
-        self._tracking = type(self._balancer) not in (RoundRobin, LocalFirst)
         self._hash = balance if isinstance(balance, ConsistentHash) else None
         self._metadata = check_metadata(metadata)
         # The node's chain is set when it opens, before any proxy exists.
@@ -217,7 +214,6 @@ class ServiceProxy:
         the proxy's timeout itself."""
         node = self._node
         rng = node.kernel.rng
-        tracking = self._tracking
         retry = self._retry
         budget = None
         if retry is not None and retry.attempts > 1:
@@ -243,8 +239,7 @@ class ServiceProxy:
                 raise AskTimeout(f"{self._group}.{method.name}: no time left")
             call_id = rng.getrandbits(63)
             msg = Call(method.name, payload, node.id, call_id, idem, remaining, metadata)
-            if tracking:
-                self._balancer.started(ref)
+            self._balancer.started(ref)
             try:
                 result = await ref.ask(msg, timeout=remaining)
             except trio.Cancelled:
@@ -267,8 +262,7 @@ class ServiceProxy:
                         unsettled.discard(breaker)
                     return result
             finally:
-                if tracking:
-                    self._balancer.finished(ref)
+                self._balancer.finished(ref)
             now = trio.current_time()
             if _counts_against(error):
                 breaker.failure(now)
@@ -321,8 +315,7 @@ class _Caller:
             return await proxy._call(self.method, args, kwargs)
         method = self.method
         payload = method.pack(args, kwargs)
-        clock = proxy._clock
-        now = trio.current_time() if clock is None else clock.current_time()
+        now = trio.current_time()
         timeout = proxy._timeout
         deadline = math.inf if timeout is None else now + timeout
         return await proxy._attempts(method, payload, None, now, deadline, proxy._metadata, True)

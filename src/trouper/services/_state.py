@@ -68,6 +68,9 @@ class ServicesState:
 
     def __init__(self, node: Node) -> None:
         self._node = weakref.ref(node)
+        #: The run's clock, read directly by servers: ``trio.current_time()``
+        #: costs twice as much.
+        self.clock: trio.abc.Clock | None = _run_clock()
         self.middleware: tuple[Any, ...] = ()
         self.running: dict[tuple[str, int], trio.CancelScope] = {}
         self.dedup: OrderedDict[tuple[str, int], tuple[float, Any]] = OrderedDict()
@@ -78,9 +81,6 @@ class ServicesState:
         #: telling of a success while closed (the common case costs nothing).
         self.unsettled: set[Any] = set()
         self.actor_started = False
-        #: The run's clock, read directly: ``trio.current_time()`` costs
-        #: twice as much, and calls read the time on both sides.
-        self.clock: trio.abc.Clock | None = _run_clock()
 
     @property
     def node(self) -> Node:
