@@ -164,6 +164,36 @@ async def test_ask_timers_do_not_outlive_their_asks(autojump_clock: trio.testing
         assert len(timers) == 0
 
 
+async def test_asks_one_after_another_share_one_timer_entry(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An answered ask leaves its timeout's queue armed for the next one: a
+    thousand asks in a row push one heap entry, not a thousand (each would
+    wake the timer task when due), and the reused queue still times out."""
+
+    class Echo(trouper.Actor):
+        @trouper.handler
+        async def echo(self, msg: int) -> int:
+            if msg < 0:
+                await trio.sleep(-msg)
+            return msg
+
+    async with trouper.open_node() as node:
+        ref = await node.spawn(Echo)
+        timers = node.kernel.timers
+        before = timers.heap_size
+        for i in range(1000):
+            assert await ref.ask(i, timeout=2.0) == i
+        assert timers.heap_size - before <= 1
+        assert timers.ask_queues == 0
+        await trio.sleep(1.5)  # the armed deadline is now earlier than a new ask's
+        with pytest.raises(trouper.AskTimeout):
+            await ref.ask(-10, timeout=2.0)
+        assert timers.ask_queues == 0
+        await trio.sleep(5)  # every watch has fired: nothing is kept
+        assert timers.heap_size <= before
+
+
 async def test_cancelled_timers_do_not_pile_up(autojump_clock: trio.testing.MockClock) -> None:
     class Sleeper(trouper.Actor):
         @trouper.handler

@@ -50,6 +50,10 @@ _PROTOCOL_TYPES = frozenset({Hello, Challenge, Welcome, Goodbye})
 _BATCH_COUNT = 4096
 _BATCH_BYTES = 1024 * 1024
 _GOODBYE_TIMEOUT = 1.0
+#: What one read of a plain TCP link takes at most.
+_READ_SIZE = 65536
+#: A plain TCP link is read with os.read on its descriptor (see _receive).
+_RAW_READ = os.name == "posix"
 
 
 class Connection:
@@ -81,6 +85,8 @@ class Connection:
         # and read without the stream wrapper (see _receive).
         self.sock: Any = stream.socket if isinstance(stream, trio.SocketStream) else None
         self.fd = -1 if self.sock is None else self.sock.fileno()
+        #: The last raw read filled its buffer: more is likely waiting.
+        self.read_full = False
         self.writing = False
         self.leftover: bytes | None = None
         self.buffer = bytearray()
@@ -206,20 +212,44 @@ class Connection:
         a ``RemoteProtocolError``, a broken stream ``ConnectionLost``.
         """
         try:
-            if stream is self.stream and self.fd >= 0:
-                # A plain TCP link: the trio socket itself, without the
-                # stream wrapper's bookkeeping (this reader is its only one).
-                data = await self.sock.recv(65536)
+            fd = self.fd
+            if stream is self.stream and fd >= 0 and _RAW_READ:
+                # A plain TCP link, read on its descriptor (this reader is its
+                # only one; the descriptor stays open until the reader is
+                # done, see run). It waits for readability *first*, unless the
+                # last read filled its buffer: the socket's own recv tries a
+                # read first, which in a request-response exchange fails
+                # nearly every time (a syscall and an exception for nothing).
+                data: bytes | bytearray = b""
+                if self.read_full:
+                    await trio.lowlevel.checkpoint()
+                    try:
+                        data = os.read(fd, _READ_SIZE)
+                    except BlockingIOError:
+                        data = b""
+                    else:
+                        if not data:
+                            return self._ended(peer, decoder, where)
+                while not data:
+                    await trio.lowlevel.wait_readable(fd)
+                    try:
+                        data = os.read(fd, _READ_SIZE)
+                    except BlockingIOError:
+                        continue  # woken for nothing: wait again
+                    if not data:
+                        return self._ended(peer, decoder, where)
+                self.read_full = len(data) == _READ_SIZE
+            elif stream is self.stream and fd >= 0:
+                # The trio socket itself, without the stream wrapper.
+                data = await self.sock.recv(_READ_SIZE)
             else:
-                data = await stream.receive_some(65536)
+                data = await stream.receive_some(_READ_SIZE)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise errors.ConnectionLost(f"reading{where} from {peer.node_id}: {exc}") from exc
         except errors.TransportError:
             raise
         if not data:
-            if decoder.pending:
-                raise errors.RemoteProtocolError(f"truncated frame{where} from {peer.node_id}")
-            return None
+            return self._ended(peer, decoder, where)
         peer.last_heard = trio.current_time()
         traffic = peer.traffic
         traffic.received_bytes += len(data)
@@ -227,6 +257,13 @@ class Connection:
         envelopes = decoder.feed(data)
         traffic.received_frames += decoder.frames - frames
         return envelopes
+
+    @staticmethod
+    def _ended(peer: Peer, decoder: FrameDecoder, where: str) -> None:
+        """The stream ended cleanly: None, unless in the middle of a frame."""
+        if decoder.pending:
+            raise errors.RemoteProtocolError(f"truncated frame{where} from {peer.node_id}")
+        return None
 
     async def _throttle(self, peer: Peer, bucket: TokenBucket, count: int) -> None:
         """Hold the reader until ``count`` envelopes fit the rate limit, so TCP

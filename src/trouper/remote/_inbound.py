@@ -303,13 +303,12 @@ def _answer(peer: Peer, id: int, settle: Callable[[Any], None]) -> None:
 
 
 def on_reply(peer: Peer, env: Reply) -> None:
-    def settle(reply: Any) -> None:
+    reply = peer.asks.pop(env.id, None)  # (as _answer, without a closure per reply)
+    if reply is not None:
         try:
             reply.set(decode(peer, env.type_name, env.payload))
         except errors.UnhandledMessage as exc:
             reply.fail(exc)
-
-    _answer(peer, env.id, settle)
 
 
 def on_failure(peer: Peer, env: Failure) -> None:

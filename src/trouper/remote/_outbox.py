@@ -38,6 +38,7 @@ def size_of(env: Envelope) -> int:
 class Outbox:
     __slots__ = (
         "_drained",
+        "_drained_event",
         "_space",
         "_wakeup",
         "busy_since",
@@ -64,8 +65,11 @@ class Outbox:
         self._wakeup = trio.Event()
         self._space = trio.Event()
         self._space.set()
-        self._drained = trio.Event()
-        self._drained.set()
+        #: Nothing queued nor being written (or the waiters were released).
+        #: A flag, not an Event: it flips on nearly every push and write, and
+        #: an Event is made only for a ``wait_drained`` (a node leaving).
+        self._drained = True
+        self._drained_event: trio.Event | None = None
 
     def __len__(self) -> int:
         return len(self.urgent) + len(self.normal)
@@ -84,8 +88,7 @@ class Outbox:
         if not self.urgent and not self.normal:
             if wake:
                 self._wakeup.set()
-            if self._drained.is_set():
-                self._drained = trio.Event()
+            self._drained = False
         if urgent:
             self.urgent.append(env)
         else:
@@ -116,7 +119,7 @@ class Outbox:
         if not self.urgent and not self.normal:
             self.busy_since = None
             self.progress = 0
-            self._drained.set()
+            self._set_drained()
         elif self.progress >= PROGRESS:
             # Real progress (the next tick starts the clock again); a peer
             # that reads a trickle (the kernel taking a few more kilobytes
@@ -149,7 +152,7 @@ class Outbox:
         if self.bytes < self.limit:
             self._space.set()
         if not kept:
-            self._drained.set()
+            self._set_drained()
         return dropped
 
     def wake(self) -> None:
@@ -166,10 +169,22 @@ class Outbox:
         if self.bytes >= self.limit:
             await self._space.wait()
 
+    def _set_drained(self) -> None:
+        self._drained = True
+        event = self._drained_event
+        if event is not None:
+            self._drained_event = None
+            event.set()
+
     async def wait_drained(self) -> None:
-        await self._drained.wait()
+        if self._drained:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._drained_event is None:
+            self._drained_event = trio.Event()
+        await self._drained_event.wait()
 
     def release_waiters(self) -> None:
         """Wake every sender waiting for space (the peer went down)."""
         self._space.set()
-        self._drained.set()
+        self._set_drained()

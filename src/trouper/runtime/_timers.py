@@ -100,14 +100,18 @@ class _AskDeadlines:
 
     def settled(self) -> None:
         """One of its asks was answered (or timed out, or its asker left).
-        With none pending, the queue goes at once, messages and all: it does
-        not wait for its armed deadline (which then fires for nothing)."""
+        With none pending, its messages go at once. An armed queue stays
+        (empty) until its deadline fires: the heap entry lives until then
+        anyway, and the next ask with this timeout reuses both. Asks made one
+        after another (the common case) thus cost no heap push and no timer
+        wake-up each; the fire forgets a queue left with nothing pending."""
         self.pending -= 1
         if self.pending == 0:
             self.items.clear()
-            asks = self.service._asks
-            if asks.get(self.timeout) is self:
-                del asks[self.timeout]
+            if not self.armed:
+                asks = self.service._asks
+                if asks.get(self.timeout) is self:
+                    del asks[self.timeout]
 
     def add(self, deadline: float, reply: Reply, ref: ActorRef, msg: Any, timeout: float) -> None:
         items = self.items
@@ -178,7 +182,13 @@ class TimerService:
     @property
     def ask_queues(self) -> int:
         """Distinct ask timeouts with asks pending (each is one queue)."""
-        return len(self._asks)
+        return sum(1 for queue in self._asks.values() if queue.pending)
+
+    @property
+    def heap_size(self) -> int:
+        """Entries in the heap, due or not (timers, ask-queue watches, sweeps):
+        what the timer task wakes up for."""
+        return len(self._heap)
 
     def start(self, cell: Cell, delay: float, msg: Any, interval: float | None) -> Timer:
         timer = Timer(cell, trio.current_time() + max(0.0, delay), msg, interval, False)

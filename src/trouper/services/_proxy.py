@@ -247,7 +247,7 @@ class ServiceProxy:
         attempt = 0
         while True:
             ref = same if same is not None else self._choose(avoid, key, now)
-            breaker = self._breaker_of(ref)
+            breaker = self._breakers.get(ref) or self._breaker_of(ref)
             if attempt == 0 and exact:
                 # The proxy's own timeout, the same float every call: the
                 # node's ask timers keep one queue per distinct timeout.

@@ -70,11 +70,15 @@ def _prepare(
             how = "a channel method: open it" if method.channel else "not a channel method"
         raise InvalidArgument(f"{method.qualname} is {how}")
     metadata = _NO_METADATA if msg.metadata is None else check_metadata(msg.metadata) or {}
-    args = method.unpack(msg.args, state.resolve)
+    args = method.unpack(msg.args, state.resolve if method.has_refs else None)
     timeout = msg.timeout
     if timeout is not None and not timeout >= 0:
         raise InvalidArgument(f"a call's timeout is seconds >= 0, not {timeout!r}")
-    deadline = None if timeout is None else trio.current_time() + timeout
+    if timeout is None:
+        deadline = None
+    else:
+        clock = state.clock
+        deadline = (trio.current_time() if clock is None else clock.current_time()) + timeout
     ctx = CallContext(
         method.name,
         deadline,

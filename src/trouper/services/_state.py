@@ -59,6 +59,7 @@ class ServicesState:
         "actor_started",
         "breakers",
         "budgets",
+        "clock",
         "dedup",
         "early_cancels",
         "metrics",
@@ -69,6 +70,9 @@ class ServicesState:
 
     def __init__(self, node: Node) -> None:
         self._node = weakref.ref(node)
+        #: The run's clock, read directly by servers: ``trio.current_time()``
+        #: costs twice as much.
+        self.clock: trio.abc.Clock | None = _run_clock()
         self.middleware: tuple[Any, ...] = ()
         self.running: dict[tuple[str, int], trio.CancelScope] = {}
         self.dedup: OrderedDict[tuple[str, int], tuple[float, Any]] = OrderedDict()
@@ -187,6 +191,13 @@ class ServicesState:
             ref.tell_nowait(CancelCall(node.id, id))
         except Exception:  # a full outbox or a peer gone: the deadline still bounds the work
             pass
+
+
+def _run_clock() -> trio.abc.Clock | None:
+    try:
+        return trio.lowlevel.current_clock()
+    except RuntimeError:  # made outside trio.run: calls read trio.current_time()
+        return None
 
 
 def services_of(node: Node) -> ServicesState:
