@@ -39,6 +39,7 @@ except ImportError:  # pragma: no cover - opentelemetry-api is optional here
 TREE = (
     "trouper",
     "trouper.admin",
+    "trouper.admin.dashboard",
     "trouper.admin.hypercorn",
     "trouper.cli",
     "trouper.deadletters",
