@@ -106,6 +106,11 @@ class Cell(CellOps):
         self._terminated: trio.Event | None = None
         self._reason = ""
         self._kill_mode = ""
+        # For the admin kill (runtime/_admin.py): its error, the scope of a
+        # running on_start, and whether the task is in a system message.
+        self._killed: BaseException | None = None
+        self._start_scope: trio.CancelScope | None = None
+        self._in_system = False
 
     def __repr__(self) -> str:
         return f"<Cell {self.ref.path} state={self._state}>"
@@ -213,9 +218,11 @@ class Cell(CellOps):
             kernel.fatal(self, exc)
         finally:
             self._scope = None
+            self._in_system = False
             self._active = False
             kernel.tasks -= 1
-        if scope.cancelled_caught:
+        # (an admin kill's cancel may find the task already on its way out)
+        if scope.cancelled_caught or self._kill_mode == "fail":
             life.after_kill(self)
 
     async def _loop(self) -> None:
@@ -227,7 +234,11 @@ class Cell(CellOps):
         while True:
             sysq = self._sysq
             if sysq:
+                # A flag on the system path only (no cost per message): an
+                # admin kill interrupts handlers, never supervision work.
+                self._in_system = True
                 await life.handle_system(self, sysq.popleft())
+                self._in_system = False
                 if self._state == DEAD:
                     return
                 idle_passes = 0

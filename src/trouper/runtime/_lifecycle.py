@@ -179,10 +179,20 @@ async def start(cell: Cell, msg: Start) -> None:
         if cell._actor is None:
             cell._actor = cell.instantiate()
         actor = cell._actor
-        if info.has_on_start:
-            await actor.on_start()
-        if msg.cause is not None and info.has_on_restart:
-            await actor.on_restart(msg.cause)
+        # A scope per start, never per message: an admin kill cancels a hung
+        # on_start, which then fails as if it had raised (runtime/_admin.py).
+        with trio.CancelScope() as scope:
+            cell._start_scope = scope
+            try:
+                if info.has_on_start:
+                    await actor.on_start()
+                if msg.cause is not None and info.has_on_restart:
+                    await actor.on_restart(msg.cause)
+            finally:
+                cell._start_scope = None
+        if scope.cancelled_caught and cell._killed is not None:
+            killed, cell._killed = cell._killed, None
+            raise killed
     except BaseException as exc:
         if not is_failure(exc):
             raise
@@ -274,6 +284,11 @@ def kill(cell: Cell, mode: str = "kill") -> None:
 def after_kill(cell: Cell) -> None:
     """Runs once a killed cell's task has unwound (or at once if it had none)."""
     mode, cell._kill_mode = cell._kill_mode, ""
+    if mode == "fail":
+        from ._admin import after_interrupt
+
+        after_interrupt(cell)
+        return
     if mode == "teardown" and (
         cell._state >= STOPPING or any(type(m) is Stop for m in cell._sysq or ())
     ):
