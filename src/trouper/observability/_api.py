@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("trouper.admin")
 
 ACTIONS = ("stop", "kill", "restart")
+#: The actors that answer admin queries: no action may target them.
+SELF = ("AdminActor", "AdminAgent")
 
 
 @message
@@ -104,8 +106,9 @@ async def answer(node: Node, state: AdminState, query: AdminQuery) -> AdminAnswe
         return error(400, "bad-request", f"unknown admin query {kind!r} {query.action!r}")
     if cell.parent is None or path in ("/user", "/system"):
         return error(403, "forbidden", f"{path} is a guardian: it stops with the node")
-    if cell.actor_class.__name__ == "AdminActor" and cell.parent.ref.path == "/system":
-        # It would wait on itself (a forwarded action runs in its handler).
+    if cell.actor_class.__name__ in SELF and cell.parent.ref.path == "/system":
+        # It would wait on itself (a forwarded action runs in the agent's
+        # handler, a local one in the endpoint's request).
         return error(403, "forbidden", f"{path} is the admin endpoint itself")
     try:
         if query.action == "stop":
@@ -125,7 +128,8 @@ async def answer_anywhere(
     node: Node, state: AdminState, target: str | None, query: AdminQuery, timeout: float
 ) -> AdminAnswer:
     """Answer for ``target`` (a node id; None: this node), asking the admin
-    actor of that node through the cluster when it is another one."""
+    agent of that node (every clustered node runs one) through the cluster
+    when it is another one."""
     if target is None or target == node.id:
         return await answer(node, state, query)
     from ._config import admin_name
@@ -134,7 +138,7 @@ async def answer_anywhere(
         return error(404, "node-not-found", f"node {node.id} is not in a cluster")
     ref = node.registry.get(admin_name(target))
     if ref is None:
-        return error(404, "node-not-found", f"no node {target!r} with an admin actor is known")
+        return error(404, "node-not-found", f"no node {target!r} is known in the cluster")
     try:
         reply = await ref.ask(query, timeout=timeout)
     except TrouperError as exc:
