@@ -3,6 +3,7 @@ reaches a member that runs no admin endpoint (its ``/system/observer``)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,6 +12,8 @@ import httpx
 import trio
 
 import trouper
+from trouper.observability import AdminAnswer, AdminQuery
+from trouper.observability._config import admin_name
 from trouper.runtime import fail_actor
 
 COOKIE = b"admin-everywhere-cookie"
@@ -102,7 +105,9 @@ async def test_a_node_without_an_endpoint_answers_through_another_nodes_endpoint
 
 async def test_a_restarted_agent_keeps_answering_and_a_lone_node_runs_none() -> None:
     with trio.fail_after(30):
-        async with one_admin() as (_, b, http):
+        async with one_admin() as (a, b, http):
+            node = await poll(http, "/api/node?node=n0", lambda body: body["node"] == "n0")
+            assert node["admin"] == f"http://{a.admin_address}"
             await poll(http, "/api/node?node=n1", lambda body: body["node"] == "n1")
             # No action reaches an agent, through the cluster or not.
             for node_id in ("n0", "n1"):
@@ -118,5 +123,13 @@ async def test_a_restarted_agent_keeps_answering_and_a_lone_node_runs_none() -> 
             assert body["state"] == "running"
             tree = await poll(http, "/api/tree?node=n1", lambda body: body["node"] == "n1")
             assert tree["roots"]
+            # With its endpoint closed, n0 still answers n1 (an ask, no HTTP),
+            # and no longer names a URL nobody serves.
+            await a.admin.aclose()
+            agent = await b.lookup(admin_name("n0"), timeout=5)
+            reply = await agent.ask(AdminQuery("node"), timeout=5)
+            assert isinstance(reply, AdminAnswer) and reply.status == 200
+            about = json.loads(reply.body)
+            assert about["node"] == "n0" and about["admin"] is None
         async with trouper.open_node("alone") as lone:
             assert lone.kernel.cell_at("/system/observer") is None

@@ -75,7 +75,9 @@ async def answer(node: Node, state: AdminState, query: AdminQuery) -> AdminAnswe
     """Answer ``query`` about this node."""
     kind = query.kind
     if kind == "node":
-        return encode(200, node_info(node, state.url))
+        # The agent outlives a closed endpoint: report its URL only while it serves.
+        serving = node.kernel.cell_at("/system/admin") is not None
+        return encode(200, node_info(node, state.url if serving else None))
     if kind == "cluster":
         return encode(200, cluster(node))
     if kind == "deadletters":
