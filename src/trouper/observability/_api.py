@@ -1,9 +1,9 @@
 """The admin API's answers: one query in, (HTTP status, JSON body) out.
 
 The same function answers a request made to this node's endpoint and one
-forwarded by another node's admin actor (``?node=ID``): the endpoint that
-received the HTTP request checked the token; the cluster link is already
-authenticated by the cookie.
+forwarded by another node's endpoint to this node's admin agent
+(``?node=ID``, see ``_agent``): the endpoint that received the HTTP request
+checked the token; the cluster link is already authenticated by the cookie.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ SELF = ("AdminActor", "AdminAgent")
 
 @message
 class AdminQuery(msgspec.Struct, frozen=True):
-    """A read or an action, as the admin actor of another node receives it."""
+    """A read or an action, as the admin agent of another node receives it."""
 
     # "node", "tree", "actor", "cluster", "deadletters", "metrics", "rates" or "action"
     kind: str
@@ -50,8 +50,8 @@ class AdminAnswer(msgspec.Struct, frozen=True):
 
 
 class AdminState:
-    """What outlives a restart of the admin actor: its address and the
-    recent dead letters."""
+    """What outlives a restart of the admin agent and of the endpoint: the
+    endpoint's address and the recent dead letters."""
 
     def __init__(self, node_id: str, dead_letters: int) -> None:
         self.node_id = node_id
