@@ -157,6 +157,7 @@ OTHERS = (
     "sys-remote",
     "sys-root",
     "sys-deadletters",
+    "sys-observer",
     "user-root",
     "weird-path",
 )
@@ -175,6 +176,7 @@ SYSTEM_PATHS = {
     "sys-remote": "/system/remote",
     "sys-root": "/system",
     "sys-deadletters": "/system/deadletters",
+    "sys-observer": "/system/observer",  # the admin agent every clustered node runs
     "user-root": "/user",
 }
 HARMLESS = (

@@ -16,6 +16,7 @@ import trio
 
 from ._errors import ConfigurationError
 from ._options import check_options
+from .observability._agent import DEAD_LETTERS, start_agent
 from .observability._config import load_config
 from .observability._logformat import configure_from_env
 from .observability._server import start_admin
@@ -136,6 +137,10 @@ async def open_node(
         async with hosted(node):
             if remoting is not None and spec is not None:
                 await start_discovery(remoting, spec)
+            if remoting is not None or admin_config is not None:
+                # Every clustered node answers admin queries (?node=ID), HTTP or not.
+                letters = DEAD_LETTERS if admin_config is None else admin_config.dead_letters
+                await start_agent(node, letters)
             if admin_config is not None:
                 node.admin = await start_admin(node, admin_config)
             yield node

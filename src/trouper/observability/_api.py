@@ -1,9 +1,9 @@
 """The admin API's answers: one query in, (HTTP status, JSON body) out.
 
 The same function answers a request made to this node's endpoint and one
-forwarded by another node's admin actor (``?node=ID``): the endpoint that
-received the HTTP request checked the token; the cluster link is already
-authenticated by the cookie.
+forwarded by another node's endpoint to this node's admin agent
+(``?node=ID``, see ``_agent``): the endpoint that received the HTTP request
+checked the token; the cluster link is already authenticated by the cookie.
 """
 
 from __future__ import annotations
@@ -26,11 +26,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("trouper.admin")
 
 ACTIONS = ("stop", "kill", "restart")
+#: The actors that answer admin queries: no action may target them.
+SELF = ("AdminActor", "AdminAgent")
 
 
 @message
 class AdminQuery(msgspec.Struct, frozen=True):
-    """A read or an action, as the admin actor of another node receives it."""
+    """A read or an action, as the admin agent of another node receives it."""
 
     # "node", "tree", "actor", "cluster", "deadletters", "metrics", "rates" or "action"
     kind: str
@@ -48,8 +50,8 @@ class AdminAnswer(msgspec.Struct, frozen=True):
 
 
 class AdminState:
-    """What outlives a restart of the admin actor: its address and the
-    recent dead letters."""
+    """What outlives a restart of the admin agent and of the endpoint: the
+    endpoint's address and the recent dead letters."""
 
     def __init__(self, node_id: str, dead_letters: int) -> None:
         self.node_id = node_id
@@ -73,7 +75,9 @@ async def answer(node: Node, state: AdminState, query: AdminQuery) -> AdminAnswe
     """Answer ``query`` about this node."""
     kind = query.kind
     if kind == "node":
-        return encode(200, node_info(node, state.url))
+        # The agent outlives a closed endpoint: report its URL only while it serves.
+        serving = node.kernel.cell_at("/system/admin") is not None
+        return encode(200, node_info(node, state.url if serving else None))
     if kind == "cluster":
         return encode(200, cluster(node))
     if kind == "deadletters":
@@ -104,8 +108,9 @@ async def answer(node: Node, state: AdminState, query: AdminQuery) -> AdminAnswe
         return error(400, "bad-request", f"unknown admin query {kind!r} {query.action!r}")
     if cell.parent is None or path in ("/user", "/system"):
         return error(403, "forbidden", f"{path} is a guardian: it stops with the node")
-    if cell.actor_class.__name__ == "AdminActor" and cell.parent.ref.path == "/system":
-        # It would wait on itself (a forwarded action runs in its handler).
+    if cell.actor_class.__name__ in SELF and cell.parent.ref.path == "/system":
+        # It would wait on itself (a forwarded action runs in the agent's
+        # handler, a local one in the endpoint's request).
         return error(403, "forbidden", f"{path} is the admin endpoint itself")
     try:
         if query.action == "stop":
@@ -125,7 +130,8 @@ async def answer_anywhere(
     node: Node, state: AdminState, target: str | None, query: AdminQuery, timeout: float
 ) -> AdminAnswer:
     """Answer for ``target`` (a node id; None: this node), asking the admin
-    actor of that node through the cluster when it is another one."""
+    agent of that node (every clustered node runs one) through the cluster
+    when it is another one."""
     if target is None or target == node.id:
         return await answer(node, state, query)
     from ._config import admin_name
@@ -134,7 +140,7 @@ async def answer_anywhere(
         return error(404, "node-not-found", f"node {node.id} is not in a cluster")
     ref = node.registry.get(admin_name(target))
     if ref is None:
-        return error(404, "node-not-found", f"no node {target!r} with an admin actor is known")
+        return error(404, "node-not-found", f"no node {target!r} is known in the cluster")
     try:
         reply = await ref.ask(query, timeout=timeout)
     except TrouperError as exc:

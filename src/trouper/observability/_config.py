@@ -8,8 +8,8 @@ import attrs
 
 from .._errors import ConfigurationError
 
-#: The name each node's admin actor registers under (cluster-wide), so any
-#: node's admin endpoint can ask another node's for its tree.
+#: The name each node's admin agent (``/system/observer``) registers under
+#: (cluster-wide), so any node's admin endpoint can ask another node for its tree.
 ADMIN_NAME = "trouper:admin:{}"
 
 

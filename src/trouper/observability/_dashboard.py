@@ -7,7 +7,7 @@ Each viewer gets at most ``FPS`` frames a second, and only while fewer than
 ``STALL`` ticks is dropped (close code 1008, ``consumer-too-slow``), as the web
 gateway drops slow consumers. A frame is built from the admin API's own
 answers (``answer_anywhere``: this node directly, the others through their
-admin actors), so the page sees exactly what ``/api/*`` says.
+admin agents), so the page sees exactly what ``/api/*`` says.
 The WebSocket only reads: stop, kill and restart are the token-guarded POST
 actions, called by the page itself.
 """

@@ -3,9 +3,10 @@
 The actor serves ``AdminApp`` with hypercorn's trio worker from its own
 background nursery, so the server lives and dies with the actor, as the web
 gateway does; it is a supervised system actor, restarted (on the same port)
-if the server fails. It also answers ``AdminQuery`` asks from the admin
-actors of other nodes (``/api/tree?node=ID``): it registers under
-``trouper:admin:<node id>``, a cluster-wide name.
+if the server fails. The answers to other nodes (``/api/tree?node=ID``) and
+the dead-letter collection are the admin agent's (``/system/observer``, see
+``_agent``), which every clustered node runs; this actor shares its
+``AdminState``.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from typing import TYPE_CHECKING
 import trio
 
 from .._errors import ConfigurationError, SpawnRefused
-from ..actors import Actor, handler
-from ._api import AdminAnswer, AdminQuery, AdminState, answer
+from ..actors import Actor
+from ._agent import start_agent
+from ._api import AdminState
 from ._app import AdminApp
-from ._config import AdminConfig, admin_name
+from ._config import AdminConfig
 
 if TYPE_CHECKING:
     from ..runtime import ActorRef, Node
@@ -31,8 +33,7 @@ SEGMENT = "admin"
 
 
 class AdminActor(Actor):
-    """The actor behind ``/system/admin``: the HTTP server and the answers
-    to other nodes."""
+    """The actor behind ``/system/admin``: the HTTP server."""
 
     def __init__(self, config: AdminConfig, state: AdminState) -> None:
         self.config = config
@@ -48,25 +49,12 @@ class AdminActor(Actor):
         await self._up.wait()
         if self._error is not None:
             raise self._error
-        self.ctx.start_soon(self._collect_dead_letters)
-        self.ctx.node.registry.register(admin_name(self.ctx.node.id), self.ctx.self_ref)
 
     async def on_stop(self) -> None:
-        self.ctx.node.registry.unregister(admin_name(self.ctx.node.id))
         self.state.stopping = True
         self._shutdown.set()
         with trio.move_on_after(self.config.graceful_timeout + 1.0):
             await self._served.wait()
-
-    @handler
-    async def _query(self, msg: AdminQuery) -> AdminAnswer:
-        return await answer(self.ctx.node, self.state, msg)
-
-    async def _collect_dead_letters(self) -> None:
-        letters = self.state.letters
-        async with self.ctx.node.dead_letters.subscribe(buffer=letters.recent.maxlen or 100) as sub:
-            async for letter in sub:
-                letters.add(letter)
 
     async def _serve(self) -> None:
         import hypercorn
@@ -146,8 +134,9 @@ async def start_admin(node: Node, config: AdminConfig) -> AdminHandle:
         ) from None
     if node.kernel.cell_at(f"/system/{SEGMENT}") is not None:
         raise ConfigurationError(f"node {node.id} runs an admin endpoint already")
-    state = AdminState(node.id, config.dead_letters)
+    state = await start_agent(node, config.dead_letters)  # open_node started it already
     state.port = config.port
+    state.error = None
     try:
         ref = await node.kernel.spawn_system(
             None,

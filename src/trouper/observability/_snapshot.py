@@ -152,7 +152,7 @@ def cluster(node: Node) -> dict[str, Any]:
                 "phi": phi,
                 "rtt_seconds": rtt,
                 "connected": connected,
-                # Whether its admin actor is known here: ?node= can reach it.
+                # Whether its admin agent is known here: ?node= can reach it.
                 "admin": node.registry.get(admin_name(member.node_id)) is not None,
             }
         )
