@@ -9,7 +9,6 @@ publisher wait. States another node reaches are polled with a deadline.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -20,11 +19,11 @@ import trio
 import trio.testing
 
 import trouper
+from raw_peer import dial_handshaken
 from trouper.protocols import (
     Ask,
     FrameDecoder,
     FrameEncoder,
-    InitiatorConnection,
     Interest,
     Publish,
     Reply,
@@ -246,21 +245,7 @@ class RawPeer:
 
     @classmethod
     async def connect(cls, node: trouper.Node, node_id: str = "raw") -> RawPeer:
-        host, port = node.addresses[0].removeprefix("tcp://").rsplit(":", 1)
-        stream = await trio.open_tcp_stream(host, int(port))
-        proto = InitiatorConnection(
-            node_id=node_id, incarnation=1, cookie=COOKIE, nonce=os.urandom(16)
-        )
-        encoder, decoder = FrameEncoder(), FrameDecoder()
-        await stream.send_all(encoder.encode(proto.start()))
-        while not proto.established:
-            data = await stream.receive_some(65536)
-            assert data, "the node hung up during the handshake"
-            for env in decoder.feed(data):
-                if not proto.established:
-                    replies = proto.receive(env)
-                    if replies:
-                        await stream.send_all(encoder.encode(replies))
+        stream, decoder = await dial_handshaken(node.addresses[0], node_id, COOKIE)
         layer = node.remote
         assert isinstance(layer, Remoting)
         await eventually(lambda: node_id in layer.statistics())

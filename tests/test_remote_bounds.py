@@ -17,7 +17,6 @@ private attribute, and say so.
 from __future__ import annotations
 
 import logging
-import os
 import struct
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -30,6 +29,7 @@ import trio
 import trio.testing
 
 import trouper
+from raw_peer import dial_handshaken
 from trouper.protocols import (
     Ask,
     Envelope,
@@ -39,7 +39,6 @@ from trouper.protocols import (
     Goodbye,
     Gossip,
     Heartbeat,
-    InitiatorConnection,
     Member,
     RegistryUpdate,
     Reply,
@@ -132,21 +131,7 @@ class RawPeer:
 
     @classmethod
     async def connect(cls, node: trouper.Node, node_id: str = "raw") -> RawPeer:
-        host, port = node.addresses[0].removeprefix("tcp://").rsplit(":", 1)
-        stream = await trio.open_tcp_stream(host, int(port))
-        proto = InitiatorConnection(
-            node_id=node_id, incarnation=1, cookie=COOKIE, nonce=os.urandom(16)
-        )
-        encoder, decoder = FrameEncoder(), FrameDecoder()
-        await stream.send_all(encoder.encode(proto.start()))
-        while not proto.established:
-            data = await stream.receive_some(65536)
-            assert data, "the node hung up during the handshake"
-            for env in decoder.feed(data):
-                if not proto.established:
-                    replies = proto.receive(env)
-                    if replies:
-                        await stream.send_all(encoder.encode(replies))
+        stream, decoder = await dial_handshaken(node.addresses[0], node_id, COOKIE)
         # The node knows this peer once it has served the connection.
         await eventually(lambda: node_id in remoting(node).statistics())
         return cls(stream, decoder, node_id)

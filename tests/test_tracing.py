@@ -31,6 +31,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 import trouper
+from raw_peer import dial_handshaken
 from trouper.observability._tracing import Tracing, _otlp_provider, make_tracing
 from trouper.protocols import (
     Ask,
@@ -38,7 +39,6 @@ from trouper.protocols import (
     FrameDecoder,
     FrameEncoder,
     Goodbye,
-    InitiatorConnection,
     Reply,
     WireRef,
 )
@@ -320,16 +320,7 @@ async def test_a_channel_handler_runs_in_the_openers_trace(where: str) -> None:
 
 async def _raw_peer(url: str) -> tuple[trio.SocketStream, FrameDecoder]:
     """A raw TCP client that does a real handshake, then sends what it likes."""
-    host, port = url.removeprefix("tcp://").rsplit(":", 1)
-    stream = await trio.open_tcp_stream(host, int(port))
-    proto = InitiatorConnection(node_id="raw", incarnation=1, cookie=COOKIE, nonce=os.urandom(16))
-    encoder, decoder = FrameEncoder(), FrameDecoder()
-    await stream.send_all(encoder.encode(proto.start()))
-    while not proto.established:
-        for env in decoder.feed(await stream.receive_some(65536)):
-            if not proto.established and (replies := proto.receive(env)):
-                await stream.send_all(encoder.encode(replies))
-    return stream, decoder
+    return await dial_handshaken(url, "raw", COOKIE)
 
 
 async def test_a_peers_bad_traceparent_costs_its_message_only_the_parent() -> None:
