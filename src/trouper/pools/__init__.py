@@ -1,0 +1,14 @@
+"""Pools that size themselves: one policy, three uses.
+
+``PoolPolicy`` (sans-IO, in ``_policy``) decides when every trouper pool
+grows and shrinks: worker pools (``node.spawn_pool``), database pools
+(``trouper.pools.postgres``, ``trouper.pools.redis``) and transport
+connection pools (``trouper.transports.ConnectionPool``). ``status()`` on
+any of them returns a frozen ``PoolStatus``.
+"""
+
+from ._policy import PoolPolicy as PoolPolicy
+from ._policy import PoolStatus as PoolStatus
+from ._policy import Sizer as Sizer
+
+__all__ = ["PoolPolicy", "PoolStatus", "Sizer"]
