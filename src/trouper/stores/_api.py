@@ -7,7 +7,9 @@ A store keeps two kinds of state for actors that must outlive their process:
   increasing and never reused, even after ``trim`` or a restart, so a reader
   can resume with ``read(log, after_id=last_seen)``.
 * **key-value** entries, with ``compare_and_set`` for simple leases and
-  ownership records ("room X is hosted by node Y").
+  ownership records ("room X is hosted by node Y"). ``put`` and
+  ``compare_and_set`` take ``ttl=`` seconds: an expired key reads as absent
+  everywhere, so a lease whose holder died simply runs out.
 
 Records and values are ``bytes``: callers encode with msgspec, so a store
 never decides how objects look on disk and never unpickles anything.
@@ -76,18 +78,27 @@ class Store(Protocol):
         """The value under ``key``, or None."""
         ...
 
-    async def put(self, key: str, value: bytes) -> None:
-        """Set ``key`` to ``value`` (insert or replace)."""
+    async def put(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        """Set ``key`` to ``value`` (insert or replace).
+
+        ``ttl``: seconds (finite, > 0) until the key expires and reads as
+        absent; None keeps it until deleted. Each put sets the key's expiry
+        anew: a put without ``ttl`` makes it permanent.
+        """
         ...
 
     async def delete(self, key: str) -> bool:
         """Remove ``key``; True if it existed."""
         ...
 
-    async def compare_and_set(self, key: str, expected: bytes | None, new: bytes | None) -> bool:
-        """Atomically: if ``key`` holds ``expected`` (None: absent), set it to
-        ``new`` (None: delete it) and return True; otherwise change nothing
-        and return False. Atomic across processes sharing the backend."""
+    async def compare_and_set(
+        self, key: str, expected: bytes | None, new: bytes | None, *, ttl: float | None = None
+    ) -> bool:
+        """Atomically: if ``key`` holds ``expected`` (None: absent, or
+        expired), set it to ``new`` (None: delete it) and return True;
+        otherwise change nothing and return False. Atomic across processes
+        sharing the backend. ``ttl`` as for ``put`` (ignored when ``new`` is
+        None): renewing a lease is ``compare_and_set(k, mine, mine, ttl=...)``."""
         ...
 
     def statistics(self) -> StoreStatistics:
