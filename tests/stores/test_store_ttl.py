@@ -21,8 +21,11 @@ SHORT = 0.05
 
 
 async def wait_absent(store: Store, key: str) -> None:
-    """Poll until ``key`` has expired (the caller's fail_after bounds it)."""
-    while await store.get(key) is not None:
+    """Poll until ``key`` has expired (the caller's fail_after bounds it):
+    expiry is a state of the backend that no event announces."""
+    while True:
+        if await store.get(key) is None:
+            return
         await trio.sleep(0.01)
 
 
