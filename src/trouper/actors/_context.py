@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ..runtime._ref import ActorRef
     from ..runtime._subscribers import Policy
     from ..runtime._timers import Timer
+    from ..stores._api import Store
     from ..supervisors._strategy import ChildSpec, RestartType, Shutdown
     from ._actor import Actor
 
@@ -122,6 +123,11 @@ class ActorContext:
         """Run ``fn(*args)`` in this actor's own nursery. It is cancelled when
         the actor stops or restarts; if it raises, the actor fails."""
         self._cell.start_soon(fn, *args)
+
+    async def store(self, url: str | None = None) -> Store:
+        """The node's shared store for ``url`` (None: the node's default):
+        one per URL per node, shared by all its actors (``node.store``)."""
+        return await self._cell.node.store(url)
 
     def subscribe(
         self, topic: Hashable, *, buffer: int = 1000, policy: Policy = "drop-newest"

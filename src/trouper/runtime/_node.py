@@ -29,6 +29,7 @@ from ._spi import RemoteLayer
 
 if TYPE_CHECKING:
     from ..services import Breaker, ConsistentHash, Retry
+    from ..stores import Store
     from ._events import DeadLetters, EventStatistics
     from ._ref import ActorRef
     from ._subscribers import Policy, Subscription
@@ -144,6 +145,8 @@ class Node:
         #: The admin endpoint (``open_node(admin=...)``), made and used by
         #: ``trouper.observability``; the runtime never reads it.
         self.admin: Any = None
+        #: The node's shared stores, made and used by ``trouper.stores``.
+        self.stores: Any = None
         guard = (self.kernel.supervision,)
         self._user = fixed_cell(self, None, _Guardian, guard, "/user", self.shutdown_timeout)
         system = fixed_cell(self, None, _Guardian, guard, "/system", self.shutdown_timeout)
@@ -267,6 +270,14 @@ class Node:
             await trio.lowlevel.checkpoint()
         where = "in the cluster" if self.remote is not None else f"on node {self.id}"
         raise ActorNotFound(f"no actor named {name!r} {where}")
+
+    async def store(self, url: str | None = None) -> Store:
+        """This node's one shared store for ``url`` (None: ``open_node(store=)``),
+        opened on first use and closed when the node stops; closing the
+        handle leaves it open for its other users (docs/stores.md)."""
+        from ..stores._shared import shared_stores
+
+        return await shared_stores(self).get(url)
 
     # ----------------------------------------------------------- cluster
 

@@ -14,7 +14,14 @@ from contextlib import contextmanager
 
 from trouper._errors import TrouperError
 
-__all__ = ["InvalidStoreArgument", "StoreBusy", "StoreError", "is_busy", "map_exceptions"]
+__all__ = [
+    "InvalidStoreArgument",
+    "StoreBusy",
+    "StoreError",
+    "StoreUnavailable",
+    "is_busy",
+    "map_exceptions",
+]
 
 
 class StoreError(TrouperError):
@@ -33,6 +40,18 @@ class StoreBusy(StoreError):
     error_code = "store-busy"
     is_retryable = True
     retry_delay = 0.05
+
+
+class StoreUnavailable(StoreError):
+    """A node's shared store is not open right now: its host actor is
+    restarting after a failure, or the node is stopping.
+
+    Retryable: a restarting host opens the store again within moments.
+    """
+
+    error_code = "store-unavailable"
+    is_retryable = True
+    retry_delay = 0.1
 
 
 class InvalidStoreArgument(StoreError, ValueError):

@@ -1,0 +1,148 @@
+"""Node-shared stores: one store per URL per node, held by /system/stores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+
+import trouper
+from trouper._errors import ConfigurationError
+from trouper.runtime import child_cells, restart_actor
+from trouper.stores import (
+    SharedStore,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    open_store,
+)
+
+
+def hosts(node: trouper.Node) -> list[str]:
+    """The paths of the node's store hosts (the admin tree shows the same)."""
+    group = node.kernel.cell_at("/system/stores")
+    return [] if group is None else [cell.ref.path for cell in child_cells(group)]
+
+
+async def test_concurrent_first_uses_open_one_store(store_url: str) -> None:
+    scheme = store_url.partition("://")[0]
+    with trio.fail_after(10):
+        async with trouper.open_node(store=store_url) as node:
+            assert hosts(node) == []  # nothing opened before first use
+            handles: list[Store] = []
+
+            async def use() -> None:
+                handles.append(await node.store())
+
+            async with trio.open_nursery() as nursery:
+                for _ in range(20):
+                    nursery.start_soon(use)
+            assert hosts(node) == [f"/system/stores/{scheme}-1"]
+            assert all(isinstance(h, SharedStore) and isinstance(h, Store) for h in handles)
+            for i, handle in enumerate(handles):
+                assert await handle.append("log", b"%d" % i) == i + 1
+            # One store behind them all: the counts are the shared store's.
+            assert handles[0].statistics().appends == 20
+            assert await (await node.store(store_url)).tail("log", 1) == [(20, b"19")]
+            assert len(hosts(node)) == 1  # the explicit URL is the same store
+
+
+async def test_closing_a_handle_leaves_the_store_open(store_url: str) -> None:
+    with trio.fail_after(10):
+        async with trouper.open_node(store=store_url) as node:
+            async with await node.store() as first:
+                await first.put("k", b"v")
+            with pytest.raises(StoreError, match=r"handle .* is closed"):
+                await first.get("k")
+            second = await node.store()
+            assert await second.get("k") == b"v"
+            assert not second.statistics().closed
+        with pytest.raises(StoreUnavailable):  # the node closed it when it stopped
+            await second.get("k")
+        assert second.statistics().closed
+
+
+class Writer(trouper.Actor):
+    """Uses the node's store from on_start to on_stop, as a room does."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def on_start(self) -> None:
+        self.store = await self.ctx.store()
+        await self.store.append(self.name, b"started")
+
+    async def on_stop(self) -> None:
+        await self.store.append(self.name, b"stopped")  # the store outlives its users
+
+
+async def test_actors_share_it_and_it_closes_after_them(store_url: str) -> None:
+    with trio.fail_after(20):
+        async with trouper.open_node(store=store_url) as node:
+            for i in range(50):
+                await node.spawn(Writer, f"w{i}")
+            assert len(hosts(node)) == 1
+            assert (await node.store()).statistics().appends == 50
+        async with open_store(store_url) as store:  # the data is in the backend
+            for i in range(50):
+                assert [r for _, r in await store.tail(f"w{i}", 5)] == [b"started", b"stopped"]
+
+
+async def test_bad_urls_fail_where_given() -> None:
+    with pytest.raises(ConfigurationError, match="no store registered for nosuch://"):
+        async with trouper.open_node(store="nosuch://x"):
+            pass
+    with pytest.raises(ConfigurationError, match="store URL"):
+        async with trouper.open_node(store=42):  # type: ignore[arg-type]
+            pass
+    with pytest.raises(ConfigurationError, match="max_stores"):
+        async with trouper.open_node(max_stores=0):
+            pass
+    with trio.fail_after(10):
+        async with trouper.open_node() as node:
+            with pytest.raises(ConfigurationError, match="malformed store URL"):
+                await node.store("not a url")
+            assert hosts(node) == []
+
+
+async def test_the_number_of_urls_is_bounded(tmp_path: Path) -> None:
+    with trio.fail_after(10):
+        async with trouper.open_node(max_stores=2) as node:
+            a = await node.store(f"sqlite:///{tmp_path}/a.db")
+            await node.store("memory://")
+            with pytest.raises(StoreError, match=r"max_stores=2"):
+                await node.store(f"sqlite:///{tmp_path}/c.db")
+            assert await a.append("log", b"still fine") == 1
+            assert await (await node.store("memory://")).tail("x", 1) == []  # known URL: fine
+
+
+async def test_a_failed_open_reports_the_stores_error_and_frees_its_place(
+    tmp_path: Path,
+) -> None:
+    not_a_db = tmp_path / "garbage.db"
+    not_a_db.write_bytes(b"this is not a database, just text" * 100)
+    with trio.fail_after(10):
+        async with trouper.open_node(max_stores=1) as node:
+            for _ in range(2):  # the failure takes no place: the bound is not used up
+                with pytest.raises(StoreError) as info:
+                    await node.store(f"sqlite:///{not_a_db}")
+                assert type(info.value) is StoreError and "garbage.db" in str(info.value)
+            assert hosts(node) == []
+            assert await (await node.store()).append("log", b"x") == 1
+
+
+async def test_a_restarted_host_reopens_and_handles_keep_working(store_url: str) -> None:
+    with trio.fail_after(10):
+        async with trouper.open_node(store=store_url) as node:
+            handle = await node.store()
+            await handle.append("log", b"before")
+            (path,) = hosts(node)
+            cell = node.kernel.cell_at(path)
+            assert cell is not None
+            await restart_actor(cell)
+            assert hosts(node) == [path]
+            # A new store object: its counts start again; the data is the backend's.
+            assert handle.statistics().appends == 0
+            assert await handle.append("log", b"after") == 2
+            assert await (await node.store()).tail("log", 2) == [(1, b"before"), (2, b"after")]
