@@ -146,3 +146,22 @@ async def test_a_restarted_host_reopens_and_handles_keep_working(store_url: str)
             assert handle.statistics().appends == 0
             assert await handle.append("log", b"after") == 2
             assert await (await node.store()).tail("log", 2) == [(1, b"before"), (2, b"after")]
+
+
+async def test_trouper_node_defaults_to_sqlite_in_its_data_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trouper.cli import _parser, default_store
+
+    args = _parser().parse_args(["node", "--cookie-file", "c"])
+    assert args.data_dir == Path(".trouper") and args.store is None
+    monkeypatch.chdir(tmp_path)
+    url = default_store(args.data_dir)
+    assert url == f"sqlite:///{tmp_path}/.trouper/store.db"
+    with trio.fail_after(10):
+        async with trouper.open_node(store=url) as node:
+            assert not (tmp_path / ".trouper").exists()  # opened on first use only
+            await (await node.store()).put("k", b"v")
+    assert (tmp_path / ".trouper" / "store.db").is_file()
+    args = _parser().parse_args(["node", "--cookie-file", "c", "--store", "memory://"])
+    assert args.store == "memory://"
