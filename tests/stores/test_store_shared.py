@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import trio
+import trio.testing
 
 import trouper
 from trouper._errors import ConfigurationError
-from trouper.runtime import child_cells, restart_actor
+from trouper.runtime import child_cells, fail_actor, restart_actor
 from trouper.stores import (
+    MemoryStore,
     SharedStore,
     Store,
     StoreError,
     StoreUnavailable,
     open_store,
+    register_store,
 )
+from trouper.stores._registry import _FACTORIES
+
+T = TypeVar("T")
 
 
 def hosts(node: trouper.Node) -> list[str]:
@@ -165,3 +174,67 @@ async def test_trouper_node_defaults_to_sqlite_in_its_data_directory(
     assert (tmp_path / ".trouper" / "store.db").is_file()
     args = _parser().parse_args(["node", "--cookie-file", "c", "--store", "memory://"])
     assert args.store == "memory://"
+
+
+async def retrying(call: Callable[[], Awaitable[T]]) -> T:
+    """Retry while the host restarts (under the caller's deadline)."""
+    while True:
+        try:
+            return await call()
+        except StoreUnavailable as exc:
+            assert exc.is_retryable
+            await trio.sleep(0.01)
+
+
+async def test_a_crashed_host_is_restarted_and_reopens(store_url: str) -> None:
+    with trio.fail_after(10):
+        async with trouper.open_node(store=store_url) as node:
+            handle = await node.store()
+            await handle.append("log", b"before")
+            (path,) = hosts(node)
+            cell = node.kernel.cell_at(path)
+            assert cell is not None
+            fail_actor(cell, RuntimeError("the pool's run() failed"))
+            assert await retrying(lambda: handle.append("log", b"after")) == 2
+            tail = await retrying(lambda: handle.tail("log", 2))
+            assert tail == [(1, b"before"), (2, b"after")]
+            assert hosts(node) == [path]
+
+
+async def test_a_cancelled_first_use_still_opens_it_once() -> None:
+    entered, release = trio.Event(), trio.Event()
+    opened: list[str] = []
+
+    @asynccontextmanager
+    async def slow(url: str) -> AsyncIterator[Store]:
+        opened.append(url)
+        entered.set()
+        await release.wait()  # a backend still connecting
+        async with MemoryStore() as store:
+            yield store
+
+    assert register_store("slowtest", slow) is None
+    try:
+        with trio.fail_after(10):
+            async with trouper.open_node(store="slowtest://x") as node:
+                cancelled = trio.Event()
+
+                async def first_use(scope: trio.CancelScope) -> None:
+                    with scope:
+                        await node.store()
+                    if scope.cancelled_caught:
+                        cancelled.set()
+
+                scope = trio.CancelScope()
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(first_use, scope)
+                    await entered.wait()
+                    scope.cancel()  # while the open is in progress
+                    await trio.testing.wait_all_tasks_blocked()
+                    release.set()
+                await cancelled.wait()  # the caller was cancelled...
+                assert len(hosts(node)) == 1  # ... and the store opened all the same
+                assert await (await node.store()).append("log", b"x") == 1
+                assert opened == ["slowtest://x"]
+    finally:
+        _FACTORIES.pop("slowtest")

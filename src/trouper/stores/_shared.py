@@ -62,11 +62,13 @@ class StoreHost(Actor):
 
     def __init__(self, slot: _Slot) -> None:
         self.slot = slot
-        self._release = trio.Event()
-        self._closed = trio.Event()
         self._held = False
 
     async def on_start(self) -> None:
+        # Fresh for each start: a restart must not find the last one's release.
+        self._release = trio.Event()
+        self._closed = trio.Event()
+        self._held = False
         self.slot.failure = None
         opened = trio.Event()
         self.ctx.start_soon(self._hold, opened)
@@ -136,9 +138,14 @@ class SharedStores:
         if slot.host is not None and node.kernel.cell_at(slot.host.path, slot.host.uid):
             raise StoreUnavailable(f"the node's {slot.scheme} store is restarting")
         try:
-            slot.host = await node.kernel.spawn_system(
-                _GROUP, StoreHost, slot, segment=slot.segment, shutdown=_HOST_SHUTDOWN
-            )
+            # Shielded: the store is shared, so one caller's cancellation must
+            # not leave it half-opened for the others waiting on the lock (the
+            # backend's own connect timeout bounds the open). The cancelled
+            # caller sees its Cancelled at the checkpoint below.
+            with trio.CancelScope(shield=True):
+                slot.host = await node.kernel.spawn_system(
+                    _GROUP, StoreHost, slot, segment=slot.segment, shutdown=_HOST_SHUTDOWN
+                )
         except BaseException as exc:
             if self.slots.get(slot.url) is slot:
                 del self.slots[slot.url]
@@ -147,6 +154,7 @@ class SharedStores:
             if isinstance(exc, TrouperError) and not isinstance(exc, StoreError):
                 raise StoreError(f"cannot open the node's {slot.scheme} store: {exc}") from exc
             raise
+        await trio.lowlevel.checkpoint_if_cancelled()
 
 
 class SharedStore:
@@ -174,31 +182,52 @@ class SharedStore:
             )
         return store
 
+    async def _call(self, method: str, *args: Any, **options: Any) -> Any:
+        store = self._target()
+        try:
+            return await getattr(store, method)(*args, **options)
+        except StoreError as exc:
+            if type(exc) is StoreError and store.statistics().closed:
+                # The host closed it under this call (a restart, or the node
+                # stopping): nothing was done, and a retry may find it again.
+                raise StoreUnavailable(
+                    f"the node's {self._slot.scheme} store closed during the call"
+                    " (restarting, or its node is stopping)"
+                ) from exc
+            raise
+
     async def append(self, log: str, record: bytes, **options: Any) -> int:
-        return await self._target().append(log, record, **options)
+        result: int = await self._call("append", log, record, **options)
+        return result
 
     async def tail(self, log: str, n: int) -> list[tuple[int, bytes]]:
-        return await self._target().tail(log, n)
+        result: list[tuple[int, bytes]] = await self._call("tail", log, n)
+        return result
 
     async def read(self, log: str, after_id: int = 0, limit: int = 100) -> list[tuple[int, bytes]]:
-        return await self._target().read(log, after_id, limit)
+        result: list[tuple[int, bytes]] = await self._call("read", log, after_id, limit)
+        return result
 
     async def trim(self, log: str, keep_last: int) -> int:
-        return await self._target().trim(log, keep_last)
+        result: int = await self._call("trim", log, keep_last)
+        return result
 
     async def get(self, key: str) -> bytes | None:
-        return await self._target().get(key)
+        result: bytes | None = await self._call("get", key)
+        return result
 
     async def put(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
-        await self._target().put(key, value, ttl=ttl)
+        await self._call("put", key, value, ttl=ttl)
 
     async def delete(self, key: str) -> bool:
-        return await self._target().delete(key)
+        result: bool = await self._call("delete", key)
+        return result
 
     async def compare_and_set(
         self, key: str, expected: bytes | None, new: bytes | None, *, ttl: float | None = None
     ) -> bool:
-        return await self._target().compare_and_set(key, expected, new, ttl=ttl)
+        result: bool = await self._call("compare_and_set", key, expected, new, ttl=ttl)
+        return result
 
     def statistics(self) -> StoreStatistics:
         """The shared store's counts (every handle's calls together)."""
