@@ -308,3 +308,16 @@ register(
         quick_size=2_000,
     )
 )
+register(
+    Case(
+        name="store_shared_append",
+        trouper="stores:trouper_shared_append",
+        baseline="stores:direct_append",
+        baseline_name="the same sqlite store opened with open_store, used by plain tasks",
+        unit="appends/s",
+        better="higher",
+        target=0.8,
+        size=8_000,
+        quick_size=320,
+    )
+)
