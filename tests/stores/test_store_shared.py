@@ -9,10 +9,12 @@ from typing import TypeVar
 
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 
 import trouper
 from trouper._errors import ConfigurationError
+from trouper.pools import PoolPolicy, ResourcePool, open_resource_pool
 from trouper.runtime import child_cells, fail_actor, restart_actor
 from trouper.stores import (
     MemoryStore,
@@ -238,3 +240,64 @@ async def test_a_cancelled_first_use_still_opens_it_once() -> None:
                 assert opened == ["slowtest://x"]
     finally:
         _FACTORIES.pop("slowtest")
+
+
+class PooledMemoryStore(MemoryStore):
+    """A memory store whose every call borrows a member of a real ResourcePool,
+    as the postgres and redis backends borrow connections."""
+
+    def __init__(self, name: str, pool: ResourcePool[int]) -> None:
+        super().__init__(name)
+        self.pool = pool
+
+    async def _do_append(self, log: str, record: bytes) -> int:
+        async with self.pool.checkout():
+            await trio.lowlevel.checkpoint()  # held across a checkpoint, as a query would
+            return await super()._do_append(log, record)
+
+
+async def test_a_backend_with_a_pool_runs_its_pool_in_the_host() -> None:
+    # The backend's context manager runs a nursery (the pool's run()): the host
+    # holds it in its own task for its whole life, and drains it at node stop.
+    members = {"opened": 0, "closed": 0}
+
+    async def open_member() -> int:
+        members["opened"] += 1
+        await trio.lowlevel.checkpoint()
+        return members["opened"]
+
+    async def close_member(member: int) -> None:
+        members["closed"] += 1
+        await trio.lowlevel.checkpoint()
+
+    @asynccontextmanager
+    async def pooled(url: str) -> AsyncIterator[Store]:
+        policy = PoolPolicy(min=1, max=4)
+        async with (
+            open_resource_pool(
+                "pooledtest", open=open_member, close=close_member, policy=policy
+            ) as pool,
+            PooledMemoryStore(url.partition("://")[2], pool) as store,
+        ):
+            yield store
+
+    assert register_store("pooledtest", pooled) is None
+    name = f"pooledtest://p{id(members)}"
+    try:
+        with trio.fail_after(20):
+            async with trouper.open_node(store=name) as node:
+                for i in range(30):
+                    await node.spawn(Writer, f"w{i}")
+                (path,) = hosts(node)
+                assert path.startswith("/system/stores/pooledtest-")
+                cell = node.kernel.cell_at(path)
+                assert cell is not None
+                fail_actor(cell, RuntimeError("the pool failed"))  # closes it, opens another
+                handle = await node.store()
+                assert await retrying(lambda: handle.append("log", b"after restart")) == 1
+                assert 1 <= members["opened"] - members["closed"] <= 4
+            assert members["opened"] == members["closed"]  # drained and closed at stop
+            async with open_store(f"memory://p{id(members)}") as store:
+                assert [r for _, r in await store.tail("w0", 2)] == [b"started", b"stopped"]
+    finally:
+        _FACTORIES.pop("pooledtest")
