@@ -272,9 +272,7 @@ class Node:
         raise ActorNotFound(f"no actor named {name!r} {where}")
 
     async def store(self, url: str | None = None) -> Store:
-        """This node's one shared store for ``url`` (None: ``open_node(store=)``),
-        opened on first use and closed when the node stops; closing the
-        handle leaves it open for its other users (docs/stores.md)."""
+        """The node's one shared store for ``url`` (None: its default); docs/stores.md."""
         from ..stores._shared import shared_stores
 
         return await shared_stores(self).get(url)
