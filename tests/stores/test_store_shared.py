@@ -69,8 +69,9 @@ async def test_closing_a_handle_leaves_the_store_open(store_url: str) -> None:
             second = await node.store()
             assert await second.get("k") == b"v"
             assert not second.statistics().closed
-        with pytest.raises(StoreUnavailable):  # the node closed it when it stopped
+        with pytest.raises(StoreError, match="closed: its node stopped") as info:
             await second.get("k")
+        assert not info.value.is_retryable
         assert second.statistics().closed
 
 

@@ -47,14 +47,22 @@ _HOST_SHUTDOWN = 10.0  # a pool drains its checkouts within this
 class _Slot:
     """One URL's store on one node: what the host fills and the handles read."""
 
-    def __init__(self, url: str, segment: str) -> None:
+    def __init__(self, url: str, segment: str, node: weakref.ref[Node]) -> None:
         self.url = url
+        self.node = node
         self.scheme = url.partition("://")[0].lower()
         self.segment = segment
         self.store: Store | None = None
         self.host: ActorRef | None = None
         self.failure: BaseException | None = None  # why the last open failed
         self.lock = trio.Lock()  # concurrent first uses open it once
+
+    def host_alive(self) -> bool:
+        """Whether its host actor lives (running, restarting or stopping)."""
+        node, host = self.node(), self.host
+        return (
+            node is not None and host is not None and bool(node.kernel.cell_at(host.path, host.uid))
+        )
 
 
 class StoreHost(Actor):
@@ -113,17 +121,17 @@ class SharedStores:
 
     async def get(self, url: str | None) -> Store:
         url = self.default_url if url is None else url
-        open_store(url)  # a malformed URL or unknown scheme fails here, opening nothing
         while True:
             slot = self.slots.get(url)
             if slot is None:
+                open_store(url)  # a malformed URL or unknown scheme fails here, opening nothing
                 if len(self.slots) >= self.max_stores:
                     raise StoreError(
                         f"this node has {len(self.slots)} shared stores open, its limit"
                         f" (open_node(max_stores={self.max_stores})); cannot open another"
                     )
                 segment = f"{url.partition('://')[0].lower()}-{next(self._numbers)}"
-                slot = self.slots[url] = _Slot(url, segment)
+                slot = self.slots[url] = _Slot(url, segment, self._node)
             async with slot.lock:
                 if self.slots.get(url) is not slot:
                     continue  # its open failed meanwhile: start over
@@ -135,7 +143,7 @@ class SharedStores:
         node = self._node()
         if node is None:
             raise StoreError("the node of this store is gone")
-        if slot.host is not None and node.kernel.cell_at(slot.host.path, slot.host.uid):
+        if slot.host_alive():
             raise StoreUnavailable(f"the node's {slot.scheme} store is restarting")
         try:
             # Shielded: the store is shared, so one caller's cancellation must
@@ -176,11 +184,13 @@ class SharedStore:
             raise StoreError(f"this handle on the node's {self._slot.scheme} store is closed")
         store = self._slot.store
         if store is None:
-            raise StoreUnavailable(
-                f"the node's {self._slot.scheme} store is closed (its node is stopping)"
-                " or restarting"
-            )
+            raise self._gone()
         return store
+
+    def _gone(self) -> StoreError:
+        if self._slot.host_alive():
+            return StoreUnavailable(f"the node's {self._slot.scheme} store is restarting")
+        return StoreError(f"the node's {self._slot.scheme} store is closed: its node stopped")
 
     async def _call(self, method: str, *args: Any, **options: Any) -> Any:
         store = self._target()
@@ -188,12 +198,9 @@ class SharedStore:
             return await getattr(store, method)(*args, **options)
         except StoreError as exc:
             if type(exc) is StoreError and store.statistics().closed:
-                # The host closed it under this call (a restart, or the node
-                # stopping): nothing was done, and a retry may find it again.
-                raise StoreUnavailable(
-                    f"the node's {self._slot.scheme} store closed during the call"
-                    " (restarting, or its node is stopping)"
-                ) from exc
+                # The host closed it under this call: nothing was done, and
+                # after a restart a retry finds the store again.
+                raise self._gone() from exc
             raise
 
     async def append(self, log: str, record: bytes, **options: Any) -> int:
