@@ -45,6 +45,8 @@ PUBLIC = {
     "OneForAll",
     "OneForOne",
     "PoisonPill",
+    "PoolPolicy",
+    "PoolStatus",
     "ProtocolError",
     "RateLimit",
     "RateLimited",

@@ -5,6 +5,7 @@ This module is the public API; everything is re-exported from the subpackages
 subpackage holds what.
 """
 
+from . import pools as pools
 from ._errors import ActorDead as ActorDead
 from ._errors import ActorError as ActorError
 from ._errors import ActorKilled as ActorKilled
@@ -49,6 +50,8 @@ from .observability import AdminHandle as AdminHandle
 from .observability import configure_logging as configure_logging
 from .observability import metrics_registry as metrics_registry
 from .observability import metrics_text as metrics_text
+from .pools import PoolPolicy as PoolPolicy
+from .pools import PoolStatus as PoolStatus
 from .remote import NodeHandle as NodeHandle
 from .runtime import ActorRef as ActorRef
 from .runtime import Channel as Channel
@@ -132,6 +135,8 @@ __all__ = [
     "OneForAll",
     "OneForOne",
     "PoisonPill",
+    "PoolPolicy",
+    "PoolStatus",
     "ProtocolError",
     "RateLimit",
     "RateLimited",

@@ -219,6 +219,15 @@ class Node:
             shutdown=shutdown,
         )
 
+    async def spawn_pool(self, cls: type[Actor], *args: Any, **options: Any) -> ActorRef:
+        """Start a pool of ``cls`` workers under ``/user``; its one ref routes
+        (docs/pools.md). Options: ``min=2, max=64, routing="round-robin",
+        name, policy, mailbox_size, worker_mailbox_size, supervision``; the
+        other arguments go to every worker."""
+        from ..pools._workers import spawn_pool
+
+        return await spawn_pool(self.spawn, self.kernel.rng, cls, args, options)
+
     async def stop(self, ref: ActorRef) -> None:
         """Stop the actor (children first, then its ``on_stop``) and wait until
         it is gone; for an actor of another node, until that node says so."""
