@@ -98,7 +98,7 @@ class ActorContext:
 
     async def spawn_pool(self, cls: type[Actor], *args: Any, **options: Any) -> ActorRef:
         """A worker pool under this actor's supervision, as ``node.spawn_pool``."""
-        from ..pools._workers import spawn_pool
+        from ..pools._spawn_pool import spawn_pool
 
         return await spawn_pool(self.spawn, self._cell.node.kernel.rng, cls, args, options)
 

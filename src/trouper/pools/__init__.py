@@ -10,7 +10,7 @@ any of them returns a frozen ``PoolStatus``.
 from ._policy import PoolPolicy as PoolPolicy
 from ._policy import PoolStatus as PoolStatus
 from ._policy import Sizer as Sizer
+from ._spawn_pool import pool_status as pool_status
 from ._workers import GetPoolStatus as GetPoolStatus
-from ._workers import pool_status as pool_status
 
 __all__ = ["GetPoolStatus", "PoolPolicy", "PoolStatus", "Sizer", "pool_status"]

@@ -38,6 +38,11 @@ ROUTINGS: tuple[str, ...] = ("round-robin", "random", "least-loaded", "broadcast
 class Routing(Protocol):
     #: True if every worker gets each message (then ``pick`` is not used).
     broadcast: bool
+    #: True if any worker will do: the router then offers each message only
+    #: to workers under their ``prefetch`` and keeps the rest in its queue,
+    #: so a worker added by a growth takes a share of what is waiting.
+    #: False (a hash ring): the message must reach the worker picked.
+    balancing: bool
 
     def pick(self, workers: Sequence[Any], msg: object, load: Callable[[Any], int]) -> Any:
         """One of ``workers`` (never empty) for ``msg``."""
@@ -49,6 +54,7 @@ class RoundRobin:
 
     __slots__ = ("_next",)
     broadcast = False
+    balancing = True
 
     def __init__(self) -> None:
         self._next = 0
@@ -64,6 +70,7 @@ class RandomRouting:
 
     __slots__ = ("rng",)
     broadcast = False
+    balancing = True
 
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
@@ -78,6 +85,7 @@ class LeastLoaded:
 
     __slots__ = ("_next",)
     broadcast = False
+    balancing = True
 
     def __init__(self) -> None:
         self._next = 0
@@ -105,6 +113,7 @@ class HashRouting:
 
     __slots__ = ("_ring", "spec")
     broadcast = False
+    balancing = False
 
     def __init__(self, spec: ConsistentHash) -> None:
         self.spec = spec
@@ -134,6 +143,7 @@ class Broadcast:
 
     __slots__ = ()
     broadcast = True
+    balancing = False
 
     def pick(self, workers: Sequence[Any], msg: object, load: Callable[[Any], int]) -> Any:
         return workers[0]

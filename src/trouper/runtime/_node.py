@@ -224,7 +224,7 @@ class Node:
         (docs/pools.md). Options: ``min=2, max=64, routing="round-robin",
         name, policy, mailbox_size, worker_mailbox_size, supervision``; the
         other arguments go to every worker."""
-        from ..pools._workers import spawn_pool
+        from ..pools._spawn_pool import spawn_pool
 
         return await spawn_pool(self.spawn, self.kernel.rng, cls, args, options)
 
