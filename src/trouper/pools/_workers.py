@@ -102,12 +102,14 @@ class WorkerPool(Actor):
         self.queue: deque[Queued] = deque()  # bounded by settings.max_queued
         self.room: trio.Event | None = None  # set when the queue has room again
         self.me: Cell | None = None
+        self.tick = tick_interval(self.policy)
+        self.resized_at = -float("inf")
 
     async def on_start(self) -> None:
         self.me = cell_of(self.ctx.self_ref)
         for _ in range(self.policy.min):
             await self._grow_one()
-        self.ctx.every(tick_interval(self.policy), _Tick())
+        self.ctx.every(self.tick, _Tick())
 
     async def on_stop(self) -> None:
         self._fail_queued("stopped")
@@ -176,11 +178,15 @@ class WorkerPool(Actor):
             # senders wait), sizing the pool meanwhile (the timer's ticks
             # are queued behind this very message).
             self.room = trio.Event()
-            with trio.move_on_after(tick_interval(self.policy)):
+            with trio.move_on_after(self.tick):
                 await self.room.wait()
             await self.resize(trio.current_time())
         self.queue.append((msg, sender, reply, now))
         self._pull()  # a worker may have finished while this one waited
+        if self.queue and now - self.resized_at >= self.tick:
+            # Messages wait: ask the policy now rather than at the next tick
+            # (it is rate-limited by grow_interval all the same).
+            await self.resize(now)
 
     def _pick(self, workers: list[ActorRef], msg: Any, reply: Any) -> ActorRef | None:
         try:
@@ -246,6 +252,7 @@ class WorkerPool(Actor):
 
     async def resize(self, now: float) -> None:
         """Ask the policy for the size, and grow or shrink to it."""
+        self.resized_at = now
         size = len(self.workers)
         oldest = self.load.oldest_wait(now)
         if self.queue:
