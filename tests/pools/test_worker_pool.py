@@ -53,6 +53,10 @@ class Worker(trouper.Actor):
     async def restarts(self, msg: str) -> int:
         return self.ctx.node.kernel.restarts
 
+    @trouper.handler
+    async def me(self, msg: bytes) -> trouper.ActorRef:
+        return self.ctx.self_ref
+
 
 async def test_round_robin_takes_each_worker_in_turn() -> None:
     with trio.fail_after(10):
@@ -283,3 +287,47 @@ async def test_bad_options_are_refused_by_name(options: dict[str, object], match
                 await node.spawn_pool(Worker, **options)
             with pytest.raises(trouper.ConfigurationError, match="Actor subclass"):
                 await node.spawn_pool(int)  # type: ignore[arg-type]
+
+
+async def test_a_worker_stopped_from_outside_is_replaced() -> None:
+    with trio.fail_after(10):
+        async with trouper.open_node() as node:
+            pool = await node.spawn_pool(Worker, min=2, max=2)
+            first = {await pool.ask(b"me") for _ in range(2)}
+            assert len(first) == 2
+            gone = sorted(first)[0]
+            await node.stop(gone)
+            while True:  # the pool learns of it by a watch, then starts another
+                now = {await pool.ask(b"me") for _ in range(2)}
+                if gone not in now and len(now) == 2:
+                    break
+                await trio.testing.wait_all_tasks_blocked()
+            assert len(now & first) == 1
+            assert (await pool_status(pool)).size == 2
+
+
+async def test_asks_waiting_in_the_router_fail_when_the_pool_stops() -> None:
+    with trio.fail_after(10):
+        async with trouper.open_node() as node:
+            pool = await node.spawn_pool(Worker, min=1, max=1)
+            release = trio.Event()
+            failures: list[BaseException] = []
+
+            async def ask(msg: object) -> None:
+                try:
+                    await pool.ask(msg)
+                except trouper.ActorDead as exc:
+                    failures.append(exc)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ask, Hold(release))
+                await trio.testing.wait_all_tasks_blocked()
+                for i in range(3):
+                    nursery.start_soon(ask, Job(n=i))
+                await trio.testing.wait_all_tasks_blocked()
+                assert (await pool_status(pool)).waiters == 3
+                nursery.start_soon(node.stop, pool)
+                await trio.testing.wait_all_tasks_blocked()
+                release.set()
+            assert len(failures) == 3  # the held ask was answered, the queued ones failed
+            assert all("'Worker pool' stopped before a worker took" in str(exc) for exc in failures)

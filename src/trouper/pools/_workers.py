@@ -112,7 +112,7 @@ class WorkerPool(Actor):
         self.ctx.every(self.tick, _Tick())
 
     async def on_stop(self) -> None:
-        self._fail_queued("stopped")
+        self._fail_queued("stopped before a worker took the message")
 
     async def on_restart(self, exc: BaseException) -> None:
         log.warning("%s: the router restarted after %r", self.label, exc)
@@ -121,7 +121,7 @@ class WorkerPool(Actor):
         while self.queue:
             _, _, reply, _ = self.queue.popleft()
             if reply is not None:
-                reply.fail(ActorDead(f"worker pool {self.label} {why}"))
+                reply.fail(ActorDead(f"worker pool {self.label!r} {why}"))
 
     async def _grow_one(self) -> None:
         s = self.settings
@@ -145,7 +145,11 @@ class WorkerPool(Actor):
 
     def _free(self) -> list[ActorRef]:
         prefetch = self.settings.prefetch
-        return [w for w in self.workers if self.load.outstanding(w) < prefetch]
+        return [
+            w
+            for w in self.workers
+            if self.load.outstanding(w) < prefetch and not self.cells[w].stopping
+        ]
 
     async def receive(self, msg: Any) -> None:
         """Every message the pool does not answer itself: route it."""
@@ -230,6 +234,8 @@ class WorkerPool(Actor):
         queue = self.queue
         if not queue or not self.routing.balancing:
             return
+        if self.me is not None and self.me.stopping:
+            return  # what waits fails in on_stop, not in a stopping worker
         now = trio.current_time()
         while queue:
             free = self._free()
