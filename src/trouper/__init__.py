@@ -24,6 +24,9 @@ from ._errors import LocalProtocolError as LocalProtocolError
 from ._errors import MailboxFull as MailboxFull
 from ._errors import NameTaken as NameTaken
 from ._errors import NodeDown as NodeDown
+from ._errors import PoolClosed as PoolClosed
+from ._errors import PoolError as PoolError
+from ._errors import PoolTimeout as PoolTimeout
 from ._errors import ProtocolError as ProtocolError
 from ._errors import RateLimited as RateLimited
 from ._errors import RemoteError as RemoteError
@@ -135,8 +138,11 @@ __all__ = [
     "OneForAll",
     "OneForOne",
     "PoisonPill",
+    "PoolClosed",
+    "PoolError",
     "PoolPolicy",
     "PoolStatus",
+    "PoolTimeout",
     "ProtocolError",
     "RateLimit",
     "RateLimited",
