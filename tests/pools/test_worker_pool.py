@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
@@ -56,6 +57,11 @@ class Worker(trouper.Actor):
     @trouper.handler
     async def me(self, msg: bytes) -> trouper.ActorRef:
         return self.ctx.self_ref
+
+    @trouper.handler
+    async def count(self, msg: int) -> AsyncIterator[str]:
+        for i in range(msg):
+            yield f"{i} from {self.ctx.self_ref.path}"
 
 
 async def test_round_robin_takes_each_worker_in_turn() -> None:
@@ -331,3 +337,17 @@ async def test_asks_waiting_in_the_router_fail_when_the_pool_stops() -> None:
                 release.set()
             assert len(failures) == 3  # the held ask was answered, the queued ones failed
             assert all("'Worker pool' stopped before a worker took" in str(exc) for exc in failures)
+
+
+async def test_a_stream_goes_to_one_worker() -> None:
+    with trio.fail_after(10):
+        async with trouper.open_node() as node:
+            pool = await node.spawn_pool(Worker, min=2, max=2)
+            producers = set()
+            for _ in range(2):
+                async with pool.stream(3) as items:
+                    got = [item async for item in items]
+                assert [g.split(" ")[0] for g in got] == ["0", "1", "2"]
+                assert len({g.split(" from ")[1] for g in got}) == 1
+                producers.add(got[0].split(" from ")[1])
+            assert len(producers) == 2  # round-robin across streams

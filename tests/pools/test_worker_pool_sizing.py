@@ -3,6 +3,8 @@ another node over real TCP."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import msgspec
 import pytest
 import trio
@@ -30,6 +32,11 @@ class Slow(trouper.Actor):
         await trio.sleep(0.01)
         self.done.append(msg.n)
         return msg.n
+
+    @trouper.handler
+    async def numbers(self, msg: int) -> AsyncIterator[int]:
+        for i in range(msg):
+            yield i
 
 
 async def _poll_status(pool: trouper.ActorRef, ok: object) -> trouper.PoolStatus:
@@ -124,3 +131,5 @@ async def test_a_pool_ref_works_from_another_node() -> None:
             with pytest.raises(trouper.UnhandledMessage, match="no handler for float"):
                 await pool.ask(3.5)  # no worker handles a float: that ask fails alone
             assert await pool.ask(Work(11)) == 11
+            async with pool.stream(20, window=4) as items:
+                assert [i async for i in items] == list(range(20))

@@ -35,7 +35,7 @@ import trio
 from .._errors import ActorDead, SpawnRefused
 from ..actors import Actor, PoisonPill, Terminated, handler
 from ..protocols import default_registry
-from ..runtime import ActorRef, Cell, cell_of
+from ..runtime import ActorRef, Cell, StreamSink, cell_of
 from ..supervisors import Strategy
 from ._load import PoolLoad
 from ._notes import Done, Gather
@@ -158,6 +158,13 @@ class WorkerPool(Actor):
         sender = self.ctx.sender
         if not self.workers:  # all stopped at once; normally never
             await self._grow_one()
+        if isinstance(reply, StreamSink):
+            # A stream goes to one worker as it is (the worker's stream
+            # handler feeds the consumer directly); it is not counted as load.
+            target = self._pick(self.workers, msg, reply)
+            if target is not None:
+                await self._put(self.cells[target], (msg, sender, reply))
+            return
         if self.routing.broadcast:
             targets = list(self.workers)
             gather = None if reply is None else Gather(reply, len(targets))
@@ -214,8 +221,9 @@ class WorkerPool(Actor):
     async def _hand(self, ref: ActorRef, msg: Any, sender: ActorRef | None, reply: Any) -> None:
         """Hand a message over, waiting for room in the worker's mailbox."""
         token = self.load.handed(ref, trio.current_time())
-        item = (msg, sender, Done(self, ref, token, reply))
-        cell = self.cells[ref]
+        await self._put(self.cells[ref], (msg, sender, Done(self, ref, token, reply)))
+
+    async def _put(self, cell: Cell, item: tuple[Any, ActorRef | None, Any]) -> None:
         if not cell.try_deliver(item):
             admitted = trio.Event()
             cell.park(item, admitted.set)

@@ -220,10 +220,8 @@ class Node:
         )
 
     async def spawn_pool(self, cls: type[Actor], *args: Any, **options: Any) -> ActorRef:
-        """Start a pool of ``cls`` workers under ``/user``; its one ref routes
-        (docs/pools.md). Options: ``min=2, max=64, routing="round-robin",
-        name, policy, mailbox_size, worker_mailbox_size, supervision``; the
-        other arguments go to every worker."""
+        """A pool of ``cls`` workers under ``/user`` behind one ref that routes
+        (options and routings: docs/pools.md); other arguments go to each worker."""
         from ..pools._spawn_pool import spawn_pool
 
         return await spawn_pool(self.spawn, self.kernel.rng, cls, args, options)
