@@ -103,13 +103,14 @@ class WorkerPool(Actor):
         self.room: trio.Event | None = None  # set when the queue has room again
         self.me: Cell | None = None
         self.tick = tick_interval(self.policy)
+        self.idle_tick = max(self.tick, 1.0)
         self.resized_at = -float("inf")
 
     async def on_start(self) -> None:
         self.me = cell_of(self.ctx.self_ref)
         for _ in range(self.policy.min):
             await self._grow_one()
-        self.ctx.every(self.tick, _Tick())
+        self.ctx.send_after(self.tick, _Tick())
 
     async def on_stop(self) -> None:
         self._fail_queued("stopped before a worker took the message")
@@ -154,8 +155,14 @@ class WorkerPool(Actor):
     async def receive(self, msg: Any) -> None:
         """Every message the pool does not answer itself: route it."""
         assert self.me is not None
-        reply = self.me.take_reply()
-        sender = self.ctx.sender
+        await self._route(msg, self.ctx.sender, self.me.take_reply())
+        now = trio.current_time()
+        if now - self.resized_at >= self.tick:
+            # Ask the policy now rather than at the next tick, which may be
+            # slow while the pool idles (growth is rate-limited all the same).
+            await self.resize(now)
+
+    async def _route(self, msg: Any, sender: ActorRef | None, reply: Any) -> None:
         if not self.workers:  # all stopped at once; normally never
             await self._grow_one()
         if isinstance(reply, StreamSink):
@@ -186,18 +193,14 @@ class WorkerPool(Actor):
                 return
         while len(self.queue) >= self.settings.max_queued:
             # Full: wait (so this router's own bounded mailbox fills and its
-            # senders wait), sizing the pool meanwhile (the timer's ticks
-            # are queued behind this very message).
+            # senders wait), sizing the pool meanwhile (the timer's tick is
+            # queued behind this very message).
             self.room = trio.Event()
             with trio.move_on_after(self.tick):
                 await self.room.wait()
             await self.resize(trio.current_time())
         self.queue.append((msg, sender, reply, now))
         self._pull()  # a worker may have finished while this one waited
-        if self.queue and now - self.resized_at >= self.tick:
-            # Messages wait: ask the policy now rather than at the next tick
-            # (it is rate-limited by grow_interval all the same).
-            await self.resize(now)
 
     def _pick(self, workers: list[ActorRef], msg: Any, reply: Any) -> ActorRef | None:
         try:
@@ -263,6 +266,11 @@ class WorkerPool(Actor):
     @handler
     async def _tick(self, msg: _Tick) -> None:
         await self.resize(trio.current_time())
+        # Often while there is work or the pool is above min (a quiet period
+        # may end); seldom while it idles at min, where only a message can
+        # change anything (and receive consults the policy then).
+        idle = not (self.queue or self.load.busy() or len(self.workers) > self.policy.min)
+        self.ctx.send_after(self.idle_tick if idle else self.tick, _Tick())
 
     async def resize(self, now: float) -> None:
         """Ask the policy for the size, and grow or shrink to it."""
