@@ -182,3 +182,37 @@ def test_a_gather_answers_once_with_every_result_or_the_first_failure() -> None:
     second.set("late")
     second.fail(ValueError("later"))
     assert isinstance(failing.error, KeyError) and failing.calls == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["hand", "finish-first", "finish-any"]), st.integers(0, 2)),
+        max_size=80,
+    )
+)
+def test_load_matches_a_model_of_fifo_workers(ops: list[tuple[str, int]]) -> None:
+    """Against a plain model (a FIFO list of hand-over times per worker):
+    busy and waiting counts, and the wait reported when the first finishes."""
+    load: PoolLoad[int] = PoolLoad()
+    model: dict[int, list[tuple[int, float]]] = {w: [] for w in range(3)}
+    for w in model:
+        load.add(w)
+    now = 0.0
+    for op, w in ops:
+        now += 0.25
+        if op == "hand":
+            model[w].append((load.handed(w, now), now))
+        elif model[w]:
+            i = 0 if op == "finish-first" else len(model[w]) - 1
+            token, _ = model[w].pop(i)
+            waited = load.finished(w, token, now)
+            if i == 0 and model[w]:
+                assert waited == pytest.approx(now - model[w][0][1])
+            else:
+                assert waited is None
+        assert load.busy() == sum(1 for q in model.values() if q)
+        assert load.waiting() == sum(max(0, len(q) - 1) for q in model.values())
+        assert all(load.outstanding(w) == len(q) for w, q in model.items())
+        expected = max((now - q[1][1] for q in model.values() if len(q) > 1), default=0.0)
+        assert load.oldest_wait(now) == pytest.approx(expected)

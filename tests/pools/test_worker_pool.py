@@ -351,3 +351,21 @@ async def test_a_stream_goes_to_one_worker() -> None:
                 assert len({g.split(" from ")[1] for g in got}) == 1
                 producers.add(got[0].split(" from ")[1])
             assert len(producers) == 2  # round-robin across streams
+
+
+class LastStarted:
+    """A routing of one's own: always the newest worker."""
+
+    broadcast = False
+    balancing = False
+
+    def pick(self, workers: list[trouper.ActorRef], msg: object, load: object) -> object:
+        return workers[-1]
+
+
+async def test_a_routing_object_of_ones_own() -> None:
+    with trio.fail_after(10):
+        async with trouper.open_node() as node:
+            pool = await node.spawn_pool(Worker, min=3, max=3, routing=LastStarted())
+            paths = {await pool.ask(Job(n=i)) for i in range(5)}
+            assert len(paths) == 1
