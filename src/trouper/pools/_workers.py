@@ -35,7 +35,7 @@ import trio
 from .._errors import ActorDead, SpawnRefused
 from ..actors import Actor, PoisonPill, Terminated, handler
 from ..protocols import default_registry
-from ..runtime import ActorRef, Cell, StreamSink, cell_of
+from ..runtime import ActorRef, Cell, StreamSink, TraceNote, cell_of
 from ..supervisors import Strategy
 from ._load import PoolLoad
 from ._notes import Done, Gather
@@ -155,7 +155,13 @@ class WorkerPool(Actor):
     async def receive(self, msg: Any) -> None:
         """Every message the pool does not answer itself: route it."""
         assert self.me is not None
-        await self._route(msg, self.ctx.sender, self.me.take_reply())
+        reply = self.me.take_reply()
+        tracing = self.ctx.node.kernel.tracing
+        if reply is None and tracing is not None:
+            # A tell, traced: the worker's span goes under this handler's,
+            # which is under the sender's, so one trace runs through the pool.
+            reply = TraceNote(tracing.context())
+        await self._route(msg, self.ctx.sender, reply)
         now = trio.current_time()
         if now - self.resized_at >= self.tick:
             # Ask the policy now rather than at the next tick, which may be
@@ -212,19 +218,20 @@ class WorkerPool(Actor):
             return None
         return ref
 
+    def _note(self, ref: ActorRef, reply: Any) -> Done:
+        return Done(self, ref, self.load.handed(ref, trio.current_time()), reply)
+
     def _give(self, ref: ActorRef, msg: Any, sender: ActorRef | None, reply: Any) -> None:
         """Hand a message over without waiting: a balancing routing keeps at
         most ``prefetch`` per worker, far under any mailbox bound."""
-        token = self.load.handed(ref, trio.current_time())
-        item = (msg, sender, Done(self, ref, token, reply))
+        item = (msg, sender, self._note(ref, reply))
         cell = self.cells[ref]
         if not cell.try_deliver(item):
             cell.park(item, None)
 
     async def _hand(self, ref: ActorRef, msg: Any, sender: ActorRef | None, reply: Any) -> None:
         """Hand a message over, waiting for room in the worker's mailbox."""
-        token = self.load.handed(ref, trio.current_time())
-        await self._put(self.cells[ref], (msg, sender, Done(self, ref, token, reply)))
+        await self._put(self.cells[ref], (msg, sender, self._note(ref, reply)))
 
     async def _put(self, cell: Cell, item: tuple[Any, ActorRef | None, Any]) -> None:
         if not cell.try_deliver(item):
