@@ -246,24 +246,30 @@ class WorkerPool(Actor):
         if waited is not None:
             self.sizer.record_wait(waited)
         if self.queue and ref in self.cells:
-            self._pull()
+            # While messages wait in the queue every other worker is full
+            # (each one freed pulls at once), so only this one can take more.
+            self._pull([ref] if not self.cells[ref].stopping else [])
 
-    def _pull(self) -> None:
+    def _pull(self, free: list[ActorRef] | None = None) -> None:
+        """Give what waits to the workers with room (``free``: those known
+        to have room; by default, found)."""
         queue = self.queue
         if not queue or not self.routing.balancing:
             return
         if self.me is not None and self.me.stopping:
             return  # what waits fails in on_stop, not in a stopping worker
-        now = trio.current_time()
-        while queue:
+        if free is None:
             free = self._free()
-            if not free:
-                break
+        now = trio.current_time()
+        prefetch = self.settings.prefetch
+        while queue and free:
             msg, sender, reply, arrived = queue.popleft()
             self.sizer.record_wait(now - arrived)
             ref = self._pick(free, msg, reply)
             if ref is not None:
                 self._give(ref, msg, sender, reply)
+                if self.load.outstanding(ref) >= prefetch:
+                    free.remove(ref)
         if self.room is not None and len(queue) < self.settings.max_queued:
             self.room.set()
             self.room = None
