@@ -108,23 +108,32 @@ async def test_random_routing_is_seeded_by_the_node() -> None:
         assert first != sorted(first) and first != [i % 4 for i in range(40)]
 
 
-async def test_least_loaded_avoids_the_busy_worker() -> None:
+@pytest.mark.parametrize("routing", ["least-loaded", "round-robin"])
+async def test_least_loaded_avoids_the_busy_worker(routing: str) -> None:
+    """With room for 4 messages a worker, round-robin still hands the busy
+    worker its turn (those asks wait behind the held one); least-loaded does not."""
     with trio.fail_after(10):
         async with trouper.open_node() as node:
-            pool = await node.spawn_pool(Worker, min=2, max=2, routing="least-loaded")
+            pool = await node.spawn_pool(Worker, min=2, max=2, prefetch=4, routing=routing)
             release = trio.Event()
             async with trio.open_nursery() as nursery:
                 held: list[str] = []
+                paths: list[str] = []
 
-                async def hold() -> None:
-                    held.append(await pool.ask(Hold(release)))
+                async def ask(msg: object, out: list[str]) -> None:
+                    out.append(await pool.ask(msg))
 
-                nursery.start_soon(hold)
+                nursery.start_soon(ask, Hold(release), held)
                 await trio.testing.wait_all_tasks_blocked()
-                paths = {await pool.ask(Job(n=i)) for i in range(5)}
-                assert len(paths) == 1  # round-robin would have used both
+                for i in range(4):  # one at a time: each is answered, or stuck
+                    nursery.start_soon(ask, Job(n=i), paths)
+                    await trio.testing.wait_all_tasks_blocked()
+                answered_while_held = len(paths)
                 release.set()
-            assert held and held[0] not in paths
+            if routing == "least-loaded":
+                assert answered_while_held == 4 and held[0] not in paths
+            else:
+                assert answered_while_held == 2 and held[0] in paths
 
 
 async def test_consistent_hash_is_sticky_per_key() -> None:
