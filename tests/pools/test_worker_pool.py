@@ -378,3 +378,19 @@ async def test_a_routing_object_of_ones_own() -> None:
             pool = await node.spawn_pool(Worker, min=3, max=3, routing=LastStarted())
             paths = {await pool.ask(Job(n=i)) for i in range(5)}
             assert len(paths) == 1
+
+
+async def test_past_the_restart_intensity_the_pool_itself_is_restarted() -> None:
+    with trio.fail_after(10):
+        async with trouper.open_node() as node:
+            pool = await node.spawn_pool(Worker, min=1, max=1)
+            first = await pool.ask(b"me")
+            for _ in range(4):  # OneForOne allows 3 restarts within 5 s
+                with pytest.raises(ValueError, match="on purpose"):
+                    await pool.ask(Crash())
+            # The pool failed with SupervisionError; /user restarted it, with
+            # a fresh worker, behind the same ref.
+            while (now := await pool.ask(b"me")) == first:
+                await trio.sleep(0.01)
+            assert now != first and now.path.startswith(pool.path + "/")
+            assert (await pool_status(pool)).size == 1
