@@ -321,3 +321,16 @@ register(
         quick_size=320,
     )
 )
+register(
+    Case(
+        name="worker_pool_spike",
+        trouper="worker_pool:smart_pool_p99",
+        baseline="worker_pool:fixed_pool_p99",
+        baseline_name="the same worker pool held at min=2 (10x spike of 1 ms asks)",
+        unit="ms p99",
+        better="lower",
+        target=0.3,
+        size=3_000,
+        quick_size=200,
+    )
+)

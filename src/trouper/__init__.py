@@ -5,6 +5,7 @@ This module is the public API; everything is re-exported from the subpackages
 subpackage holds what.
 """
 
+from . import pools as pools
 from ._errors import ActorDead as ActorDead
 from ._errors import ActorError as ActorError
 from ._errors import ActorKilled as ActorKilled

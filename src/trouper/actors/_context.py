@@ -97,6 +97,12 @@ class ActorContext:
             shutdown=shutdown,
         )
 
+    async def spawn_pool(self, cls: type[Actor], *args: Any, **options: Any) -> ActorRef:
+        """A worker pool under this actor's supervision, as ``node.spawn_pool``."""
+        from ..pools._spawn_pool import spawn_pool
+
+        return await spawn_pool(self.spawn, self._cell.node.kernel.rng, cls, args, options)
+
     def watch(self, ref: ActorRef) -> None:
         """Receive ``Terminated(ref, reason)`` when ``ref`` stops (at once if it
         has); for an actor on another node, also when that node goes down."""

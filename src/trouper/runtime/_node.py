@@ -222,6 +222,13 @@ class Node:
             shutdown=shutdown,
         )
 
+    async def spawn_pool(self, cls: type[Actor], *args: Any, **options: Any) -> ActorRef:
+        """A pool of ``cls`` workers under ``/user`` behind one ref that routes
+        (options and routings: docs/pools.md); other arguments go to each worker."""
+        from ..pools._spawn_pool import spawn_pool
+
+        return await spawn_pool(self.spawn, self.kernel.rng, cls, args, options)
+
     async def stop(self, ref: ActorRef) -> None:
         """Stop the actor (children first, then its ``on_stop``) and wait until
         it is gone; for an actor of another node, until that node says so."""
