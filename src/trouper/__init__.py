@@ -49,6 +49,8 @@ from .observability import AdminHandle as AdminHandle
 from .observability import configure_logging as configure_logging
 from .observability import metrics_registry as metrics_registry
 from .observability import metrics_text as metrics_text
+from .persistence import AtLeastOnceDelivery as AtLeastOnceDelivery
+from .persistence import PersistentActor as PersistentActor
 from .remote import NodeHandle as NodeHandle
 from .runtime import ActorRef as ActorRef
 from .runtime import Channel as Channel
@@ -76,6 +78,7 @@ from .services import current_call as current_call
 from .services import issue_token as issue_token
 from .services import rpc as rpc
 from .services import service as service
+from .stores import StaleWriter as StaleWriter
 from .supervisors import Backoff as Backoff
 from .supervisors import ChildSpec as ChildSpec
 from .supervisors import OneForAll as OneForAll
@@ -100,6 +103,7 @@ __all__ = [
     "AdminConfig",
     "AdminHandle",
     "AskTimeout",
+    "AtLeastOnceDelivery",
     "Backoff",
     "Breaker",
     "BreakerChanged",
@@ -131,6 +135,7 @@ __all__ = [
     "NodeStats",
     "OneForAll",
     "OneForOne",
+    "PersistentActor",
     "PoisonPill",
     "ProtocolError",
     "RateLimit",
@@ -142,6 +147,7 @@ __all__ = [
     "RestartIntensity",
     "Retry",
     "SpawnRefused",
+    "StaleWriter",
     "Strategy",
     "StreamReader",
     "SubscriberOverflow",

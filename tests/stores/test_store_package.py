@@ -19,6 +19,7 @@ PUBLIC = {
     "InvalidStoreArgument",
     "MemoryStore",
     "SqliteStore",
+    "StaleWriter",
     "Store",
     "StoreBusy",
     "StoreError",

@@ -14,7 +14,14 @@ from contextlib import contextmanager
 
 from trouper._errors import TrouperError
 
-__all__ = ["InvalidStoreArgument", "StoreBusy", "StoreError", "is_busy", "map_exceptions"]
+__all__ = [
+    "InvalidStoreArgument",
+    "StaleWriter",
+    "StoreBusy",
+    "StoreError",
+    "is_busy",
+    "map_exceptions",
+]
 
 
 class StoreError(TrouperError):
@@ -42,6 +49,17 @@ class InvalidStoreArgument(StoreError, ValueError):
     """
 
     error_code = "store-invalid-argument"
+
+
+class StaleWriter(StoreError):
+    """A fenced ``append`` found its fence key no longer holding the writer's token.
+
+    Another writer has claimed the log since (a persistent actor started on
+    another node, say), so this one must stop writing: nothing was written.
+    Not retryable: trying again cannot make the token current again.
+    """
+
+    error_code = "store-stale-writer"
 
 
 # Primary result codes (the low byte of the extended code): SQLITE_BUSY means

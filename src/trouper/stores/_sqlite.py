@@ -98,8 +98,8 @@ class SqliteStore(BaseStore):
                 work, limiter=self._limiter, abandon_on_cancel=False
             )
 
-    async def _do_append(self, log: str, record: bytes) -> int:
-        return await self._run(lambda c: ops.append(c, log, record))
+    async def _do_append(self, log: str, record: bytes, fence: tuple[str, bytes] | None) -> int:
+        return await self._run(lambda c: ops.append(c, log, record, fence))
 
     async def _do_tail(self, log: str, n: int) -> list[tuple[int, bytes]]:
         return await self._run(lambda c: ops.tail(c, log, n))
