@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
-from typing import Any, ClassVar
+from typing import Any
 
 import trio
 
@@ -68,6 +68,18 @@ def _positive_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
+def _check_settings(obj: Any, where: str) -> None:
+    every = obj.snapshot_every
+    if every is not None and not _positive_int(every):
+        raise ConfigurationError(f"{where}.snapshot_every must be None or an int >= 1: {every!r}")
+    for name in ("recovery_batch", "keep_snapshots"):
+        if not _positive_int(getattr(obj, name)):
+            raise ConfigurationError(f"{where}.{name} must be an int >= 1: {getattr(obj, name)!r}")
+    url = obj.store_url
+    if url is not None and not isinstance(url, str):
+        raise ConfigurationError(f"{where}.store_url must be a URL string or None: {url!r}")
+
+
 class PersistentActor(Actor):
     """Base class of event-sourced actors (see the module docstring).
 
@@ -80,14 +92,17 @@ class PersistentActor(Actor):
 
     #: The log this actor owns in the store; one live writer per id.
     persistence_id: str
+    # The settings below are class attributes; an instance may set its own
+    # in ``__init__`` (they are checked again when it starts).
+
     #: The store (``sqlite:///...``, ``postgres://...``); None: the node's default.
-    store_url: ClassVar[str | None] = None
+    store_url: str | None = None
     #: Take a snapshot every N persisted events (None: never).
-    snapshot_every: ClassVar[int | None] = None
+    snapshot_every: int | None = None
     #: Events read (and held in memory) at a time during recovery.
-    recovery_batch: ClassVar[int] = 256
+    recovery_batch: int = 256
     #: Snapshots kept in the store (older ones are trimmed).
-    keep_snapshots: ClassVar[int] = 2
+    keep_snapshots: int = 2
 
     _persistence_ready: bool = False
     _stale: bool = False
@@ -243,7 +258,8 @@ class PersistentActor(Actor):
             self._stale = True
             self.ctx.stop()
             return
-        keys = Keys(self.persistence_id)
+        keys = Keys(getattr(self, "persistence_id", None))
+        _check_settings(self, type(self).__qualname__)
         self._exit = AsyncExitStack()
         store, closer = await open_actor_store(self.ctx, self.store_url)
         self._exit.push_async_exit(closer)
@@ -270,6 +286,7 @@ class PersistentActor(Actor):
         if latest:
             after, state = _codec.decode_snapshot(f"{where} snapshot", latest[0][1], upcast)
             self.restore(state)
+        snapshot_at = after
         batch = self.recovery_batch
         while True:
             records = await store.read(keys.events, after_id=after, limit=batch)
@@ -280,6 +297,7 @@ class PersistentActor(Actor):
                 break
             del records  # freed before the next read: one batch in memory, never two
         self._sequence = after
+        self._since_snapshot = after - snapshot_at  # the next snapshot comes on schedule
         self._recovering = False
 
     async def _persistence_stop(self) -> None:

@@ -20,7 +20,7 @@ under its name gets what it missed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import trio
@@ -44,28 +44,32 @@ class AtLeastOnceDelivery(PersistentActor):
     """A ``PersistentActor`` that delivers messages until they are confirmed."""
 
     #: First resend after this many seconds; each later one waits twice as long...
-    redeliver_interval: ClassVar[float] = 1.0
+    redeliver_interval: float = 1.0
     #: ... up to this.
-    redeliver_max_interval: ClassVar[float] = 30.0
+    redeliver_max_interval: float = 30.0
     #: Deliveries waiting for confirmation at most (``TooManyUnconfirmed`` beyond).
-    max_unconfirmed: ClassVar[int] = 10_000
+    max_unconfirmed: int = 10_000
 
     _deliveries: DeliveryBook | None = None
     _redelivery_timer: Timer | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.snapshot_every is not None:
-            # A snapshot would have to hold the unconfirmed messages and their
-            # destinations; until it does, recovery replays the whole log.
-            raise ConfigurationError(
-                f"{cls.__qualname__}: AtLeastOnceDelivery does not take snapshot_every yet"
-            )
+        cls._no_snapshots(cls)
         DeliveryBook(  # check the class's settings now, not at the first delivery
             interval=cls.redeliver_interval,
             max_interval=cls.redeliver_max_interval,
             limit=cls.max_unconfirmed,
         )
+
+    @staticmethod
+    def _no_snapshots(obj: Any) -> None:
+        if obj.snapshot_every is not None:
+            # A snapshot would have to hold the unconfirmed messages and their
+            # destinations; until it does, recovery replays the whole log.
+            raise ConfigurationError(
+                f"{obj!r}: AtLeastOnceDelivery does not take snapshot_every yet"
+            )
 
     def _book(self) -> DeliveryBook:
         book = self._deliveries
@@ -103,6 +107,7 @@ class AtLeastOnceDelivery(PersistentActor):
         return self._book().statistics()
 
     async def _after_recovery(self) -> None:
+        self._no_snapshots(self)
         await super()._after_recovery()
         self._send_due(trio.current_time())
         # Half the interval: a resend is at most half an interval late.

@@ -1,0 +1,148 @@
+"""PersistentActor on one node: persist/apply/recover, snapshots, crashes, bad input.
+
+Every test runs over every store backend (``store_url``)."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+import trio
+
+import trouper
+from trouper.stores import open_store
+
+from persist_actors import Add, AddMany, Added, Counter, Crash, Get, PersistBad, State
+
+
+async def state_of(ref: trouper.ActorRef) -> State:
+    result = await ref.ask(Get())
+    assert isinstance(result, State)
+    return result
+
+
+async def test_persist_applies_and_a_new_instance_recovers(store_url: str) -> None:
+    with trio.fail_after(20):
+        async with trouper.open_node() as node:
+            ref = await node.spawn(Counter, "acct-1", store_url)
+            assert [await ref.ask(Add(n)) for n in (5, 7, 11)] == [1, 2, 3]
+            assert await state_of(ref) == State(23, 3, 3, 0, 0)
+            await node.stop(ref)
+            again = await node.spawn(Counter, "acct-1", store_url)
+            assert await state_of(again) == State(23, 3, 3, 0, 3)  # replayed, not re-stored
+            assert await again.ask(Add(1)) == 4
+            other = await node.spawn(Counter, "acct-2", store_url)  # ids are independent
+            assert await state_of(other) == State(0, 0, 0, 0, 0)
+        # The events are in the store, in order, readable by anyone.
+        async with open_store(store_url) as store:
+            records = await store.read("trouper.persist/acct-1/events")
+            assert [rid for rid, _ in records] == [1, 2, 3, 4]
+
+
+async def test_persist_all_and_recovery_across_many_batches(store_url: str) -> None:
+    class Small(Counter):
+        recovery_batch = 7  # 100 events: 15 batches, the last one short
+
+    with trio.fail_after(30):
+        async with trouper.open_node() as node:
+            ref = await node.spawn(Small, "many", store_url)
+            assert await ref.ask(AddMany(100, 2)) == 100
+            await node.stop(ref)
+            again = await node.spawn(Small, "many", store_url)
+            assert await state_of(again) == State(200, 100, 100, 0, 100)
+            await node.stop(again)
+            # An exact multiple of the batch size ends the same way.
+            exact = await node.spawn(Small, "exact", store_url)
+            await exact.ask(AddMany(14))
+            await node.stop(exact)
+            assert await state_of(await node.spawn(Small, "exact", store_url)) == State(
+                14, 14, 14, 0, 14
+            )
+
+
+async def test_snapshot_then_only_the_events_after_it(store_url: str) -> None:
+    with trio.fail_after(20):
+        async with trouper.open_node() as node:
+            ref = await node.spawn(Counter, "snap", store_url, 10)
+            await ref.ask(AddMany(25, 3))
+            await node.stop(ref)
+            again = await node.spawn(Counter, "snap", store_url, 10)
+            # The snapshot at 20, then events 21..25.
+            assert await state_of(again) == State(75, 25, 25, 20, 5)
+            await again.ask(AddMany(5))  # 30: a new snapshot
+            await node.stop(again)
+            third = await node.spawn(Counter, "snap", store_url, 10)
+            assert await state_of(third) == State(80, 30, 30, 30, 0)
+        async with open_store(store_url) as store:  # old snapshots are trimmed
+            assert len(await store.tail("trouper.persist/snap/snapshots", 10)) == 2
+
+
+async def test_a_crash_is_recovered_by_the_supervisor_restart(store_url: str) -> None:
+    with trio.fail_after(20):
+        async with trouper.open_node() as node:
+            ref = await node.spawn(Counter, "crashy", store_url)
+            await ref.ask(AddMany(4, 10))
+            with pytest.raises(RuntimeError, match="crash on request"):
+                await ref.ask(Crash())
+            # The same ref, a fresh instance: its state came back from the store.
+            assert await state_of(ref) == State(40, 4, 4, 0, 4)
+            assert await ref.ask(Add(2)) == 5
+
+
+async def test_a_failing_persist_crashes_writes_nothing_and_loses_nothing(store_url: str) -> None:
+    with trio.fail_after(20):
+        async with trouper.open_node() as node:
+            ref = await node.spawn(Counter, "failing", store_url)
+            await ref.ask(AddMany(3))
+            with pytest.raises(trouper.ConfigurationError, match="cannot encode"):
+                await ref.ask(PersistBad())
+            assert await state_of(ref) == State(3, 3, 3, 0, 3)  # restarted, recovered
+            assert await ref.ask(Add(1)) == 4  # no id was used by the failed event
+
+
+async def test_events_register_from_the_apply_annotation() -> None:
+    from trouper.protocols import default_registry
+
+    assert default_registry.name_of(Added) == "persist_actors:Added"
+
+
+async def test_bad_settings_are_clear_errors(store_url: str) -> None:
+    with pytest.raises(trouper.ConfigurationError, match="snapshot_every"):
+
+        class Bad(trouper.PersistentActor):
+            snapshot_every = 0
+
+    with pytest.raises(trouper.ConfigurationError, match="recovery_batch"):
+
+        class Bad2(trouper.PersistentActor):
+            recovery_batch = True  # type: ignore[assignment]
+
+    class NoId(trouper.PersistentActor):
+        store_url = "memory://"
+
+        def apply(self, event: Added) -> None:
+            pass
+
+    with trio.fail_after(10):
+        async with trouper.open_node() as node:
+            with pytest.raises(trouper.SpawnRefused, match="persistence_id"):
+                await node.spawn(NoId)
+            with pytest.raises(trouper.SpawnRefused, match="persistence_id"):
+                await node.spawn(Counter, "", store_url)
+            with pytest.raises(trouper.SpawnRefused, match="store_url"):
+                await node.spawn(Counter, "x", None)
+            # The node and the other actors are unaffected.
+            ok = await node.spawn(Counter, "fine", store_url)
+            assert await ok.ask(Add(1)) == 1
+
+
+async def test_an_unreadable_record_names_itself(store_url: str) -> None:
+    class Unknown(msgspec.Struct):
+        x: int
+
+    with trio.fail_after(10):
+        async with open_store(store_url) as store:
+            record = msgspec.msgpack.encode(["nowhere:Unknown", Unknown(1)])
+            await store.append("trouper.persist/broken/events", record)
+        async with trouper.open_node() as node:
+            with pytest.raises(trouper.SpawnRefused, match="broken event 1.*nowhere:Unknown"):
+                await node.spawn(Counter, "broken", store_url)
