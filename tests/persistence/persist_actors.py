@@ -120,7 +120,8 @@ class Counter(trouper.PersistentActor):
 
     @trouper.handler
     async def get(self, msg: Get) -> State:
-        return State(self.total, self.count, self.last_sequence_nr, self.restored_from, self.replayed)
+        sequence = self.last_sequence_nr
+        return State(self.total, self.count, sequence, self.restored_from, self.replayed)
 
     @trouper.handler
     async def crash(self, msg: Crash) -> None:

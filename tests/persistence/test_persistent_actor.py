@@ -7,11 +7,10 @@ from __future__ import annotations
 import msgspec
 import pytest
 import trio
+from persist_actors import Add, Added, AddMany, Counter, Crash, Get, PersistBad, State
 
 import trouper
 from trouper.stores import open_store
-
-from persist_actors import Add, AddMany, Added, Counter, Crash, Get, PersistBad, State
 
 
 async def state_of(ref: trouper.ActorRef) -> State:
@@ -144,5 +143,5 @@ async def test_an_unreadable_record_names_itself(store_url: str) -> None:
             record = msgspec.msgpack.encode(["nowhere:Unknown", Unknown(1)])
             await store.append("trouper.persist/broken/events", record)
         async with trouper.open_node() as node:
-            with pytest.raises(trouper.SpawnRefused, match="broken event 1.*nowhere:Unknown"):
+            with pytest.raises(trouper.SpawnRefused, match=r"broken event 1.*nowhere:Unknown"):
                 await node.spawn(Counter, "broken", store_url)
