@@ -28,7 +28,7 @@ import trio
 from .._errors import ConfigurationError, TrouperError
 from ..actors import handler
 from ._actor import PersistentActor
-from ._book import DeliveryBook, DeliveryStatistics
+from ._book import DeliveryBook, DeliveryStatistics, TooManyUnconfirmed
 
 if TYPE_CHECKING:
     from ..runtime import ActorRef, Timer
@@ -92,6 +92,17 @@ class AtLeastOnceDelivery(PersistentActor):
         if not self.recovering:
             self._send_due(now)
         return delivery_id
+
+    def ensure_delivery_capacity(self, n: int = 1) -> None:
+        """Raise ``TooManyUnconfirmed`` unless ``n`` more deliveries fit: call
+        it before persisting an event whose ``apply`` delivers, so a full
+        sender refuses the request instead of storing the event and failing
+        in ``apply`` (the event would then be delivered after the restart)."""
+        book = self._book()
+        if len(book) + n > book.limit:
+            raise TooManyUnconfirmed(
+                f"{len(book)} deliveries unconfirmed (max_unconfirmed={book.limit})"
+            )
 
     def confirm_delivery(self, delivery_id: int) -> bool:
         """Stop resending ``delivery_id`` (call it from ``apply``); False if
