@@ -308,3 +308,16 @@ register(
         quick_size=2_000,
     )
 )
+register(
+    Case(
+        name="persist_sqlite",
+        trouper="persistence:persist_sqlite",
+        baseline="persistence:raw_append_sqlite",
+        baseline_name="raw store.append of records of the same size, same sqlite store",
+        unit="events/s",
+        better="higher",
+        target=0.7,
+        size=5_000,
+        quick_size=200,
+    )
+)
