@@ -7,11 +7,13 @@ backend (``store_url``).
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 import trio
-from persist_actors import Add, Counter, Get, State, wait_until
+from persist_actors import Add, Added, Counter, Get, State, wait_until
 
 import trouper
+import trouper.stores
 from trouper.runtime import cell_of
 from trouper.stores import open_store
 
@@ -84,3 +86,55 @@ async def test_a_newer_instance_takes_over_and_the_older_one_stops(store_url: st
             await b.stop(new)
             back = await a.spawn(Counter, "takeover", store_url)
             assert await back.ask(Get()) == State(3, 2, 2, 0, 2)
+
+
+async def test_a_permanent_stale_actor_never_takes_the_id_back(store_url: str) -> None:
+    with trio.fail_after(30):
+        async with trouper.open_node("a") as a, trouper.open_node("b") as b:
+            old = await a.spawn(Counter, "permanent", store_url, restart="permanent")
+            new = await b.spawn(Counter, "permanent", store_url)
+            with pytest.raises(trouper.StaleWriter):
+                await old.ask(Add(1))
+            await wait_until(lambda: _is_dead(old), "the stale writer stops for good")
+            for i in range(1, 4):
+                assert await new.ask(Add(1)) == i
+            fresh = await a.spawn(Counter, "other-id", store_url, restart="permanent")
+            assert await fresh.ask(Add(1)) == 1  # node a still serves
+
+
+class Quietly(msgspec.Struct, frozen=True):
+    pass
+
+
+class Swallower(Counter):
+    """Catches StaleWriter and carries on, as a careless handler might."""
+
+    @trouper.handler
+    async def quietly(self, msg: Quietly) -> str:
+        try:
+            await self.persist(Added(1))
+        except trouper.StaleWriter:
+            return "swallowed"
+        return "written"
+
+
+async def test_a_stale_writer_that_swallows_the_error_still_stops_for_good(
+    store_url: str,
+) -> None:
+    with trio.fail_after(30):
+        async with trouper.open_node("a") as a, trouper.open_node("b") as b:
+            old = await a.spawn(Swallower, "swallow", store_url, restart="permanent")
+            new = await b.spawn(Swallower, "swallow", store_url)
+            assert await old.ask(Quietly()) == "swallowed"
+            # It stopped itself; its permanent restart refused to start.
+            await wait_until(lambda: _is_dead(old), "the stale writer stops for good")
+            assert [await new.ask(Quietly()) for _ in range(3)] == ["written"] * 3
+            state = await new.ask(Get())
+            assert isinstance(state, State) and state.sequence == 3
+
+
+def test_the_default_decider_stops_a_stale_writer() -> None:
+    strategy = trouper.OneForOne()
+    assert strategy.decider(trouper.StaleWriter("x")) == "stop"
+    assert strategy.decider(RuntimeError("x")) == "restart"
+    assert strategy.decider(trouper.stores.StoreError("x")) == "restart"  # recoverable by a restart

@@ -12,13 +12,11 @@ from ._book import Deduplicator as Deduplicator
 from ._book import DeliveryStatistics as DeliveryStatistics
 from ._book import TooManyUnconfirmed as TooManyUnconfirmed
 from ._delivery import AtLeastOnceDelivery as AtLeastOnceDelivery
-from ._delivery import RedeliveryTick as RedeliveryTick
 
 __all__ = [
     "AtLeastOnceDelivery",
     "Deduplicator",
     "DeliveryStatistics",
     "PersistentActor",
-    "RedeliveryTick",
     "TooManyUnconfirmed",
 ]

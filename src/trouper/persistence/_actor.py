@@ -16,8 +16,9 @@ Failures: a store error in ``persist`` propagates from the handler, so the
 actor fails and its supervisor restarts it, and the restart recovers from
 what the store holds: an event is acknowledged (``persist`` returned) only
 once it is stored, so nothing acknowledged is lost. A ``StaleWriter`` means a
-newer instance owns the id: the actor stops (its restart, if the supervisor
-restarts it, stops at once instead of claiming the id back).
+newer instance owns the id: the actor stops (the default supervision decider
+stops, not restarts, an actor failing with it; a restart anyway fails at
+once instead of claiming the id back).
 """
 
 from __future__ import annotations
@@ -189,7 +190,6 @@ class PersistentActor(Actor):
             raise
         self._sequence = seq
         self.apply(event)
-        self._after_apply()
         self._since_snapshot += 1
         every = self.snapshot_every
         if every is not None and self._since_snapshot >= every:
@@ -238,9 +238,6 @@ class PersistentActor(Actor):
         log.warning("%s: stale writer, stopping (a newer owner took over)", self.persistence_id)
         self.ctx.stop()
 
-    def _after_apply(self) -> None:
-        """Called after each ``apply`` of a new (not replayed) event."""
-
     async def _after_recovery(self) -> None:
         """Called once recovery is done, before any message."""
 
@@ -252,14 +249,21 @@ class PersistentActor(Actor):
     async def _persistence_start(self) -> None:
         if self._persistence_ready or self._stale:
             return  # a user's on_start calling super().on_start()
-        if stale_marks.consume(self.ctx.self_ref):
-            # The supervisor restarted an instance that lost its id: a stale
-            # writer must not serve, nor claim the id back from its successor.
+        if self.ctx.self_ref in stale_marks:
+            # Restarted after losing its id (a custom decider, or a permanent
+            # actor that swallowed StaleWriter and stopped): a stale writer
+            # must not serve, nor claim the id back from its successor. The
+            # start fails, and the default decider stops it for good.
             self._stale = True
-            self.ctx.stop()
-            return
+            raise StaleWriter(f"{self.persistence_id}: another instance owns this id now")
         keys = Keys(getattr(self, "persistence_id", None))
         _check_settings(self, type(self).__qualname__)
+        if self.snapshot_every is not None:
+            for hook in ("snapshot", "restore"):
+                if getattr(type(self), hook) is getattr(PersistentActor, hook):
+                    raise ConfigurationError(
+                        f"{type(self).__qualname__}: snapshot_every needs {hook}() too"
+                    )
         self._exit = AsyncExitStack()
         store, closer = await open_actor_store(self.ctx, self.store_url)
         self._exit.push_async_exit(closer)

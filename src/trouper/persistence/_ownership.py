@@ -71,12 +71,13 @@ async def release(store: Store, key: str, token: bytes) -> None:
 
 
 class StaleMarks:
-    """The actors found stale, so their supervisor's restart stops instead of
-    claiming the id back from the newer owner.
+    """The actors found stale, so that every later restart of one stops
+    instead of claiming the id back from the newer owner.
 
-    Keyed by the actor's ref (a restart keeps it). Bounded: past ``limit``
-    marks the oldest is forgotten (a mark is consumed by the restart that
-    follows the failure, so only actors that were not restarted leave one).
+    Keyed by the actor's ref: a restart keeps it, a new spawn gets a new one,
+    so a mark never stops an actor started afresh. Kept for good (a
+    ``permanent`` actor is restarted even after it stops itself, and must
+    stop again each time); bounded: past ``limit`` marks the oldest goes.
     """
 
     def __init__(self, limit: int = 10_000) -> None:
@@ -88,8 +89,8 @@ class StaleMarks:
         while len(self._marks) > self.limit:
             self._marks.popitem(last=False)
 
-    def consume(self, ref: Hashable) -> bool:
-        return self._marks.pop(ref, False) is None
+    def __contains__(self, ref: Hashable) -> bool:
+        return ref in self._marks
 
     def __len__(self) -> int:
         return len(self._marks)

@@ -56,10 +56,13 @@ class StaleWriter(StoreError):
 
     Another writer has claimed the log since (a persistent actor started on
     another node, say), so this one must stop writing: nothing was written.
-    Not retryable: trying again cannot make the token current again.
+    Not retryable: trying again cannot make the token current again. An
+    actor that fails with it is stopped, not restarted, by the default
+    supervision decider (``stops_actor``).
     """
 
     error_code = "store-stale-writer"
+    stops_actor = True
 
 
 # Primary result codes (the low byte of the extended code): SQLITE_BUSY means
