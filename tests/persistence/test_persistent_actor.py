@@ -7,7 +7,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 import trio
-from persist_actors import Add, Added, AddMany, Counter, Crash, Get, PersistBad, State
+from persist_actors import Add, Added, AddMany, Counter, Crash, Get, PersistBad, State, wait_until
 
 import trouper
 from trouper.stores import open_store
@@ -145,3 +145,58 @@ async def test_an_unreadable_record_names_itself(store_url: str) -> None:
         async with trouper.open_node() as node:
             with pytest.raises(trouper.SpawnRefused, match=r"broken event 1.*nowhere:Unknown"):
                 await node.spawn(Counter, "broken", store_url)
+
+
+class Background(msgspec.Struct, frozen=True):
+    tasks: int
+
+
+class Noted(msgspec.Struct, frozen=True):
+    text: str
+
+
+class Notes(msgspec.Struct, frozen=True):
+    pass
+
+
+class Journal(trouper.PersistentActor):
+    """Persists from several background tasks at once; order matters to it."""
+
+    def __init__(self, url: str) -> None:
+        self.persistence_id = "journal"
+        self.store_url = url
+        self.notes: list[str] = []
+
+    def apply(self, event: Noted) -> None:
+        self.notes.append(event.text)
+
+    @trouper.handler
+    async def background(self, msg: Background) -> None:
+        async def write(i: int) -> None:
+            for j in range(5):
+                await self.persist(Noted(f"{i}.{j}"))
+
+        for i in range(msg.tasks):
+            self.ctx.start_soon(write, i)
+
+    @trouper.handler
+    async def get_notes(self, msg: Notes) -> list[str]:
+        return self.notes
+
+
+async def test_persists_from_several_tasks_apply_in_log_order(store_url: str) -> None:
+    with trio.fail_after(20):
+        async with trouper.open_node() as node:
+            journal = await node.spawn(Journal, store_url)
+            await journal.ask(Background(6))
+
+            async def all_written() -> bool:
+                return len(await journal.ask(Notes())) == 30
+
+            await wait_until(all_written, "30 notes")
+            live = await journal.ask(Notes())
+            await node.stop(journal)
+            recovered = await (await node.spawn(Journal, store_url)).ask(Notes())
+            assert recovered == live and sorted(live) == sorted(
+                f"{i}.{j}" for i in range(6) for j in range(5)
+            )

@@ -114,6 +114,7 @@ class PersistentActor(Actor):
     _keys: Keys
     _token: bytes
     _exit: AsyncExitStack | None = None
+    _write_lock: trio.StrictFIFOLock
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -180,20 +181,24 @@ class PersistentActor(Actor):
         Once started, the write is not interrupted by the caller's
         cancellation: the event ends either stored and applied, or not stored.
         """
-        store, keys, token = self._live()
-        record = _codec.encode_event(event)
-        try:
-            with trio.CancelScope(shield=True):
-                seq = await store.append(keys.events, record, fence=(keys.owner, token))
-        except StaleWriter:
-            self._became_stale()
-            raise
-        self._sequence = seq
-        self.apply(event)
-        self._since_snapshot += 1
-        every = self.snapshot_every
-        if every is not None and self._since_snapshot >= every:
-            await self.save_snapshot()
+        self._live()  # fail fast (and clearly) before waiting for the lock
+        # One write at a time, even from several tasks (ctx.start_soon): the
+        # state must fold the events in log order, as recovery will.
+        async with self._write_lock:
+            store, keys, token = self._live()
+            record = _codec.encode_event(event)
+            try:
+                with trio.CancelScope(shield=True):
+                    seq = await store.append(keys.events, record, fence=(keys.owner, token))
+            except StaleWriter:
+                self._became_stale()
+                raise
+            self._sequence = seq
+            self.apply(event)
+            self._since_snapshot += 1
+            every = self.snapshot_every
+            if every is not None and self._since_snapshot >= every:
+                await self._save_snapshot()
         return seq
 
     async def persist_all(self, events: Iterable[Any]) -> list[int]:
@@ -207,6 +212,11 @@ class PersistentActor(Actor):
         A store failure here is logged, not raised: the events are stored,
         so only recovery time suffers; the next snapshot tries again.
         """
+        self._live()
+        async with self._write_lock:
+            await self._save_snapshot()
+
+    async def _save_snapshot(self) -> None:
         store, keys, token = self._live()
         record = _codec.encode_snapshot(self._sequence, self.snapshot())
         try:
@@ -256,6 +266,7 @@ class PersistentActor(Actor):
             # start fails, and the default decider stops it for good.
             self._stale = True
             raise StaleWriter(f"{self.persistence_id}: another instance owns this id now")
+        self._write_lock = trio.StrictFIFOLock()
         keys = Keys(getattr(self, "persistence_id", None))
         _check_settings(self, type(self).__qualname__)
         if self.snapshot_every is not None:
