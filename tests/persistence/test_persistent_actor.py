@@ -10,6 +10,7 @@ import trio
 from persist_actors import Add, Added, AddMany, Counter, Crash, Get, PersistBad, State, wait_until
 
 import trouper
+import trouper.stores
 from trouper.stores import open_store
 
 
@@ -200,3 +201,31 @@ async def test_persists_from_several_tasks_apply_in_log_order(store_url: str) ->
             assert recovered == live and sorted(live) == sorted(
                 f"{i}.{j}" for i in range(6) for j in range(5)
             )
+
+
+class CancelledWrite(msgspec.Struct, frozen=True):
+    pass
+
+
+class Cancellable(Counter):
+    @trouper.handler
+    async def cancelled_write(self, msg: CancelledWrite) -> None:
+        with trio.CancelScope() as scope:
+            scope.cancel()  # the caller gives up on the write
+            await self.persist(Added(1000))
+        assert self.total < 1000  # not applied, whether or not it was stored
+        await self.persist(Added(1))  # refused: this instance's state is uncertain
+
+
+async def test_a_cancelled_persist_forces_a_recovery_before_the_next(store_url: str) -> None:
+    with trio.fail_after(20):
+        async with trouper.open_node() as node:
+            ref = await node.spawn(Cancellable, "cancelled", store_url)
+            await ref.ask(Add(1))
+            with pytest.raises(trouper.stores.StoreError, match="must restart"):
+                await ref.ask(CancelledWrite())
+            state = await state_of(ref)  # restarted: the state is what the log holds
+            async with open_store(store_url) as store:
+                records = await store.read("trouper.persist/cancelled/events")
+            assert state.sequence == len(records) and state.count == len(records)
+            assert await ref.ask(Add(1)) == state.sequence + 1

@@ -107,6 +107,7 @@ class PersistentActor(Actor):
 
     _persistence_ready: bool = False
     _stale: bool = False
+    _uncertain: bool = False  # a persist was cancelled mid-write
     _recovering: bool = False
     _sequence: int = 0
     _since_snapshot: int = 0
@@ -178,20 +179,34 @@ class PersistentActor(Actor):
         Raises ``StaleWriter`` (and the actor stops) if another instance has
         claimed this id, with nothing written; other ``StoreError`` as the
         store raised it (the actor fails and is recovered by its restart).
-        Once started, the write is not interrupted by the caller's
-        cancellation: the event ends either stored and applied, or not stored.
+        Cancelled mid-write, the event may or may not be stored (the store
+        completes the write it started): it is not applied, and this
+        instance refuses further persists with ``StoreError`` until a restart
+        recovers what the log holds.
         """
         self._live()  # fail fast (and clearly) before waiting for the lock
         # One write at a time, even from several tasks (ctx.start_soon): the
-        # state must fold the events in log order, as recovery will.
-        async with self._write_lock:
+        # state must fold the events in log order, as recovery will. Taken
+        # without a yield when free (the common case: the store call below
+        # is the checkpoint).
+        lock = self._write_lock
+        try:
+            lock.acquire_nowait()
+        except trio.WouldBlock:
+            await lock.acquire()
+        try:
             store, keys, token = self._live()
             record = _codec.encode_event(event)
             try:
-                with trio.CancelScope(shield=True):
-                    seq = await store.append(keys.events, record, fence=(keys.owner, token))
+                seq = await store.append(keys.events, record, fence=(keys.owner, token))
             except StaleWriter:
                 self._became_stale()
+                raise
+            except trio.Cancelled:
+                # The store finishes a write it started (its own rule), but
+                # this caller cannot know whether it did: the state may lag
+                # the log by this event, so this instance writes no more.
+                self._uncertain = True
                 raise
             self._sequence = seq
             self.apply(event)
@@ -199,6 +214,8 @@ class PersistentActor(Actor):
             every = self.snapshot_every
             if every is not None and self._since_snapshot >= every:
                 await self._save_snapshot()
+        finally:
+            lock.release()
         return seq
 
     async def persist_all(self, events: Iterable[Any]) -> list[int]:
@@ -236,6 +253,11 @@ class PersistentActor(Actor):
     def _live(self) -> tuple[Store, Keys, bytes]:
         if self._stale:
             raise StaleWriter(f"{self.persistence_id}: another instance owns this id now")
+        if self._uncertain:
+            raise StoreError(
+                f"{self.persistence_id}: an earlier persist was cancelled mid-write; the actor"
+                " must restart (and recover) before it persists again"
+            )
         if not self._persistence_ready:
             raise ConfigurationError(
                 f"{type(self).__qualname__}: persist() before recovery finished (in __init__?)"
