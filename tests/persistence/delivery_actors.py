@@ -53,7 +53,9 @@ class Sender(trouper.AtLeastOnceDelivery):
     redeliver_interval = 0.05
     redeliver_max_interval = 0.2
 
-    def __init__(self, pid: str, url: str, to: str, max_unconfirmed: int = 100) -> None:
+    def __init__(
+        self, pid: str, url: str, to: str | trouper.ActorRef, max_unconfirmed: int = 100
+    ) -> None:
         self.persistence_id = pid
         self.store_url = url
         self.to = to

@@ -124,3 +124,10 @@ async def test_delivery_to_a_remote_receiver(store_url: str) -> None:
             assert await received(out, 2) == ["m1", "m2"]
             await confirmed(sender)
             assert out.statistics().current_buffer_used == 0
+            # The destination as a ref (to the actor on the other node) works alike.
+            ref = await a.lookup("remote-inbox")
+            assert ref.node_id == "db"
+            by_ref = await a.spawn(Sender, "sender-6", store_url, ref)
+            await by_ref.ask(Send("m3"))
+            assert await received(out, 1) == ["m3"]
+            await confirmed(by_ref)
