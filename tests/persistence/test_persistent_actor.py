@@ -229,3 +229,33 @@ async def test_a_cancelled_persist_forces_a_recovery_before_the_next(store_url: 
                 records = await store.read("trouper.persist/cancelled/events")
             assert state.sequence == len(records) and state.count == len(records)
             assert await ref.ask(Add(1)) == state.sequence + 1
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("snapshot_every", 0),
+        ("snapshot_every", 2.5),
+        ("recovery_batch", True),
+        ("recovery_batch", 0),
+        ("keep_snapshots", -1),
+        ("store_url", b"sqlite:///x.db"),
+    ],
+)
+def test_bad_class_settings_name_themselves(setting: str, value: object) -> None:
+    with pytest.raises(trouper.ConfigurationError, match=setting):
+        type("Bad", (trouper.PersistentActor,), {setting: value})
+
+
+async def test_snapshot_every_without_the_hooks_is_refused(store_url: str) -> None:
+    class NoHooks(trouper.PersistentActor):
+        persistence_id = "no-hooks"
+        snapshot_every = 10
+
+        def apply(self, event: Added) -> None:
+            pass
+
+    with trio.fail_after(10):
+        async with trouper.open_node() as node:
+            with pytest.raises(trouper.SpawnRefused, match=r"snapshot\(\)"):
+                await node.spawn(NoHooks)

@@ -126,13 +126,7 @@ class PersistentActor(Actor):
         for hook in ("apply", "restore"):
             if hook in cls.__dict__:
                 register_annotated(cls.__dict__[hook])
-        every = cls.snapshot_every
-        if every is not None and (
-            isinstance(every, bool) or not isinstance(every, int) or every < 1
-        ):
-            raise ConfigurationError(f"{cls.__qualname__}.snapshot_every must be an int >= 1")
-        if not _positive_int(cls.recovery_batch):
-            raise ConfigurationError(f"{cls.__qualname__}.recovery_batch must be an int >= 1")
+        _check_settings(cls, cls.__qualname__)
 
     # ------------------------------------------------------------ hooks
 
