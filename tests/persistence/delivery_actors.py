@@ -49,20 +49,48 @@ class Seen(msgspec.Struct, frozen=True):
     pass
 
 
+class SenderState(msgspec.Struct, frozen=True):
+    sent: int
+
+
+class Replayed(msgspec.Struct, frozen=True):
+    pass
+
+
 class Sender(trouper.AtLeastOnceDelivery):
     redeliver_interval = 0.05
     redeliver_max_interval = 0.2
 
     def __init__(
-        self, pid: str, url: str, to: str | trouper.ActorRef, max_unconfirmed: int = 100
+        self,
+        pid: str,
+        url: str,
+        to: str | trouper.ActorRef,
+        max_unconfirmed: int = 100,
+        snapshot_every: int | None = None,
     ) -> None:
         self.persistence_id = pid
         self.store_url = url
         self.to = to
         self.max_unconfirmed = max_unconfirmed
+        self.snapshot_every = snapshot_every
+        self.sent = 0
+        self.replayed = 0
+
+    def snapshot(self) -> SenderState:
+        return SenderState(self.sent)
+
+    def restore(self, state: SenderState) -> None:
+        self.sent = state.sent
+
+    @trouper.handler
+    async def get_replayed(self, msg: Replayed) -> tuple[int, int]:
+        return self.sent, self.replayed
 
     def apply(self, event: Sent | Confirmed) -> None:
+        self.replayed += self.recovering
         if isinstance(event, Sent):
+            self.sent += 1
             self.deliver(self.to, lambda i: Order(i, self.persistence_id, event.text))
         else:
             self.confirm_delivery(event.delivery_id)

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 import trio
-from delivery_actors import Crash, Pending, Receiver, Seen, Send, Sender
+from delivery_actors import Crash, Pending, Receiver, Replayed, Seen, Send, Sender
 from persist_actors import wait_until
 
 import trouper
@@ -131,3 +131,37 @@ async def test_delivery_to_a_remote_receiver(store_url: str) -> None:
             await by_ref.ask(Send("m3"))
             assert await received(out, 1) == ["m3"]
             await confirmed(by_ref)
+
+
+async def test_a_snapshot_keeps_the_pending_deliveries(store_url: str) -> None:
+    with trio.fail_after(30):
+        async with trouper.open_node() as node:
+            send, out = trio.open_memory_channel[str](100)
+            sender = await node.spawn(Sender, "sender-7", store_url, "inbox", 100, 4)
+            for text in "abcde":  # a snapshot after the 4th event, with 4 pending
+                await sender.ask(Send(text))
+            await node.stop(sender)
+            again = await node.spawn(Sender, "sender-7", store_url, "inbox", 100, 4)
+            assert await again.ask(Replayed()) == (5, 1)  # only "e" was replayed
+            assert await again.ask(Pending()) == [1, 2, 3, 4, 5]
+            await node.spawn(Receiver, send, name="inbox")
+            assert await received(out, 5) == list("abcde")
+            await confirmed(again)
+            await node.stop(again)
+            # Confirmations after the snapshot are events: none comes back.
+            third = await node.spawn(Sender, "sender-7", store_url, "inbox", 100, 4)
+            assert await third.ask(Pending()) == []
+
+
+async def test_no_snapshot_while_a_delivery_to_a_ref_is_pending(store_url: str) -> None:
+    with trio.fail_after(30):
+        async with trouper.open_node() as node:
+            send, _ = trio.open_memory_channel[str](100)
+            receiver = await node.spawn(Receiver, send, 1000)  # never confirms
+            sender = await node.spawn(Sender, "sender-8", store_url, receiver, 100, 2)
+            for text in "xyz":
+                await sender.ask(Send(text))
+            await node.stop(sender)
+            again = await node.spawn(Sender, "sender-8", store_url, receiver, 100, 2)
+            assert await again.ask(Replayed()) == (3, 3)  # no snapshot: all replayed
+            assert await again.ask(Pending()) == [1, 2, 3]

@@ -229,7 +229,10 @@ class PersistentActor(Actor):
 
     async def _save_snapshot(self) -> None:
         store, keys, token = self._live()
-        record = _codec.encode_snapshot(self._sequence, self.snapshot())
+        state = self._snapshot_state()
+        if state is None:
+            return  # nothing that can be stored now; the next one tries again
+        record = _codec.encode_snapshot(self._sequence, state)
         try:
             with trio.CancelScope(shield=True):
                 await store.append(keys.snapshots, record, fence=(keys.owner, token))
@@ -266,6 +269,14 @@ class PersistentActor(Actor):
 
     async def _after_recovery(self) -> None:
         """Called once recovery is done, before any message."""
+
+    def _snapshot_state(self) -> Any:
+        """What a snapshot stores (None: skip this one)."""
+        return self.snapshot()
+
+    def _restore_state(self, state: Any, upcast: Upcast | None) -> None:
+        """Take back what ``_snapshot_state`` stored."""
+        self.restore(state)
 
     def _upcaster(self) -> Upcast | None:
         if type(self).upcast is PersistentActor.upcast:
@@ -316,7 +327,7 @@ class PersistentActor(Actor):
         latest = await store.tail(keys.snapshots, 1)
         if latest:
             after, state = _codec.decode_snapshot(f"{where} snapshot", latest[0][1], upcast)
-            self.restore(state)
+            self._restore_state(state, upcast)
         snapshot_at = after
         batch = self.recovery_batch
         while True:

@@ -118,6 +118,16 @@ class DeliveryBook:
     def pending_ids(self) -> list[int]:
         return list(self._pending)
 
+    def entries(self) -> list[tuple[int, Any, Any]]:
+        """Every pending delivery as ``(id, destination, message)``, oldest first."""
+        return [(i, p.destination, p.message) for i, p in self._pending.items()]
+
+    def restore(self, next_id: int, entries: list[tuple[int, Any, Any]], now: float) -> None:
+        """Take back a snapshot's deliveries, all due at ``now`` (their
+        attempts are not kept: a restart resends at once anyway)."""
+        self.next_id = next_id
+        self._pending = {i: _Pending(to, msg, 0, now) for i, to, msg in entries}
+
     def statistics(self) -> DeliveryStatistics:
         return DeliveryStatistics(
             unconfirmed=len(self._pending),

@@ -54,18 +54,19 @@ class EventCodec:
         self._event = msgspec.msgpack.Decoder(_Stored)
         self._snapshot = msgspec.msgpack.Decoder(_StoredSnapshot)
 
-    def _payload(self, obj: object) -> tuple[str, msgspec.Raw]:
+    def payload(self, obj: object) -> tuple[str, msgspec.Raw]:
+        """``obj`` as (registered type name, msgpack) for a record to embed."""
         if default_registry.name_of(type(obj)) is None:
             register_message_type(type(obj))  # as a handler annotation would
         name, payload = self._codec.encode_payload(obj)
         return name, msgspec.Raw(payload)
 
     def encode_event(self, event: object) -> bytes:
-        name, raw = self._payload(event)
+        name, raw = self.payload(event)
         return self._encoder.encode(_Stored(name, raw))
 
     def encode_snapshot(self, seq: int, state: object) -> bytes:
-        name, raw = self._payload(state)
+        name, raw = self.payload(state)
         return self._encoder.encode(_StoredSnapshot(seq, name, raw))
 
     def decode_event(self, where: str, record: bytes, upcast: Upcast | None) -> Any:
@@ -73,16 +74,17 @@ class EventCodec:
             stored = self._event.decode(record)
         except msgspec.DecodeError as exc:
             raise StoreError(f"{where}: not an event record: {exc}") from exc
-        return self._decode(where, stored.t, stored.d, upcast)
+        return self.decode(where, stored.t, stored.d, upcast)
 
     def decode_snapshot(self, where: str, record: bytes, upcast: Upcast | None) -> tuple[int, Any]:
         try:
             stored = self._snapshot.decode(record)
         except msgspec.DecodeError as exc:
             raise StoreError(f"{where}: not a snapshot record: {exc}") from exc
-        return stored.seq, self._decode(where, stored.t, stored.d, upcast)
+        return stored.seq, self.decode(where, stored.t, stored.d, upcast)
 
-    def _decode(self, where: str, name: str, data: msgspec.Raw, upcast: Upcast | None) -> Any:
+    def decode(self, where: str, name: str, data: msgspec.Raw, upcast: Upcast | None) -> Any:
+        """The value ``payload`` gave ``(name, data)`` for (through ``upcast``)."""
         try:
             if upcast is not None:
                 raw = msgspec.msgpack.decode(data)
