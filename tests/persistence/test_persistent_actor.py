@@ -129,7 +129,7 @@ async def test_bad_settings_are_clear_errors(store_url: str) -> None:
             with pytest.raises(trouper.SpawnRefused, match="persistence_id"):
                 await node.spawn(Counter, "", store_url)
             with pytest.raises(trouper.SpawnRefused, match="store_url"):
-                await node.spawn(Counter, "x", None)
+                await node.spawn(Counter, "x", b"sqlite:///x.db")  # not a str
             # The node and the other actors are unaffected.
             ok = await node.spawn(Counter, "fine", store_url)
             assert await ok.ask(Add(1)) == 1
