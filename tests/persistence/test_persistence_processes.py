@@ -59,3 +59,38 @@ async def test_kill_9_while_persisting_then_recovery_in_another_process(
             assert len(acked) <= state.count <= len(acked) + 1
             assert state.total == state.count == state.sequence
             assert await local.ask(Add(1)) == state.sequence + 1
+
+
+async def test_two_node_processes_racing_for_one_id(process_store_url: str) -> None:
+    with trio.fail_after(60):
+        async with trouper.open_node("hub", listen="tcp://127.0.0.1:0", cookie=COOKIE) as hub:
+            names = ("racer-1", "racer-2")
+            for name in names:
+                await hub.spawn_node(name=name, allow_spawn=ALLOW)
+            refs: dict[str, trouper.ActorRef] = {}
+
+            async def start(node_id: str) -> None:
+                refs[node_id] = await hub.spawn(Counter, "raced", process_store_url, on=node_id)
+
+            async with trio.open_nursery() as nursery:
+                for name in names:
+                    nursery.start_soon(start, name)
+            results: dict[str, object] = {}
+
+            async def write(node_id: str) -> None:
+                try:
+                    results[node_id] = await refs[node_id].ask(Add(1), timeout=10)
+                except trouper.RemoteError as exc:
+                    results[node_id] = exc
+
+            async with trio.open_nursery() as nursery:
+                for name in names:
+                    nursery.start_soon(write, name)
+            won = [n for n, r in results.items() if r == 1]
+            lost = [r for r in results.values() if isinstance(r, trouper.RemoteError)]
+            assert len(won) == 1 and len(lost) == 1, results
+            assert lost[0].type_name.endswith("StaleWriter")  # boxed across the wire
+            # Only the winner's event is in the log, and it keeps the id.
+            assert await refs[won[0]].ask(Add(1), timeout=10) == 2
+            local = await hub.spawn(Counter, "raced", process_store_url)  # a third takes over
+            assert await local.ask(Get()) == State(2, 2, 2, 0, 2)
