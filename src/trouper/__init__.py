@@ -53,6 +53,8 @@ from .observability import AdminHandle as AdminHandle
 from .observability import configure_logging as configure_logging
 from .observability import metrics_registry as metrics_registry
 from .observability import metrics_text as metrics_text
+from .persistence import AtLeastOnceDelivery as AtLeastOnceDelivery
+from .persistence import PersistentActor as PersistentActor
 from .pools import PoolPolicy as PoolPolicy
 from .pools import PoolStatus as PoolStatus
 from .remote import NodeHandle as NodeHandle
@@ -82,6 +84,7 @@ from .services import current_call as current_call
 from .services import issue_token as issue_token
 from .services import rpc as rpc
 from .services import service as service
+from .stores import StaleWriter as StaleWriter
 from .supervisors import Backoff as Backoff
 from .supervisors import ChildSpec as ChildSpec
 from .supervisors import OneForAll as OneForAll
@@ -106,6 +109,7 @@ __all__ = [
     "AdminConfig",
     "AdminHandle",
     "AskTimeout",
+    "AtLeastOnceDelivery",
     "Backoff",
     "Breaker",
     "BreakerChanged",
@@ -137,6 +141,7 @@ __all__ = [
     "NodeStats",
     "OneForAll",
     "OneForOne",
+    "PersistentActor",
     "PoisonPill",
     "PoolClosed",
     "PoolError",
@@ -153,6 +158,7 @@ __all__ = [
     "RestartIntensity",
     "Retry",
     "SpawnRefused",
+    "StaleWriter",
     "Strategy",
     "StreamReader",
     "SubscriberOverflow",

@@ -20,6 +20,7 @@ PUBLIC = {
     "MemoryStore",
     "SharedStore",
     "SqliteStore",
+    "StaleWriter",
     "Store",
     "StoreBusy",
     "StoreError",

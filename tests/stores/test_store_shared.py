@@ -251,10 +251,10 @@ class PooledMemoryStore(MemoryStore):
         super().__init__(name)
         self.pool = pool
 
-    async def _do_append(self, log: str, record: bytes) -> int:
+    async def _do_append(self, log: str, record: bytes, fence: tuple[str, bytes] | None) -> int:
         async with self.pool.checkout():
             await trio.lowlevel.checkpoint()  # held across a checkpoint, as a query would
-            return await super()._do_append(log, record)
+            return await super()._do_append(log, record, fence)
 
 
 async def test_a_backend_with_a_pool_runs_its_pool_in_the_host() -> None:

@@ -16,6 +16,7 @@ from ._api import MAX_NAME_LENGTH as MAX_NAME_LENGTH
 from ._api import Store as Store
 from ._api import StoreStatistics as StoreStatistics
 from ._errors import InvalidStoreArgument as InvalidStoreArgument
+from ._errors import StaleWriter as StaleWriter
 from ._errors import StoreBusy as StoreBusy
 from ._errors import StoreError as StoreError
 from ._errors import StoreUnavailable as StoreUnavailable
@@ -34,6 +35,7 @@ __all__ = [
     "MemoryStore",
     "SharedStore",
     "SqliteStore",
+    "StaleWriter",
     "Store",
     "StoreBusy",
     "StoreError",

@@ -11,6 +11,12 @@ A store keeps two kinds of state for actors that must outlive their process:
   ``compare_and_set`` take ``ttl=`` seconds: an expired key reads as absent
   everywhere, so a lease whose holder died simply runs out.
 
+The two meet in a **fenced append**: ``append(log, record, fence=(key,
+token))`` writes only while ``key`` holds ``token``, checked and written in
+one atomic step. A writer that claimed a log with ``compare_and_set`` and was
+since replaced gets ``StaleWriter`` instead of writing behind the new owner's
+back (this is how a persistent actor keeps a single writer across nodes).
+
 Records and values are ``bytes``: callers encode with msgspec, so a store
 never decides how objects look on disk and never unpickles anything.
 """
@@ -54,8 +60,15 @@ class Store(Protocol):
     too long). A store is an async context manager that closes on exit.
     """
 
-    async def append(self, log: str, record: bytes) -> int:
-        """Append ``record`` to ``log``; return its id (the log's previous id + 1)."""
+    async def append(
+        self, log: str, record: bytes, *, fence: tuple[str, bytes] | None = None
+    ) -> int:
+        """Append ``record`` to ``log``; return its id (the log's previous id + 1).
+
+        With ``fence=(key, token)``, append only if ``key`` currently holds
+        exactly ``token`` (and has not expired), atomically with the write;
+        otherwise write nothing and raise ``StaleWriter``.
+        """
         ...
 
     async def tail(self, log: str, n: int) -> list[tuple[int, bytes]]:

@@ -65,6 +65,13 @@ def check_ttl(ttl: float | None) -> float | None:
     return float(ttl)
 
 
+def _check_fence(fence: tuple[str, bytes]) -> tuple[str, bytes]:
+    if not isinstance(fence, tuple) or len(fence) != 2:
+        raise TypeError(f"fence must be a (key, token) tuple, not {fence!r}")
+    key, token = fence
+    return check_name("fence key", key), _check_bytes("fence token", token)
+
+
 class BaseStore(ABC):
     """Implements the public ``Store`` methods on top of backend hooks."""
 
@@ -86,11 +93,14 @@ class BaseStore(ABC):
             self._counts["errors"] += 1
             raise
 
-    async def append(self, log: str, record: bytes) -> int:
+    async def append(
+        self, log: str, record: bytes, *, fence: tuple[str, bytes] | None = None
+    ) -> int:
         check_name("log name", log)
         data = _check_bytes("record", record)
+        checked = None if fence is None else _check_fence(fence)
         with self._op("appends"):
-            return await self._do_append(log, data)
+            return await self._do_append(log, data, checked)
 
     async def tail(self, log: str, n: int) -> list[tuple[int, bytes]]:
         check_name("log name", log)
@@ -173,8 +183,10 @@ class BaseStore(ABC):
     # Backend hooks: arguments are already validated; ``ttl`` is None or a
     # float in (0, inf).
 
+    # ``fence``: (key, token) already checked; the backend verifies that key
+    # holds token and appends in one atomic step, or raises StaleWriter.
     @abstractmethod
-    async def _do_append(self, log: str, record: bytes) -> int: ...
+    async def _do_append(self, log: str, record: bytes, fence: tuple[str, bytes] | None) -> int: ...
 
     @abstractmethod
     async def _do_tail(self, log: str, n: int) -> list[tuple[int, bytes]]: ...

@@ -16,6 +16,7 @@ from trouper._errors import TrouperError
 
 __all__ = [
     "InvalidStoreArgument",
+    "StaleWriter",
     "StoreBusy",
     "StoreError",
     "StoreUnavailable",
@@ -61,6 +62,20 @@ class InvalidStoreArgument(StoreError, ValueError):
     """
 
     error_code = "store-invalid-argument"
+
+
+class StaleWriter(StoreError):
+    """A fenced ``append`` found its fence key no longer holding the writer's token.
+
+    Another writer has claimed the log since (a persistent actor started on
+    another node, say), so this one must stop writing: nothing was written.
+    Not retryable: trying again cannot make the token current again. An
+    actor that fails with it is stopped, not restarted, by the default
+    supervision decider (``stops_actor``).
+    """
+
+    error_code = "store-stale-writer"
+    stops_actor = True
 
 
 # Primary result codes (the low byte of the extended code): SQLITE_BUSY means

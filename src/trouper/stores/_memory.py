@@ -31,7 +31,7 @@ from trouper._errors import ConfigurationError
 
 from ._api import Store
 from ._base import BaseStore, check_name
-from ._errors import InvalidStoreArgument
+from ._errors import InvalidStoreArgument, StaleWriter
 
 __all__ = ["MemoryStore", "open_memory_store"]
 
@@ -98,8 +98,11 @@ class MemoryStore(BaseStore):
         else:
             self._data = _SHARED.setdefault(check_name("memory store name", name), _Data())
 
-    async def _do_append(self, log: str, record: bytes) -> int:
+    async def _do_append(self, log: str, record: bytes, fence: tuple[str, bytes] | None) -> int:
         await trio.lowlevel.checkpoint()
+        # No await between the check and the write: atomic for other tasks.
+        if fence is not None and self._data.live(fence[0], self.clock()) != fence[1]:
+            raise StaleWriter(f"{log}: {fence[0]!r} no longer holds this writer's token")
         entry = self._data.logs.setdefault(log, _Log())
         entry.last_id += 1
         entry.records.append((entry.last_id, record))

@@ -109,8 +109,9 @@ class SqliteStore(BaseStore):
                 work, limiter=self._limiter, abandon_on_cancel=False
             )
 
-    async def _do_append(self, log: str, record: bytes) -> int:
-        return await self._run(lambda c: ops.append(c, log, record))
+    async def _do_append(self, log: str, record: bytes, fence: tuple[str, bytes] | None) -> int:
+        now = self.clock()
+        return await self._run(lambda c: ops.append(c, log, record, fence, now))
 
     async def _do_tail(self, log: str, n: int) -> list[tuple[int, bytes]]:
         return await self._run(lambda c: ops.tail(c, log, n))

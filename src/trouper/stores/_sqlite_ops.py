@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ._errors import StoreError, is_busy
+from ._errors import StaleWriter, StoreError, is_busy
 
 __all__ = ["SCHEMA_VERSION", "connect"]
 
@@ -122,8 +122,18 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         )
 
 
-def append(conn: sqlite3.Connection, log: str, record: bytes) -> int:
+def append(
+    conn: sqlite3.Connection,
+    log: str,
+    record: bytes,
+    fence: tuple[str, bytes] | None = None,
+    now: float = 0.0,
+) -> int:
     with _write(conn):
+        # The fence is read inside the write transaction: no other writer can
+        # change the owner key between this check and the insert.
+        if fence is not None and get(conn, fence[0], now) != fence[1]:
+            raise StaleWriter(f"{log}: {fence[0]!r} no longer holds this writer's token")
         # UPDATE-then-INSERT rather than UPSERT ... RETURNING: works on the
         # older sqlite libraries some Python builds still ship.
         if conn.execute("UPDATE logs SET last_id = last_id + 1 WHERE name = ?", (log,)).rowcount:
