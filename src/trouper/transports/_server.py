@@ -8,7 +8,8 @@ raises is logged and closes its own session only.
 
 Each connection task runs its handler inside a *shielded* cancel scope that
 the server keeps: cancelling the listener then stops accepting without
-touching the handlers, which is what ``graceful_shutdown`` needs; the server
+touching the handlers, which is what ``graceful_shutdown`` needs (except on
+QUIC, see ``_SHARED_SOCKET``); the server
 cancels those scopes itself when it is stopped for good (``aclose``, the
 ``async with`` block ending, or the nursery around it being cancelled).
 """
@@ -39,6 +40,12 @@ from ._session import MessageSession, start_session
 __all__ = ["MessageServer", "ServerStatistics", "SessionHandler", "graceful_shutdown", "serve"]
 
 logger = logging.getLogger("trouper.transports")
+
+# Transports whose connections all share the listening socket (QUIC: one UDP
+# socket routes every connection's packets): stopping the listener would cut
+# the running handlers off, so a graceful shutdown keeps it until they are
+# done and closes new connections at once instead.
+_SHARED_SOCKET = frozenset({"quic"})
 
 SessionHandler = Callable[[MessageSession], Awaitable[None]]
 
@@ -82,7 +89,7 @@ class MessageServer:
         self._accept_scope = trio.CancelScope()
         self._accepting = False
         self._stopping = False  # for good: new handler scopes start cancelled
-        self._listener_done = trio.Event()
+        self._handler_ended = trio.lowlevel.ParkingLot()
         self._done = trio.Event()
         self._started = False
         self._active = self._accepted = self._refused = self._failed = 0
@@ -142,13 +149,10 @@ class MessageServer:
             scope.cancel()
 
     async def _listen(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
-        try:
-            with self._accept_scope:
-                await self._transport.serve(
-                    self._address, self._on_stream, tls=self._tls, task_status=task_status
-                )
-        finally:
-            self._listener_done.set()
+        with self._accept_scope:
+            await self._transport.serve(
+                self._address, self._on_stream, tls=self._tls, task_status=task_status
+            )
 
     async def _on_stream(self, stream: trio.abc.Stream) -> None:
         """One accepted connection (the transport closes ``stream`` after)."""
@@ -179,6 +183,7 @@ class MessageServer:
         finally:
             self._scopes.discard(scope)
             self._active -= 1
+            self._handler_ended.unpark_all()
 
     async def _run_handler(self, session: MessageSession) -> None:
         try:
@@ -194,10 +199,12 @@ class MessageServer:
         return, then cancel the rest (their sessions are closed). Returns once
         the server has stopped."""
         self._accepting = False
-        self._accept_scope.cancel()
+        if self._address.scheme not in _SHARED_SOCKET:
+            self._accept_scope.cancel()
         try:
             with trio.move_on_after(timeout):
-                await self._listener_done.wait()
+                while self._active:
+                    await self._handler_ended.park()
         finally:
             self._stop_handlers()
             self._run_scope.cancel()
