@@ -136,24 +136,33 @@ class _Connecting:
         self._args = (url, tls, options)
         self._nursery = nursery
         self._stack: AsyncExitStack | None = None
+        self._session: MessageSession | None = None
 
     def __await__(self) -> Generator[Any, None, MessageSession]:
         return _open(*self._args, self._nursery).__await__()
 
     async def __aenter__(self) -> MessageSession:
-        async with AsyncExitStack() as stack:
-            nursery = self._nursery
-            if nursery is None:  # the writer (and ws/quic's reader) live in here
-                nursery = await stack.enter_async_context(trio.open_nursery())
-            session = await _open(*self._args, nursery)
-            stack.push_async_callback(session.aclose)
-            self._stack = stack.pop_all()
-        return session
+        stack = AsyncExitStack()
+        nursery = self._nursery
+        if nursery is None:  # the writer (and ws/quic's reader) live in here
+            nursery = await stack.enter_async_context(trio.open_nursery())
+        try:
+            self._session = await _open(*self._args, nursery)
+        except BaseException:
+            await stack.aclose()  # no child is left: the error stays ungrouped
+            raise
+        self._stack = stack
+        return self._session
 
-    async def __aexit__(self, *exc_info: Any) -> bool | None:
-        assert self._stack is not None
+    async def __aexit__(self, *exc_info: Any) -> None:
+        # Close first, then leave the nursery with nothing to report: the
+        # block's own exception propagates as itself, not in a group.
+        assert self._stack is not None and self._session is not None
         stack, self._stack = self._stack, None
-        return await stack.__aexit__(*exc_info)
+        try:
+            await self._session.aclose()
+        finally:
+            await stack.aclose()
 
 
 def connect(

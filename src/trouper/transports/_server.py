@@ -240,17 +240,25 @@ class _Serving:
         return server
 
     async def __aenter__(self) -> MessageServer:
-        async with AsyncExitStack() as stack:
-            nursery = await stack.enter_async_context(trio.open_nursery())
-            stack.push_async_callback(self._server.aclose)
+        stack = AsyncExitStack()
+        nursery = await stack.enter_async_context(trio.open_nursery())
+        try:
             await nursery.start(self._server.run)
-            self._stack = stack.pop_all()
+        except BaseException:
+            await stack.aclose()  # the error stays ungrouped
+            raise
+        self._stack = stack
         return self._server
 
-    async def __aexit__(self, *exc_info: Any) -> bool | None:
+    async def __aexit__(self, *exc_info: Any) -> None:
+        # Stop the server, then leave the nursery with nothing to report: the
+        # block's own exception propagates as itself, not in a group.
         assert self._stack is not None
         stack, self._stack = self._stack, None
-        return await stack.__aexit__(*exc_info)
+        try:
+            await self._server.aclose()
+        finally:
+            await stack.aclose()
 
 
 def serve(
