@@ -10,5 +10,7 @@ any of them returns a frozen ``PoolStatus``.
 from ._policy import PoolPolicy as PoolPolicy
 from ._policy import PoolStatus as PoolStatus
 from ._policy import Sizer as Sizer
+from ._resource import ResourcePool as ResourcePool
+from ._resource import open_resource_pool as open_resource_pool
 
-__all__ = ["PoolPolicy", "PoolStatus", "Sizer"]
+__all__ = ["PoolPolicy", "PoolStatus", "ResourcePool", "Sizer", "open_resource_pool"]
