@@ -18,6 +18,7 @@ from trouper._errors import SendTimeout as SendTimeout
 from ._binding import channel_binding as channel_binding
 from ._broadcast import broadcast as broadcast
 from ._binding import server_certificate as server_certificate
+from ._conn_pool import ConnectionPool as ConnectionPool
 from ._connect import connect as connect
 from ._credentials import TLSCredentials as TLSCredentials
 from ._mapping import map_exceptions as map_exceptions
@@ -41,6 +42,7 @@ from ._tls_transport import TlsTransport as TlsTransport
 __all__ = [
     "ALPN_PROTOCOL",
     "Address",
+    "ConnectionPool",
     "Handler",
     "LaneStream",
     "MessageServer",

@@ -26,6 +26,7 @@ __all__ = [
     "SessionOptions",
     "connect",
     "describe_peer",
+    "open_session",
 ]
 
 #: The largest message a session sends or accepts unless told otherwise.
@@ -98,7 +99,7 @@ def describe_peer(scheme: str, stream: trio.abc.Stream) -> str:
     return f"{scheme}://<unknown peer>"
 
 
-async def _open(
+async def open_session(
     url: str, tls: TLSSource | None, options: SessionOptions, nursery: trio.Nursery | None
 ) -> MessageSession:
     try:
@@ -139,7 +140,7 @@ class _Connecting:
         self._session: MessageSession | None = None
 
     def __await__(self) -> Generator[Any, None, MessageSession]:
-        return _open(*self._args, self._nursery).__await__()
+        return open_session(*self._args, self._nursery).__await__()
 
     async def __aenter__(self) -> MessageSession:
         stack = AsyncExitStack()
@@ -147,7 +148,7 @@ class _Connecting:
         if nursery is None:  # the writer (and ws/quic's reader) live in here
             nursery = await stack.enter_async_context(trio.open_nursery())
         try:
-            self._session = await _open(*self._args, nursery)
+            self._session = await open_session(*self._args, nursery)
         except BaseException:
             await stack.aclose()  # no child is left: the error stays ungrouped
             raise

@@ -119,6 +119,11 @@ class MessageSession:
         return self._closed or self._error is not None
 
     @property
+    def ended(self) -> bool:
+        """Either end has ended its messages (``send_eof``, or the peer's end)."""
+        return self._eof_sent or self._eof_received
+
+    @property
     def stream(self) -> trio.abc.Stream:
         """The transport stream underneath (to ask for its certificate, say)."""
         return self._codec.stream
