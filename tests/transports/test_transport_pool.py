@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import trio
-from transport_helpers import Pki
+from transport_helpers import Pki, eventually
 
 from trouper import ConfigurationError, ConnectionLost, PoolClosed, PoolPolicy, PoolTimeout
 from trouper.transports import ConnectionPool, MessageServer, MessageSession, serve
@@ -37,12 +37,6 @@ async def peer() -> AsyncIterator[tuple[Peer, MessageServer]]:
     peer = Peer()
     async with serve("tcp://127.0.0.1:0", peer.handle) as server:
         yield peer, server
-
-
-async def wait_for(predicate: object) -> None:
-    assert callable(predicate)
-    while not predicate():
-        await trio.sleep(0.01)
 
 
 async def echo_once(session: MessageSession, data: bytes) -> None:
@@ -106,7 +100,7 @@ async def test_concurrent_demand_grows_the_pool_up_to_max(
             async with trio.open_nursery() as nursery:
                 for _ in range(10):
                     nursery.start_soon(borrower, pool)
-                await wait_for(lambda: pool.status().active == 6)
+                await eventually(lambda: pool.status().active == 6)
                 status = pool.status()
                 assert status.size == 6 and status.waiters == 4 and status.expansions >= 1
                 release.set()
@@ -121,7 +115,7 @@ async def test_a_session_the_peer_ended_is_replaced(peer: tuple[Peer, MessageSer
                 await session.send(b"bye")
                 assert await session.receive() is None
             old = session.id
-            await wait_for(lambda: pool.status().idle == 1)
+            await eventually(lambda: pool.status().idle == 1)
             async with pool.checkout() as fresh:
                 assert fresh.id != old
                 await echo_once(fresh, b"works")
@@ -150,10 +144,10 @@ async def test_the_health_check_replaces_an_idle_session_the_server_closed(
         async with ConnectionPool(server.url, min=1, max=1, health_every=0.05) as pool:
             async with pool.checkout() as session:
                 await echo_once(session, b"x")
-            await wait_for(lambda: len(server_side.sessions) == 1)
+            await eventually(lambda: len(server_side.sessions) == 1)
             for s in list(server_side.sessions.values()):
                 await s.aclose()
-            await wait_for(lambda: session.closed)  # found by the check, and closed
+            await eventually(lambda: session.closed)  # found by the check, and closed
             async with pool.checkout() as fresh:
                 assert fresh is not session
                 await echo_once(fresh, b"y")

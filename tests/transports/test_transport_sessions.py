@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 import trio
 import trio.testing
-from transport_helpers import Pki
+from transport_helpers import Pki, eventually
 
 from trouper import ConfigurationError, ConnectionLost, FrameTooLarge, TransportError
 from trouper.transports import (
@@ -66,12 +66,6 @@ async def running(
 async def echo(session: MessageSession) -> None:
     async for message in session:
         await session.send(message)
-
-
-async def wait_for(predicate: Callable[[], bool]) -> None:
-    """Poll until ``predicate()`` holds (the caller's fail_after bounds it)."""
-    while not predicate():
-        await trio.sleep(0.01)
 
 
 async def test_echo_of_many_sizes(net: Net) -> None:
@@ -172,21 +166,24 @@ async def test_a_crashing_handler_closes_only_its_own_session(net: Net) -> None:
             await session.send(message)
 
     with trio.fail_after(TIMEOUT):
-        async with running(net, fragile) as server:
-            async with net.connect(server) as other, net.connect(server) as victim:
-                await victim.send(b"crash")
-                try:
-                    assert await victim.receive() is None
-                except ConnectionLost:
-                    pass  # an abrupt close may read as a lost connection
-                await other.send(b"alive")
-                assert await other.receive() == b"alive"
-                await wait_for(lambda: server.statistics().failed == 1)
-                with pytest.raises(ConnectionLost) as info:
-                    for _ in range(1000):  # writes to a closed peer fail eventually
-                        await victim.send(b"x" * 10_000)
-                        await victim.flush()
-                assert info.value.is_retryable
+        async with (
+            running(net, fragile) as server,
+            net.connect(server) as other,
+            net.connect(server) as victim,
+        ):
+            await victim.send(b"crash")
+            try:
+                assert await victim.receive() is None
+            except ConnectionLost:
+                pass  # an abrupt close may read as a lost connection
+            await other.send(b"alive")
+            assert await other.receive() == b"alive"
+            await eventually(lambda: server.statistics().failed == 1)
+            with pytest.raises(ConnectionLost) as info:
+                for _ in range(1000):  # writes to a closed peer fail eventually
+                    await victim.send(b"x" * 10_000)
+                    await victim.flush()
+            assert info.value.is_retryable
 
 
 async def test_a_peer_that_never_reads_meets_a_bounded_send_buffer(net: Net) -> None:
@@ -224,7 +221,7 @@ async def test_a_peer_that_never_reads_meets_a_bounded_send_buffer(net: Net) -> 
                     # aioquic grants credit as data arrives, not as it is read:
                     # the receiver's bound is its 64 MiB buffer, then it closes
                     # the connection (see the limits in docs/transports.md).
-                    await wait_for(lambda: bool(failure))
+                    await eventually(lambda: bool(failure))
                     assert isinstance(failure[0], ConnectionLost)
                     release.set()
                     return
@@ -232,7 +229,7 @@ async def test_a_peer_that_never_reads_meets_a_bounded_send_buffer(net: Net) -> 
                 assert sent < count  # blocked: backpressure, not unbounded growth
                 assert s.statistics().queued_bytes <= buffer
                 release.set()
-            await wait_for(lambda: len(received) == count)
+            await eventually(lambda: len(received) == count)
     assert sent == count and set(received) == {size} and not failure
     assert peak <= buffer
 
@@ -247,26 +244,24 @@ async def test_concurrent_sessions_do_not_mix(net: Net) -> None:
             results[index] = [await session.receive() or b"" for _ in range(10)]
 
     with trio.fail_after(TIMEOUT * 2):
-        async with running(net, echo) as server:
-            async with trio.open_nursery() as nursery:
-                for index in range(12):
-                    nursery.start_soon(client, server, index)
+        async with running(net, echo) as server, trio.open_nursery() as nursery:
+            for index in range(12):
+                nursery.start_soon(client, server, index)
     assert results == {i: [b"%d:%d" % (i, n) for n in range(10)] for i in range(12)}
 
 
 async def test_max_sessions_refuses_the_connection_beyond_it(net: Net) -> None:
     with trio.fail_after(TIMEOUT):
-        async with running(net, echo, max_sessions=1) as server:
-            async with net.connect(server) as first:
-                await first.send(b"1")
-                assert await first.receive() == b"1"
-                async with net.connect(server) as second:
-                    try:
-                        await second.send(b"2")
-                        assert await second.receive() is None
-                    except ConnectionLost:
-                        pass
-                assert server.statistics().refused == 1
+        async with running(net, echo, max_sessions=1) as server, net.connect(server) as first:
+            await first.send(b"1")
+            assert await first.receive() == b"1"
+            async with net.connect(server) as second:
+                try:
+                    await second.send(b"2")
+                    assert await second.receive() is None
+                except ConnectionLost:
+                    pass
+            assert server.statistics().refused == 1
 
 
 async def test_broadcast_reports_a_dead_and_a_slow_session_without_waiting_on_them(
@@ -282,38 +277,38 @@ async def test_broadcast_reports_a_dead_and_a_slow_session_without_waiting_on_th
             pass  # ends when the client goes away
 
     with trio.fail_after(TIMEOUT * 2):
-        async with running(net, register, send_buffer=65_536) as server:
-            async with (
-                net.connect(server) as a,
-                net.connect(server) as b,
-                net.connect(server) as slow,
-            ):
-                async with net.connect(server) as dead:
-                    for name, session in ((b"a", a), (b"b", b), (b"slow", slow), (b"dead", dead)):
-                        await session.send(name)
-                    await wait_for(lambda: len(by_name) == 4)
-                await wait_for(lambda: by_name[b"dead"].closed)
-                # Fill the slow client's server-side buffer: it never reads.
-                for _ in range(10_000):
-                    filled = await broadcast([by_name[b"slow"]], b"f" * 32_768, timeout=0.05)
-                    if filled[by_name[b"slow"].id] is not None:
-                        break
-                results = await broadcast(by_name.values(), b"news", timeout=0.5)
-                assert results[by_name[b"a"].id] is None
-                assert results[by_name[b"b"].id] is None
-                dead_error = results[by_name[b"dead"].id]
-                assert isinstance(dead_error, ConnectionLost)
-                slow_error = results[by_name[b"slow"].id]
-                if net.scheme == "quic":
-                    # No backpressure over QUIC (the peer buffers up to 64 MiB,
-                    # then closes): how far the fill got depends on aioquic's pace.
-                    assert slow_error is None or isinstance(slow_error, SendTimeout | ConnectionLost)
-                else:
-                    assert isinstance(slow_error, SendTimeout) and slow_error.is_retryable
-                    assert slow_error.session == by_name[b"slow"].id
-                    assert slow_error.operation == "broadcast"
-                assert await a.receive() == b"news"
-                assert await b.receive() == b"news"
+        async with (
+            running(net, register, send_buffer=65_536) as server,
+            net.connect(server) as a,
+            net.connect(server) as b,
+            net.connect(server) as slow,
+        ):
+            async with net.connect(server) as dead:
+                for name, session in ((b"a", a), (b"b", b), (b"slow", slow), (b"dead", dead)):
+                    await session.send(name)
+                await eventually(lambda: len(by_name) == 4)
+            await eventually(lambda: by_name[b"dead"].closed)
+            # Fill the slow client's server-side buffer: it never reads.
+            for _ in range(10_000):
+                filled = await broadcast([by_name[b"slow"]], b"f" * 32_768, timeout=0.05)
+                if filled[by_name[b"slow"].id] is not None:
+                    break
+            results = await broadcast(by_name.values(), b"news", timeout=0.5)
+            assert results[by_name[b"a"].id] is None
+            assert results[by_name[b"b"].id] is None
+            dead_error = results[by_name[b"dead"].id]
+            assert isinstance(dead_error, ConnectionLost)
+            slow_error = results[by_name[b"slow"].id]
+            if net.scheme == "quic":
+                # No backpressure over QUIC (the peer buffers up to 64 MiB,
+                # then closes): how far the fill got depends on aioquic's pace.
+                assert slow_error is None or isinstance(slow_error, SendTimeout | ConnectionLost)
+            else:
+                assert isinstance(slow_error, SendTimeout) and slow_error.is_retryable
+                assert slow_error.session == by_name[b"slow"].id
+                assert slow_error.operation == "broadcast"
+            assert await a.receive() == b"news"
+            assert await b.receive() == b"news"
 
 
 async def test_graceful_shutdown_lets_an_in_flight_handler_finish(net: Net) -> None:
@@ -331,7 +326,7 @@ async def test_graceful_shutdown_lets_an_in_flight_handler_finish(net: Net) -> N
             await started.wait()
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(graceful_shutdown, server, 30.0)
-                await wait_for(lambda: not server.accepting)
+                await eventually(lambda: not server.accepting)
                 if net.scheme != "quic":  # quic keeps its socket for the handler's packets
                     with pytest.raises(ConnectionLost):
                         async with net.connect(server, connect_timeout=5):
@@ -353,7 +348,7 @@ async def test_graceful_shutdown_cancels_handlers_still_running_at_the_timeout(n
     with trio.fail_after(TIMEOUT):
         async with running(net, stuck) as server, net.connect(server) as session:
             await session.send(b"hello")
-            await wait_for(lambda: server.statistics().active == 1)
+            await eventually(lambda: server.statistics().active == 1)
             await server.graceful_shutdown(timeout=0.1)
             assert cancelled.is_set()
             try:

@@ -11,13 +11,13 @@ subclasses (see ``map_exceptions``) or ``ConfigurationError``.
 
 import importlib
 
-from ._address import Address as Address
-from ._address import parse_address as parse_address
 from trouper._errors import SendTimeout as SendTimeout
 
+from ._address import Address as Address
+from ._address import parse_address as parse_address
 from ._binding import channel_binding as channel_binding
-from ._broadcast import broadcast as broadcast
 from ._binding import server_certificate as server_certificate
+from ._broadcast import broadcast as broadcast
 from ._conn_pool import ConnectionPool as ConnectionPool
 from ._connect import connect as connect
 from ._credentials import TLSCredentials as TLSCredentials

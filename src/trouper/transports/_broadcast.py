@@ -48,9 +48,11 @@ async def broadcast(
             with trio.move_on_after(timeout) as scope:
                 await session.send(payload)
             if scope.cancelled_caught:
-                raise SendTimeout(
-                    f"the send buffer stayed full for {timeout}s; nothing was sent"
-                ).with_session(session.id).with_operation("broadcast")
+                raise (
+                    SendTimeout(f"the send buffer stayed full for {timeout}s; nothing was sent")
+                    .with_session(session.id)
+                    .with_operation("broadcast")
+                )
         except TrouperError as exc:
             if exc.operation == "send":
                 exc.with_operation("broadcast")

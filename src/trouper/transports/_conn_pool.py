@@ -89,7 +89,9 @@ class ConnectionPool:
         self.url = url
         self._tls = tls
         self._probe = probe
-        self._options = SessionOptions(max_message_size, send_buffer, connect_timeout, close_timeout)
+        self._options = SessionOptions(
+            max_message_size, send_buffer, connect_timeout, close_timeout
+        )
         self._nursery: trio.Nursery | None = None
         self._stack: AsyncExitStack | None = None
         self._pool: ResourcePool[MessageSession] = ResourcePool(
@@ -175,4 +177,3 @@ class ConnectionPool:
 
 def _reusable(session: MessageSession) -> bool:
     return not session.closed and not session.ended
-

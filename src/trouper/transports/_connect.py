@@ -69,7 +69,9 @@ class SessionOptions:
                 f" {transport.scheme}:// transport allows ({limit})"
             )
 
-    def session(self, scheme: str, stream: trio.abc.Stream, peer: str, prefix: str) -> MessageSession:
+    def session(
+        self, scheme: str, stream: trio.abc.Stream, peer: str, prefix: str
+    ) -> MessageSession:
         return MessageSession(
             codec_for(scheme, stream, self.max_message_size, peer),
             remote_address=peer,
@@ -90,7 +92,9 @@ def describe_peer(scheme: str, stream: trio.abc.Stream) -> str:
             except OSError:
                 break
             return Address(scheme, host, port).url
-        peer = getattr(current, "peer", None) or getattr(getattr(current, "session", None), "peer", None)
+        peer = getattr(current, "peer", None) or getattr(
+            getattr(current, "session", None), "peer", None
+        )
         if isinstance(peer, str):
             return peer
         current = getattr(current, "transport_stream", None)

@@ -118,7 +118,9 @@ class MessageServer:
             max_sessions=self._max_sessions,
         )
 
-    async def run(self, *, task_status: trio.TaskStatus[MessageServer] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: trio.TaskStatus[MessageServer] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Listen until stopped; ``task_status.started(self)`` once bound."""
         if self._started:
             raise ConfigurationError("a MessageServer runs once; make a new one with serve()")
@@ -148,7 +150,9 @@ class MessageServer:
         for scope in self._scopes:
             scope.cancel()
 
-    async def _listen(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+    async def _listen(
+        self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         with self._accept_scope:
             await self._transport.serve(
                 self._address, self._on_stream, tls=self._tls, task_status=task_status
@@ -192,7 +196,9 @@ class MessageServer:
             logger.warning("session %s from %s ended: %s", session.id, session.remote_address, exc)
         except Exception:
             self._failed += 1
-            logger.exception("handler for session %s from %s failed", session.id, session.remote_address)
+            logger.exception(
+                "handler for session %s from %s failed", session.id, session.remote_address
+            )
 
     async def graceful_shutdown(self, timeout: float = 30.0) -> None:
         """Stop accepting, give running handlers up to ``timeout`` seconds to
@@ -234,7 +240,8 @@ class _Serving:
     async def _start(self) -> MessageServer:
         if self._nursery is None:
             raise ConfigurationError(
-                "await serve(...) needs nursery=: the server runs in it (or use async with serve(...))"
+                "await serve(...) needs nursery=: the server runs in it"
+                " (or use async with serve(...))"
             )
         server: MessageServer = await self._nursery.start(self._server.run)
         return server
@@ -289,4 +296,3 @@ def serve(
 async def graceful_shutdown(server: MessageServer, timeout: float = 30.0) -> None:
     """``server.graceful_shutdown(timeout)``, as a function."""
     await server.graceful_shutdown(timeout)
-

@@ -111,7 +111,9 @@ class MessageSession:
         self._sent = self._bytes_sent = self._received = self._bytes_received = 0
 
     def __repr__(self) -> str:
-        return f"<MessageSession {self.id} {self.remote_address}{' closed' if self._closed else ''}>"
+        return (
+            f"<MessageSession {self.id} {self.remote_address}{' closed' if self._closed else ''}>"
+        )
 
     @property
     def closed(self) -> bool:
