@@ -34,18 +34,20 @@ def trouper_session_echo(n: int) -> float:
     async def main() -> float:
         payload = b"m" * SIZE
         with trio.fail_after(DEADLINE):
-            async with serve("tcp://127.0.0.1:0", echo) as server:
-                async with connect(server.url) as session:
-                    for _ in range(WARMUP):
-                        await session.send(payload)
-                        await session.receive()
-                    start = clock()
-                    for _ in range(n):
-                        await session.send(payload)
-                        reply = await session.receive()
-                    elapsed = clock() - start
-                    if reply != payload:
-                        raise AssertionError("the echo changed the message")
+            async with (
+                serve("tcp://127.0.0.1:0", echo) as server,
+                connect(server.url) as session,
+            ):
+                for _ in range(WARMUP):
+                    await session.send(payload)
+                    await session.receive()
+                start = clock()
+                for _ in range(n):
+                    await session.send(payload)
+                    reply = await session.receive()
+                elapsed = clock() - start
+                if reply != payload:
+                    raise AssertionError("the echo changed the message")
         return rate(n, elapsed)
 
     return trio.run(main)

@@ -293,7 +293,9 @@ async def test_broadcast_reports_a_dead_and_a_slow_session_without_waiting_on_th
                 filled = await broadcast([by_name[b"slow"]], b"f" * 32_768, timeout=0.05)
                 if filled[by_name[b"slow"].id] is not None:
                     break
-            results = await broadcast(by_name.values(), b"news", timeout=0.5)
+            # 40 kB: more than what is left of the slow one's 64 KiB buffer.
+            news = b"news" * 10_000
+            results = await broadcast(by_name.values(), news, timeout=0.5)
             assert results[by_name[b"a"].id] is None
             assert results[by_name[b"b"].id] is None
             dead_error = results[by_name[b"dead"].id]
@@ -307,8 +309,8 @@ async def test_broadcast_reports_a_dead_and_a_slow_session_without_waiting_on_th
                 assert isinstance(slow_error, SendTimeout) and slow_error.is_retryable
                 assert slow_error.session == by_name[b"slow"].id
                 assert slow_error.operation == "broadcast"
-            assert await a.receive() == b"news"
-            assert await b.receive() == b"news"
+            assert await a.receive() == news
+            assert await b.receive() == news
 
 
 async def test_graceful_shutdown_lets_an_in_flight_handler_finish(net: Net) -> None:

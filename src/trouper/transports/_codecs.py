@@ -12,6 +12,8 @@ one edge.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -21,7 +23,7 @@ from trouper._errors import ConnectionLost
 
 from ._msg_framing import END, FrameReader, header
 
-__all__ = ["Codec", "StreamCodec", "codec_for"]
+__all__ = ["Codec", "Framed", "StreamCodec", "codec_for"]
 
 # Small messages of one batch are joined into one write (one syscall, one
 # packet with TCP_NODELAY); anything this large goes out on its own, uncopied.
@@ -33,28 +35,64 @@ _READ_SIZE = 64 * 1024
 class Codec(Protocol):
     stream: trio.abc.Stream
 
-    async def write(self, batch: Sequence[bytes], end: bool) -> None: ...
+    def try_write(self, message: bytes) -> bytes | None: ...
+
+    async def write(self, batch: Sequence[bytes | Framed], end: bool) -> None: ...
 
     async def read(self) -> bytes | None: ...
+
+
+class Framed(bytes):
+    """Bytes already framed: the rest of a message ``try_write`` began."""
+
+    __slots__ = ()
 
 
 class StreamCodec:
     """Length-prefixed messages on a byte stream."""
 
-    __slots__ = ("_reader", "peer", "stream")
+    __slots__ = ("_fd", "_reader", "peer", "stream")
 
     def __init__(self, stream: trio.abc.Stream, max_message_size: int, peer: str) -> None:
         self.stream = stream
         self.peer = peer
         self._reader = FrameReader(max_message_size)
+        # A plain TCP socket (trio keeps it non-blocking) can take a small
+        # message right away, from the sender's own task: see try_write.
+        self._fd = -1
+        if isinstance(stream, trio.SocketStream) and sys.platform != "win32":
+            self._fd = stream.socket.fileno()
+
+    def try_write(self, message: bytes) -> bytes | None:
+        """Write ``message`` now without waiting, if this is a plain socket
+        and the message is small; returns what did not fit (``b""`` when all
+        did), or None when it must go through ``write``.
+
+        One non-blocking ``send`` cannot be interrupted half-way, so no
+        cancellation can leave half a frame behind; what the kernel did not
+        take is returned for the writer to finish, already framed.
+        """
+        if self._fd < 0 or len(message) >= _JOIN_BELOW:
+            return None
+        data = header(len(message)) + message
+        try:
+            sent = os.write(self._fd, data)
+        except BlockingIOError:
+            return data
+        except OSError:
+            return None  # the writer meets the error the usual way, and maps it
+        return data[sent:]
 
     @property
     def buffered(self) -> int:
         return self._reader.buffered
 
-    async def write(self, batch: Sequence[bytes], end: bool) -> None:
+    async def write(self, batch: Sequence[bytes | Framed], end: bool) -> None:
         pending = bytearray()
         for message in batch:
+            if isinstance(message, Framed):
+                pending += message
+                continue
             pending += header(len(message))
             if len(message) < _JOIN_BELOW:
                 pending += message

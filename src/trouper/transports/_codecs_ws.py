@@ -43,6 +43,9 @@ class WebSocketCodec:
     def buffered(self) -> int:
         return 0
 
+    def try_write(self, message: bytes) -> bytes | None:
+        return None  # trio-websocket writes only from a task
+
     async def write(self, batch: Sequence[bytes], end: bool) -> None:
         for message in batch:
             await self.websocket.send_message(message)

@@ -18,8 +18,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
+from typing import Literal
 
 import attrs
 import trio
@@ -33,7 +32,7 @@ from trouper._errors import (
     TrouperError,
 )
 
-from ._codecs import Codec
+from ._codecs import Codec, Framed
 from ._mapping import map_exceptions
 from ._msg_framing import too_large
 
@@ -59,6 +58,45 @@ class SessionStatistics:
     send_buffer: int
     max_message_size: int
     closed: bool
+
+
+class _Edge:
+    """``map_exceptions`` plus the session's id and the operation.
+
+    A class rather than a ``@contextmanager``: it is entered on every send
+    and receive, and only the error path needs more than a slot lookup.
+    """
+
+    __slots__ = ("operation", "session")
+
+    def __init__(self, session: MessageSession, operation: str) -> None:
+        self.session = session
+        self.operation = operation
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> Literal[False]:
+        if not isinstance(exc, Exception):
+            return False  # no error, or Cancelled/KeyboardInterrupt: never converted
+        error: TrouperError
+        if isinstance(exc, TrouperError):
+            error = exc
+        else:
+            try:
+                with map_exceptions(self.session.remote_address):
+                    raise exc
+            except TrouperError as mapped:
+                error = mapped
+            except Exception:
+                return False  # not a transport error: it leaves as itself
+        if error.session is None:
+            error.with_session(self.session.id)
+        if error.operation is None:
+            error.with_operation(self.operation)
+        if error is exc:
+            return False
+        raise error
 
 
 def _payload(data: object) -> bytes:
@@ -101,7 +139,8 @@ class MessageSession:
         self._queued = 0
         self._space = trio.lowlevel.ParkingLot()  # senders waiting for buffer room
         self._work = trio.lowlevel.ParkingLot()  # the writer waiting for messages
-        self._receive_lock = trio.Lock()
+        self._receivers = trio.lowlevel.ParkingLot()  # tasks waiting to receive
+        self._receiving = False
         self._writer_scope = trio.CancelScope()
         self._writer_done = trio.Event()
         self._error: TransportError | None = None  # what broke the writer
@@ -145,18 +184,9 @@ class MessageSession:
             closed=self.closed,
         )
 
-    @contextmanager
-    def _edge(self, operation: str) -> Iterator[None]:
+    def _edge(self, operation: str) -> _Edge:
         """The one place errors leave a session: mapped, then annotated."""
-        try:
-            with map_exceptions(self.remote_address):
-                yield
-        except TrouperError as exc:
-            if exc.session is None:
-                exc.with_session(self.id)
-            if exc.operation is None:
-                exc.with_operation(operation)
-            raise
+        return _Edge(self, operation)
 
     # ------------------------------------------------------------ sending
 
@@ -178,6 +208,19 @@ class MessageSession:
             payload = _payload(data)
             if len(payload) > self._limit:
                 raise too_large(len(payload), self._limit, sending=True)
+            await trio.lowlevel.checkpoint_if_cancelled()
+            self._check_sendable()
+            if not self._queue and not self._writing:
+                rest = self._codec.try_write(payload)
+                if rest is not None:  # written from this task, maybe but a tail
+                    self._sent += 1
+                    self._bytes_sent += len(payload)
+                    if rest:
+                        self._queue.append(Framed(rest))
+                        self._queued += len(rest)
+                        self._work.unpark_all()
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                    return
             await trio.lowlevel.checkpoint()
             while True:
                 self._check_sendable()
@@ -245,13 +288,14 @@ class MessageSession:
                     break
                 batch.append(item)
             size = sum(len(message) for message in batch)
+            whole = [m for m in batch if not isinstance(m, Framed)]  # tails were counted
             self._writing = True
             with self._edge("send"):
                 await self._codec.write(batch, end)
             self._writing = False
             self._queued -= size
-            self._sent += len(batch)
-            self._bytes_sent += size
+            self._sent += len(whole)
+            self._bytes_sent += sum(len(message) for message in whole)
             self._space.unpark_all()
 
     # ---------------------------------------------------------- receiving
@@ -262,7 +306,13 @@ class MessageSession:
         A message over ``max_message_size`` raises ``FrameTooLarge`` and
         closes the session (the stream cannot be trusted past it).
         """
-        async with self._receive_lock:
+        # One receiver at a time, the others wait their turn. Not a trio.Lock:
+        # its acquire yields even when free, one more scheduling pass per message.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while self._receiving:
+            await self._receivers.park()
+        self._receiving = True
+        try:
             with self._edge("receive"):
                 if self._eof_received:
                     await trio.lowlevel.checkpoint()
@@ -278,6 +328,9 @@ class MessageSession:
                 self._received += 1
                 self._bytes_received += len(message)
                 return message
+        finally:
+            self._receiving = False
+            self._receivers.unpark()
 
     def __aiter__(self) -> MessageSession:
         return self
