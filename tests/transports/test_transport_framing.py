@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trouper import ConfigurationError, FrameTooLarge
-from trouper.transports._msg_framing import END, MAX_LIMIT, FrameReader, header
+from trouper.transports._msg_framing import END, MAX_LIMIT, NOOP, FrameReader, header
 
 messages = st.lists(st.binary(max_size=300), max_size=20)
 
@@ -81,3 +81,10 @@ def test_after_the_end_mark_nothing_more_is_read() -> None:
 def test_a_bad_limit_is_a_configuration_error(bad: object) -> None:
     with pytest.raises(ConfigurationError, match="max_message_size"):
         FrameReader(bad)  # type: ignore[arg-type]
+
+
+def test_no_op_headers_are_skipped() -> None:
+    reader = FrameReader(100)
+    reader.feed(NOOP + NOOP + header(2) + b"hi" + NOOP)
+    assert reader.next() == b"hi"
+    assert reader.next() is None and not reader.mid_message

@@ -3,6 +3,7 @@ the same suite over every scheme: tcp, tls, ws, wss and quic."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 import trio
 import trio.testing
-from transport_helpers import Pki, eventually
+from transport_helpers import Pki, eventually, serving
 
 from trouper import ConfigurationError, ConnectionLost, FrameTooLarge, TransportError
 from trouper.transports import (
@@ -20,6 +21,7 @@ from trouper.transports import (
     SendTimeout,
     broadcast,
     connect,
+    get_transport,
     graceful_shutdown,
     serve,
 )
@@ -82,6 +84,16 @@ async def test_echo_of_many_sizes(net: Net) -> None:
             assert stats.bytes_received == sum(sizes)
             assert session.remote_address == server.url
             assert server.statistics().active == 1
+
+
+async def test_a_server_may_speak_first(net: Net) -> None:
+    async def greeter(session: MessageSession) -> None:
+        await session.send(b"welcome")
+        await session.send_eof()
+
+    with trio.fail_after(TIMEOUT):
+        async with running(net, greeter) as server, net.connect(server) as session:
+            assert [message async for message in session] == [b"welcome"]
 
 
 async def test_awaited_connect_and_serve_run_in_the_callers_nursery(net: Net) -> None:
@@ -386,3 +398,23 @@ async def test_bad_arguments_are_configuration_errors(net: Net) -> None:
             await session.send(b"ok")
             assert await session.receive() == b"ok"
     assert not isinstance(session.stream, LaneStream) or net.scheme == "quic"
+
+
+@pytest.mark.parametrize("scheme", ["tcp", "tls", "quic"])
+async def test_a_peer_that_dies_in_mid_message_is_a_lost_connection(scheme: str, pki: Pki) -> None:
+    """A raw peer (the transport alone) announces 100 bytes, sends 10, hangs up."""
+
+    async def half_a_message(stream: trio.abc.Stream) -> None:
+        await stream.send_all(struct.pack(">I", 100) + b"0123456789")
+
+    secure = scheme != "tcp"
+    transport = get_transport(scheme)
+    with trio.fail_after(TIMEOUT):
+        async with serving(
+            transport, f"{scheme}://127.0.0.1:0", half_a_message, pki.config("server")
+        ) as bound:
+            tls = pki.config("client") if secure else None
+            async with connect(bound.url, tls=tls) as session:
+                with pytest.raises(ConnectionLost, match="mid-message") as info:
+                    await session.receive()
+                assert info.value.operation == "receive" and info.value.session == session.id

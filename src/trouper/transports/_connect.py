@@ -16,7 +16,8 @@ from trouper._errors import ConfigurationError, ConnectionLost, TrouperError
 from ._address import Address, parse_address
 from ._codecs import codec_for
 from ._credentials import TLSSource
-from ._msg_framing import check_limit
+from ._mapping import map_exceptions
+from ._msg_framing import NOOP, check_limit
 from ._registry import Transport, get_transport
 from ._session import MessageSession, start_session
 
@@ -119,6 +120,9 @@ async def open_session(
                 f" ({options.connect_timeout}s)"
             ) from exc
         try:
+            if address.scheme == "quic":  # open the stream on the server's side now
+                with map_exceptions(address):
+                    await stream.send_all(NOOP)
             session = options.session(address.scheme, stream, address.url, "c")
         except BaseException:
             await trio.aclose_forcefully(stream)

@@ -4,7 +4,8 @@
 stream transport (tcp, tls, quic) each message is a 4-byte big-endian length
 followed by that many bytes; the reserved length ``0xFFFFFFFF`` is the *end
 mark*: "no more messages from this side" (a half-close that works over TLS
-too, which has no half-close of its own). WebSocket carries messages
+too, which has no half-close of its own), and ``0xFFFFFFFE`` a no-op (see
+``NOOP``). WebSocket carries messages
 natively and does not use this module.
 
 ``FrameReader`` is fed whatever bytes arrived and hands back complete
@@ -20,13 +21,18 @@ from typing import Final
 
 from trouper._errors import ConfigurationError, FrameTooLarge
 
-__all__ = ["END", "HEADER_SIZE", "MAX_LIMIT", "FrameReader", "check_limit", "header"]
+__all__ = ["END", "HEADER_SIZE", "MAX_LIMIT", "NOOP", "FrameReader", "check_limit", "header"]
 
 _HEADER = struct.Struct(">I")
 HEADER_SIZE: Final = _HEADER.size
 _END_MARK: Final = 0xFFFF_FFFF
-#: The largest ``max_message_size`` the header can express (the end mark excluded).
-MAX_LIMIT: Final = _END_MARK - 1
+_NOOP_MARK: Final = 0xFFFF_FFFE
+#: The largest ``max_message_size`` the header can express (the marks excluded).
+MAX_LIMIT: Final = _NOOP_MARK - 1
+#: A header that carries nothing and is skipped: a QUIC client sends it first,
+#: because a QUIC stream reaches the server only with its first bytes, and a
+#: server that speaks first must not wait for the client's first message.
+NOOP: Final = struct.pack(">I", _NOOP_MARK)
 
 
 class _End:
@@ -106,11 +112,13 @@ class FrameReader:
         """
         if self._ended:
             return END
-        if self._want is None:
+        while self._want is None:
             if len(self._buffer) < HEADER_SIZE:
                 return None
             (size,) = _HEADER.unpack_from(self._buffer)
             del self._buffer[:HEADER_SIZE]
+            if size == _NOOP_MARK:
+                continue
             if size == _END_MARK:
                 self._ended = True
                 self._buffer.clear()

@@ -88,6 +88,7 @@ class MessageServer:
         self._run_scope = trio.CancelScope()
         self._accept_scope = trio.CancelScope()
         self._accepting = False
+        self._draining = False  # graceful_shutdown began: new connections are refused
         self._stopping = False  # for good: new handler scopes start cancelled
         self._handler_ended = trio.lowlevel.ParkingLot()
         self._done = trio.Event()
@@ -161,8 +162,8 @@ class MessageServer:
     async def _on_stream(self, stream: trio.abc.Stream) -> None:
         """One accepted connection (the transport closes ``stream`` after)."""
         peer = describe_peer(self._address.scheme, stream)
-        if not self._accepting or self._stopping:
-            return
+        if self._draining or self._stopping:
+            return  # a graceful shutdown began (over quic the socket stays open)
         if self._active >= self._max_sessions:
             self._refused += 1
             logger.warning(
@@ -205,6 +206,7 @@ class MessageServer:
         return, then cancel the rest (their sessions are closed). Returns once
         the server has stopped."""
         self._accepting = False
+        self._draining = True
         if self._address.scheme not in _SHARED_SOCKET:
             self._accept_scope.cancel()
         try:
