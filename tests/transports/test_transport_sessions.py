@@ -389,6 +389,13 @@ async def test_bad_arguments_are_configuration_errors(net: Net) -> None:
         connect("tcp://127.0.0.1:1", send_buffer=-1)
     with pytest.raises(ConfigurationError, match="max_sessions"):
         serve("tcp://127.0.0.1:0", echo, max_sessions=0)
+    with pytest.raises(ConfigurationError, match="handler"):
+        serve("tcp://127.0.0.1:0", "echo")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="unknown scheme"):
+        serve("http://127.0.0.1:0", echo)
+    with pytest.raises(ConfigurationError, match="unknown scheme") as info:
+        await connect("http://127.0.0.1:1")
+    assert info.value.operation == "connect"
     with pytest.raises(ConfigurationError, match="timeout"):
         await broadcast([], b"", timeout=0)
     with trio.fail_after(TIMEOUT):

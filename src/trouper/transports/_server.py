@@ -73,6 +73,8 @@ class MessageServer:
         max_sessions: int,
         options: SessionOptions,
     ) -> None:
+        if not callable(handler):
+            raise ConfigurationError(f"handler must be an async callable, got {handler!r}")
         if not isinstance(max_sessions, int) or isinstance(max_sessions, bool) or max_sessions < 1:
             raise ConfigurationError(f"max_sessions must be an int >= 1, got {max_sessions!r}")
         self._address = parse_address(url)
