@@ -425,3 +425,24 @@ async def test_a_peer_that_dies_in_mid_message_is_a_lost_connection(scheme: str,
                 with pytest.raises(ConnectionLost, match="mid-message") as info:
                     await session.receive()
                 assert info.value.operation == "receive" and info.value.session == session.id
+
+
+async def test_a_handler_cannot_wait_for_its_own_server() -> None:
+    refused: list[ConfigurationError] = []
+    server_box: list[MessageServer] = []
+
+    async def shutting(session: MessageSession) -> None:
+        try:
+            await server_box[0].graceful_shutdown(1)
+        except ConfigurationError as exc:
+            refused.append(exc)
+        await session.send(b"still here")
+
+    with trio.fail_after(TIMEOUT):
+        async with serve("tcp://127.0.0.1:0", shutting) as server:
+            server_box.append(server)
+            async with connect(server.url) as session:
+                assert await session.receive() == b"still here"
+    assert len(refused) == 1 and "another task" in str(refused[0])
+    with pytest.raises(ConfigurationError, match="nursery="):
+        await serve("tcp://127.0.0.1:0", echo)

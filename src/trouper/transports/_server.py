@@ -87,6 +87,7 @@ class MessageServer:
         self.url = url  # the bound URL once listening (port 0 resolved)
         self._sessions: dict[str, MessageSession] = {}
         self._scopes: set[trio.CancelScope] = set()
+        self._handler_tasks: set[trio.lowlevel.Task] = set()
         self._run_scope = trio.CancelScope()
         self._accept_scope = trio.CancelScope()
         self._accepting = False
@@ -174,6 +175,8 @@ class MessageServer:
             return
         scope = trio.CancelScope(shield=True)
         self._scopes.add(scope)
+        task = trio.lowlevel.current_task()
+        self._handler_tasks.add(task)
         self._active += 1
         self._accepted += 1
         try:
@@ -189,6 +192,7 @@ class MessageServer:
                         await session.aclose()
         finally:
             self._scopes.discard(scope)
+            self._handler_tasks.discard(task)
             self._active -= 1
             self._handler_ended.unpark_all()
 
@@ -206,7 +210,11 @@ class MessageServer:
     async def graceful_shutdown(self, timeout: float = 30.0) -> None:
         """Stop accepting, give running handlers up to ``timeout`` seconds to
         return, then cancel the rest (their sessions are closed). Returns once
-        the server has stopped."""
+        the server has stopped. Call it from outside the server's handlers
+        (it waits for them)."""
+        if not isinstance(timeout, int | float) or not timeout >= 0:
+            raise ConfigurationError(f"timeout must be a number >= 0, got {timeout!r}")
+        self._refuse_from_handler("graceful_shutdown")
         self._accepting = False
         self._draining = True
         if self._address.scheme not in _SHARED_SOCKET:
@@ -221,8 +229,18 @@ class MessageServer:
             with trio.CancelScope(shield=True):
                 await self._done.wait()
 
+    def _refuse_from_handler(self, what: str) -> None:
+        if trio.lowlevel.current_task() in self._handler_tasks:
+            raise ConfigurationError(
+                f"server.{what}() from inside one of its handlers would wait for itself;"
+                " call it from another task (e.g. one started in the nursery around the server)"
+            )
+        if not self._started:
+            raise ConfigurationError(f"server.{what}(): the server was never started")
+
     async def aclose(self) -> None:
         """Stop now: close the listener and cancel every handler."""
+        self._refuse_from_handler("aclose")
         self._accepting = False
         self._stop_handlers()
         self._run_scope.cancel()

@@ -137,6 +137,7 @@ class MessageSession:
         self._close_timeout = close_timeout
         self._queue: deque[bytes | None] = deque()  # None: the end mark
         self._queued = 0
+        self._writing = False  # the writer has a batch on the wire
         self._space = trio.lowlevel.ParkingLot()  # senders waiting for buffer room
         self._work = trio.lowlevel.ParkingLot()  # the writer waiting for messages
         self._receivers = trio.lowlevel.ParkingLot()  # tasks waiting to receive
@@ -252,8 +253,6 @@ class MessageSession:
                     break
                 await self._space.park()
             await trio.lowlevel.checkpoint()
-
-    _writing = False
 
     async def run_writer(self) -> None:
         """The writer task: runs until ``aclose`` (or the stream breaks)."""
