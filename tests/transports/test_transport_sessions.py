@@ -225,7 +225,8 @@ async def test_a_peer_that_never_reads_meets_a_bounded_send_buffer(net: Net) -> 
         except TransportError as exc:
             failure.append(exc)
 
-    with trio.fail_after(TIMEOUT * 3):
+    # Over QUIC 64 MiB go through aioquic, in pure Python: give it time.
+    with trio.fail_after(TIMEOUT * (8 if net.scheme == "quic" else 3)):
         async with running(net, lazy) as server, net.connect(server, send_buffer=buffer) as s:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(flood, s)
@@ -300,8 +301,10 @@ async def test_broadcast_reports_a_dead_and_a_slow_session_without_waiting_on_th
                     await session.send(name)
                 await eventually(lambda: len(by_name) == 4)
             await eventually(lambda: by_name[b"dead"].closed)
-            # Fill the slow client's server-side buffer: it never reads.
-            for _ in range(10_000):
+            # Fill the slow client's server-side buffer: it never reads. (Not
+            # over QUIC: its peer buffers 64 MiB rather than push back, see
+            # the never-reads test.)
+            for _ in range(10_000 if net.scheme != "quic" else 0):
                 filled = await broadcast([by_name[b"slow"]], b"f" * 32_768, timeout=0.05)
                 if filled[by_name[b"slow"].id] is not None:
                     break
@@ -314,9 +317,7 @@ async def test_broadcast_reports_a_dead_and_a_slow_session_without_waiting_on_th
             assert isinstance(dead_error, ConnectionLost)
             slow_error = results[by_name[b"slow"].id]
             if net.scheme == "quic":
-                # No backpressure over QUIC (the peer buffers up to 64 MiB,
-                # then closes): how far the fill got depends on aioquic's pace.
-                assert slow_error is None or isinstance(slow_error, SendTimeout | ConnectionLost)
+                assert slow_error is None
             else:
                 assert isinstance(slow_error, SendTimeout) and slow_error.is_retryable
                 assert slow_error.session == by_name[b"slow"].id

@@ -224,10 +224,7 @@ class MessageServer:
                 while self._active:
                     await self._handler_ended.park()
         finally:
-            self._stop_handlers()
-            self._run_scope.cancel()
-            with trio.CancelScope(shield=True):
-                await self._done.wait()
+            await self._finish()
 
     def _refuse_from_handler(self, what: str) -> None:
         if trio.lowlevel.current_task() in self._handler_tasks:
@@ -242,9 +239,19 @@ class MessageServer:
         """Stop now: close the listener and cancel every handler."""
         self._refuse_from_handler("aclose")
         self._accepting = False
+        self._draining = True
+        await self._finish()
+
+    async def _finish(self) -> None:
+        # Cancel the handlers and let them close their sessions *before*
+        # the listener goes: over QUIC the listener's socket carries the
+        # close of every connection (without it a close waits out its linger).
         self._stop_handlers()
-        self._run_scope.cancel()
         with trio.CancelScope(shield=True):
+            with trio.move_on_after(self._options.close_timeout):
+                while self._active:
+                    await self._handler_ended.park()
+            self._run_scope.cancel()
             await self._done.wait()
 
 
