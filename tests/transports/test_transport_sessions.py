@@ -3,6 +3,7 @@ the same suite over every scheme: tcp, tls, ws, wss and quic."""
 
 from __future__ import annotations
 
+import random
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -447,3 +448,38 @@ async def test_a_handler_cannot_wait_for_its_own_server() -> None:
     assert len(refused) == 1 and "another task" in str(refused[0])
     with pytest.raises(ConfigurationError, match="nursery="):
         await serve("tcp://127.0.0.1:0", echo)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_a_send_cancelled_at_any_moment_leaves_no_half_message(net: Net, seed: int) -> None:
+    """Senders give up at random moments; the peer still reads only whole
+    messages, in order, and every send that returned was delivered."""
+    rng = random.Random(seed)
+    got: list[bytes] = []
+    done = trio.Event()
+
+    async def collect(session: MessageSession) -> None:
+        async for message in session:
+            got.append(message)
+        done.set()
+
+    delivered: list[int] = []
+    with trio.fail_after(TIMEOUT * 3):
+        async with (
+            running(net, collect) as server,
+            net.connect(server, send_buffer=50_000) as session,
+        ):
+            for n in range(300):
+                body = b"%d:" % n + bytes([n % 251]) * rng.choice([0, 10, 5_000, 40_000])
+                with trio.move_on_after(rng.choice([0, 0, 1e-4, 1e-3, 1.0])):
+                    await session.send(body)
+                    delivered.append(n)
+            await session.send_eof()
+            await done.wait()
+    assert 0 < len(delivered) < 300  # some sends were given up on
+    numbers = [int(message.split(b":", 1)[0]) for message in got]
+    assert numbers == sorted(numbers)  # in order, nothing twice
+    assert set(delivered) <= set(numbers)  # every completed send arrived
+    for message, n in zip(got, numbers, strict=True):
+        rest = message.split(b":", 1)[1]
+        assert rest == bytes([n % 251]) * len(rest)  # whole, not spliced
