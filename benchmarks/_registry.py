@@ -366,3 +366,16 @@ for _backend in ("postgres", "redis"):
                 quick_size=100,
             )
         )
+register(
+    Case(
+        name="transport_echo_tcp",
+        trouper="transport:trouper_session_echo",
+        baseline="transport:trio_tcp_echo",
+        baseline_name="raw trio TCP ping-pong, length-prefixed, same message size (256 B)",
+        unit="round trips/s",
+        better="higher",
+        target=0.8,
+        size=20_000,
+        quick_size=2_000,
+    )
+)

@@ -45,3 +45,19 @@ def test_bench_chat_measures_both_servers() -> None:
         assert (fixed[f"{kind}_lost"], fixed[f"{kind}_duplicated"]) == (0, 0), fixed
     assert fixed["value"] > 0 and fixed["baseline_value"] > 0
     assert set(lines["chat_rss_per_connection"]) >= KEYS
+
+
+def test_bench_transport_echo_smoke() -> None:
+    """`transport_echo_tcp`, shrunk: both sides measured, one JSON line."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "transport_echo_tcp"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    assert line["name"] == "transport_echo_tcp" and set(line) >= KEYS
+    assert line["value"] > 0 and line["baseline_value"] > 0

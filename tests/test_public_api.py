@@ -150,3 +150,24 @@ def test_remote_error_carries_its_origin() -> None:
     assert (err.type_name, err.message) == ("ValueError", "bad")
     assert (err.node, err.path) == ("n1", "/user/a")
     assert "ValueError" in str(err) and "/user/a" in str(err)
+
+
+def test_the_transport_api_is_public() -> None:
+    import trouper.transports as transports
+
+    for name in (
+        "connect",
+        "serve",
+        "broadcast",
+        "graceful_shutdown",
+        "ConnectionPool",
+        "MessageSession",
+        "MessageServer",
+        "SessionStatistics",
+        "ServerStatistics",
+        "SendTimeout",
+    ):
+        assert name in transports.__all__ and getattr(transports, name) is not None
+    assert issubclass(transports.SendTimeout, trouper.TransportError)
+    assert issubclass(transports.SendTimeout, TimeoutError)
+    assert transports.SendTimeout.is_retryable
