@@ -29,6 +29,7 @@ PUBLIC = {
     "DeadLetters",
     "EventStatistics",
     "DiscoveryUnavailable",
+    "Forbidden",
     "FrameTooLarge",
     "HandshakeFailed",
     "InvalidArgument",

@@ -16,6 +16,7 @@ from ._errors import CircuitOpen as CircuitOpen
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import ConnectionLost as ConnectionLost
 from ._errors import DiscoveryUnavailable as DiscoveryUnavailable
+from ._errors import Forbidden as Forbidden
 from ._errors import FrameTooLarge as FrameTooLarge
 from ._errors import HandshakeFailed as HandshakeFailed
 from ._errors import InvalidArgument as InvalidArgument
@@ -121,6 +122,7 @@ __all__ = [
     "DeadLetters",
     "DiscoveryUnavailable",
     "EventStatistics",
+    "Forbidden",
     "FrameTooLarge",
     "HandshakeFailed",
     "InvalidArgument",

@@ -18,6 +18,7 @@ from email.utils import formatdate
 from http import HTTPStatus
 from time import time
 from typing import Any
+from urllib.parse import unquote
 
 import attrs
 import httptools
@@ -177,7 +178,13 @@ class H1Parser:
         request.version = parser.get_http_version()
         request.keep_alive = parser.should_keep_alive()
         url = httptools.parse_url(self._url)
-        request.path = url.path.decode("utf-8", "replace")
+        path = url.path
+        # Routes and files match the decoded path, as ASGI's ``path`` is.
+        request.path = (
+            unquote(path.decode("utf-8", "replace"))
+            if b"%" in path
+            else path.decode("utf-8", "replace")
+        )
         request.query_string = url.query or b""
         request.upgrade = parser.should_upgrade()
         for name, value in request.headers:
@@ -200,6 +207,8 @@ class H1Parser:
         self._done.append(request)
 
 
+#: Statuses that never carry a body, nor a length (RFC 9110, 8.6).
+_NO_BODY = frozenset({204, 304})
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 _date_cache: tuple[int, bytes] = (0, b"")
 
@@ -222,7 +231,8 @@ def serialize(response: Response, keep_alive: bool, head: bool = False) -> bytes
     for name, value in response.headers:
         parts.append(b"%s: %s\r\n" % (name.encode("latin-1"), value.encode("latin-1")))
     body = response.body
-    parts.append(b"content-length: %d\r\n" % len(body))
+    if status not in _NO_BODY:
+        parts.append(b"content-length: %d\r\n" % len(body))
     if not keep_alive:
         parts.append(b"connection: close\r\n")
     parts.append(b"\r\n")
