@@ -93,8 +93,10 @@ class HttpPipeline:
                 return await route(request)
             except BadInput as exc:
                 if exc.error is not None:
-                    return validation_error(exc.error, request, exc.where)
-                return json_error(422, "validation", str(exc), request, field=exc.name)
+                    return validation_error(exc.error, request, exc.where, exc.name)
+                return json_error(
+                    422, "validation", str(exc), request, field=exc.name, where=exc.where
+                )
             except msgspec.ValidationError as exc:
                 return validation_error(exc, request)
             except Exception as exc:

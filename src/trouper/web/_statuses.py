@@ -103,12 +103,16 @@ def error_response(exc: Exception, request: Request) -> Response:
 
 
 def validation_error(
-    exc: msgspec.ValidationError, request: Request, where: str = "body"
+    exc: msgspec.ValidationError, request: Request, where: str = "body", field: str | None = None
 ) -> Response:
-    """422 naming the field (msgspec's error path, ``$.address.city``)."""
+    """422 naming the field: msgspec's error path in the body
+    (``$.address.city`` is ``address.city``), or the parameter's name."""
     message = str(exc)
-    match = _FIELD.search(message)
-    field = match["field"] if match else None
+    if field is None:
+        match = _FIELD.search(message)
+        field = match["field"] if match else None
+    else:
+        message = f"{where} parameter {field!r}: {message}"
     return json_error(422, "validation", message, request, None, field=field, where=where)
 
 
