@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -75,11 +76,13 @@ async def test_request_id_in_and_out_and_the_access_log(caplog: pytest.LogCaptur
                 fresh = await client.get("/open")
                 kept = await client.get("/open", headers={"x-request-id": "abc-123"})
                 odd = await client.get("/open", headers={"x-request-id": "has spaces; and <b>"})
-            assert len(fresh.headers["x-request-id"]) == 16
+            again = await client.get("/open")
+            assert fresh.headers["x-request-id"] != again.headers["x-request-id"]
+            assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]+", fresh.headers["x-request-id"])
             assert kept.headers["x-request-id"] == "abc-123"
             assert odd.headers["x-request-id"] not in ("has spaces; and <b>", "")
             lines = [r.getMessage() for r in caplog.records if r.name == "trouper.web.access"]
-            assert len(lines) == 3
+            assert len(lines) == 3  # the fourth request ran after the capture
             assert '"GET /open" 200' in lines[1] and lines[1].endswith(" abc-123")
 
 

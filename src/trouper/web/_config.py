@@ -121,8 +121,11 @@ class WebGateway:
     an empty one when None) holds the typed HTTP routes; ``middleware``,
     ``cors``, ``rate_limit`` and ``auth`` make the middleware chain
     (docs/web.md). A request body over ``max_body`` bytes is refused (413)
-    before it is read. ``openapi`` serves ``/openapi.json`` (``title``,
-    ``version``); static files carry ``static_cache_control``.
+    before it is read. On the fast path, a keep-alive connection silent for
+    ``idle_timeout`` seconds is closed, and at most ``max_connections`` are
+    served at once (a further one is closed on accept). ``openapi`` serves
+    ``/openapi.json`` (``title``, ``version``); static files carry
+    ``static_cache_control``.
     """
 
     host: str = "127.0.0.1"
@@ -151,6 +154,8 @@ class WebGateway:
     rate_limit: RateLimit | None = None
     auth: JWTAuth | None = None
     max_body: int = attrs.field(default=H1Limits().max_body, validator=_check_positive)
+    idle_timeout: float = attrs.field(default=30.0, validator=_check_positive)
+    max_connections: int = attrs.field(default=20_000, validator=_check_positive)
     openapi: bool = True
     title: str = "trouper gateway"
     version: str = "0.1.0"

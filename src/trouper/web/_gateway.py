@@ -111,7 +111,11 @@ class Gateway(Actor):
         """The gateway's own HTTP/1.1 server; returns once it stopped."""
         config = self.config
         listeners = await trio.open_tcp_listeners(self.state.port, host=config.host, backlog=4096)
-        h1 = H1Config(limits=H1Limits(max_body=config.max_body))
+        h1 = H1Config(
+            limits=H1Limits(max_body=config.max_body),
+            idle_timeout=config.idle_timeout,
+            max_connections=config.max_connections,
+        )
         server = H1Server(app.pipeline, h1, upgrade=make_upgrade(app))
         await nursery.start(server.serve_listeners, listeners)
         host, port = listeners[0].socket.getsockname()[:2]

@@ -17,6 +17,7 @@ parser refuses a body over ``WebGateway.max_body`` (413) before reading it.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -39,6 +40,18 @@ access_log = logging.getLogger("trouper.web.access")
 #: A client's own request id is kept when it is this tame (it goes into
 #: logs and headers as is); anything else is replaced by a fresh one.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def _fresh_ids() -> Callable[[], str]:
+    """Unique ids without a system call each: a random prefix per process
+    (ids of different processes and restarts do not collide) and a counter.
+    They need to be unique, not secret."""
+    prefix = token_hex(4)
+    counter = itertools.count(1)
+    return lambda: f"{prefix}-{next(counter):x}"
+
+
+fresh_id = _fresh_ids()
 
 
 def compose(middleware: Sequence[Middleware], endpoint: Next) -> Next:
@@ -71,14 +84,14 @@ class RequestId:
             given = None
         tracing = self.tracing
         if tracing is None:
-            request.state["request_id"] = rid = given or token_hex(8)
+            request.state["request_id"] = rid = given or fresh_id()
             response = await call_next(request)
         else:
             route = request.state.get("route")
             name = route.path if route is not None else "other"
             with tracing.http_server(request.method, name, request.header("traceparent")) as span:
                 trace_id = span.get_span_context().trace_id
-                rid = given or (format(trace_id, "032x") if trace_id else token_hex(8))
+                rid = given or (format(trace_id, "032x") if trace_id else fresh_id())
                 request.state["request_id"] = rid
                 response = await call_next(request)
                 if span.is_recording():
