@@ -148,3 +148,8 @@ def test_remote_error_carries_its_origin() -> None:
     assert (err.type_name, err.message) == ("ValueError", "bad")
     assert (err.node, err.path) == ("n1", "/user/a")
     assert "ValueError" in str(err) and "/user/a" in str(err)
+
+
+def test_forbidden_is_an_unauthorized() -> None:
+    assert issubclass(trouper.Forbidden, trouper.Unauthorized)
+    assert trouper.Forbidden.error_code == "forbidden"
