@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import subprocess
 import sys
@@ -47,6 +48,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.smoke:
         args.duration, args.connections, args.idle = 1.0, 4, 50
     return args
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def progress(text: str) -> None:
@@ -118,7 +124,7 @@ def users_case(load: Load) -> None:
     try:
         capacity = load.throughput(server, "/api/users/7")
         rate = max(10.0, capacity["rps"] / 2)
-        cpu0 = server.cpu()
+        cpu0, mine0 = server.cpu(), own_cpu()
         fixed = trio.run(
             _client.fixed_rate,
             HOST,
@@ -129,6 +135,7 @@ def users_case(load: Load) -> None:
             args.duration,
         )
         fixed["server_cpu_percent"] = round(100 * (server.cpu() - cpu0) / args.duration, 1)
+        fixed["client_cpu_percent"] = round(100 * (own_cpu() - mine0) / args.duration, 1)
         progress(f"  at {rate:.0f}/s: {fixed}")
     finally:
         server.stop()

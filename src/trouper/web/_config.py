@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -66,8 +68,14 @@ def _to_mounts(value: Any) -> tuple[tuple[str, Any], ...]:
 
 def _default_server() -> str:
     # One switch for a whole process (the test suite runs every gateway test
-    # on both servers through it).
-    return os.environ.get("TROUPER_WEB_SERVER", "trouper")
+    # on both servers through it). Without the fast WebSocket path in the
+    # tree (``_wsfast``), the default stays hypercorn, whose WebSockets work.
+    return os.environ.get("TROUPER_WEB_SERVER") or _built_in_default()
+
+
+@functools.cache
+def _built_in_default() -> str:
+    return "trouper" if importlib.util.find_spec("trouper.web._wsfast") else "hypercorn"
 
 
 def _check_server(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
@@ -115,7 +123,8 @@ class WebGateway:
     app with the prefix moved from ``path`` to ``root_path``.
 
     ``server``: ``"trouper"`` (the default, or the ``TROUPER_WEB_SERVER``
-    environment variable) serves HTTP/1.1 with the gateway's own server;
+    environment variable; hypercorn while the fast WebSocket path is not in
+    the tree) serves HTTP/1.1 with the gateway's own server;
     ``"hypercorn"`` serves everything through hypercorn (HTTP/2, streaming
     and WebSocket ASGI mounts). ``routes`` (a ``Routes``; the gateway makes
     an empty one when None) holds the typed HTTP routes; ``middleware``,

@@ -117,13 +117,15 @@ class Gateway(Actor):
             max_connections=config.max_connections,
         )
         server = H1Server(app.pipeline, h1, upgrade=make_upgrade(app))
-        await nursery.start(server.serve_listeners, listeners)
         host, port = listeners[0].socket.getsockname()[:2]
+        await nursery.start(server.serve_listeners, listeners)
         host = f"[{host}]" if ":" in host else host
         self._bound([f"http://{host}:{port}"])
         await self._shutdown.wait()
-        # In-flight requests are cancelled: their handlers run no longer
-        # than the gateway (the sessions have stopped already).
+        # Requests being answered get graceful_timeout to finish (the
+        # sessions have stopped already); then whatever is left is cancelled.
+        with trio.move_on_after(config.graceful_timeout):
+            await server.drain()
         nursery.cancel_scope.cancel()
 
     async def _close_peers(self) -> None:
