@@ -10,6 +10,7 @@ import httpx
 import msgspec
 import pytest
 import trio
+from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 from web_helpers import raw_get
 
 import trouper
@@ -192,3 +193,48 @@ async def test_a_mounted_asgi_app_on_both_servers() -> None:
             assert reply.headers["content-type"] == "text/plain"
             assert (await client.get("/application")).status_code == 404
     assert received == [{"path": "/x", "root": "/app", "body": b"payload"}]
+
+
+async def test_a_mounted_apps_websocket_on_both_servers() -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "websocket"
+        assert (await receive())["type"] == "websocket.connect"
+        if scope["path"] != "/echo":
+            await send({"type": "websocket.close", "code": 1000})  # refused: 403
+            return
+        await send({"type": "websocket.accept"})
+        while True:
+            event = await receive()
+            if event["type"] == "websocket.disconnect":
+                return
+            if event.get("text") == "bye":
+                await send({"type": "websocket.close", "code": 4000, "reason": "bye"})
+                return
+            if event.get("text") is not None:
+                await send(
+                    {"type": "websocket.send", "text": f"{scope['root_path']}:{event['text']}"}
+                )
+            else:
+                await send({"type": "websocket.send", "bytes": event["bytes"][::-1]})
+
+    config = WebGateway(mounts={"/app": app}, max_message_size=1000)
+    with trio.fail_after(10):
+        async with trouper.open_node() as node, open_gateway(node, config) as gw:
+            base = gw.url.replace("http://", "ws://")
+            async with open_websocket_url(base + "/app/echo") as ws:
+                await ws.send_message("hi")
+                assert await ws.get_message() == "/app:hi"
+                await ws.send_message(b"abc")
+                assert await ws.get_message() == b"cba"
+                await ws.send_message("bye")
+                with pytest.raises(ConnectionClosed) as closed:
+                    await ws.get_message()
+                assert closed.value.reason.code == 4000
+            with pytest.raises(HandshakeError):
+                async with open_websocket_url(base + "/app/other"):
+                    pass
+            async with open_websocket_url(base + "/app/echo") as ws:
+                await ws.send_message("x" * 2000)  # over max_message_size
+                with pytest.raises(ConnectionClosed) as closed:
+                    await ws.get_message()
+                assert closed.value.reason.code == 1009

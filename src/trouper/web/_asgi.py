@@ -4,7 +4,8 @@
   (``WebGateway(mounts=...)``), served by the fast path. HTTP only: the
   request body is handed over at once, and the response is collected
   whole (a streaming response ends when the app returns; a mounted app that
-  must stream, or take WebSockets, needs ``server="hypercorn"``).
+  must stream needs ``server="hypercorn"``). Its WebSockets go through
+  ``_asgiws``.
 * ``request_from_scope``/``send_response``: the gateway's own routes served
   by hypercorn (``server="hypercorn"``), through the same pipeline.
 """

@@ -125,8 +125,8 @@ class WebGateway:
     ``server``: ``"trouper"`` (the default, or the ``TROUPER_WEB_SERVER``
     environment variable; hypercorn while the fast WebSocket path is not in
     the tree) serves HTTP/1.1 with the gateway's own server;
-    ``"hypercorn"`` serves everything through hypercorn (HTTP/2, streaming
-    and WebSocket ASGI mounts). ``routes`` (a ``Routes``; the gateway makes
+    ``"hypercorn"`` serves everything through hypercorn (HTTP/2, ASGI mounts
+    that stream their responses). ``routes`` (a ``Routes``; the gateway makes
     an empty one when None) holds the typed HTTP routes; ``middleware``,
     ``cors``, ``rate_limit`` and ``auth`` make the middleware chain
     (docs/web.md). A request body over ``max_body`` bytes is refused (413)

@@ -7,9 +7,9 @@ owns the connection from then on. WebSocket upgrades on ``ws_path`` and
 ``GatewayApp`` (the gateway's config, state and actor ref, what the ASGI
 path's ``WebSocketConnection`` is made from). Until that module exists, they
 are answered 501: such a gateway needs ``server="hypercorn"`` for its
-WebSockets. An upgrade anywhere else (``h2c``, a mounted app's WebSocket) is
-not taken: the request is answered as plain HTTP/1.1, then the connection
-closes.
+WebSockets. A WebSocket under a mounted app's prefix goes to that app
+(``_asgiws``); any other upgrade (``h2c``...) is not taken: the request is
+answered as plain HTTP/1.1, then the connection closes.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ._asgiws import serve_mounted_websocket
 from ._h1 import Request, serialize
 from ._statuses import json_error
 
@@ -54,8 +55,12 @@ def make_upgrade(app: GatewayApp) -> Upgrade:
             message = "WebSockets are served with WebGateway(server='hypercorn') in this build"
             response = json_error(501, "not-implemented", message, request)
         elif is_websocket:
-            message = "no WebSocket endpoint here (a mounted app's needs server='hypercorn')"
-            response = json_error(404, "not-found", message, request)
+            mount = next((m for m in app.pipeline.mounts if m.covers(request.path)), None)
+            if mount is not None:
+                size = config.max_message_size
+                await serve_mounted_websocket(mount.app, mount.prefix, request, stream, rest, size)
+                return
+            response = json_error(404, "not-found", "no WebSocket endpoint here", request)
         else:
             response = await app.pipeline(request)
         await stream.send_all(serialize(response, False, request.method == "HEAD"))
