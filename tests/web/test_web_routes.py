@@ -242,3 +242,7 @@ async def test_routes_added_while_serving_and_conflicts() -> None:
 
             with pytest.raises(trouper.ConfigurationError, match="methods"):
                 gw.route("/y", late, methods=["BREW"])
+            with pytest.raises(trouper.ConfigurationError, match="cannot decode"):
+
+                @gw.route("/z")
+                async def opaque(thing: trio.Event) -> None: ...

@@ -231,12 +231,29 @@ def _signature(
             source = "query"
         required = p.default is _NO_DEFAULT
         params.append(Param(p.name, source, annotation, None if required else p.default, required))
+    for param in params:
+        if param.source != "request" and not _describable(param.annotation):
+            raise ConfigurationError(
+                f"route {path}: msgspec cannot decode parameter {param.name!r} "
+                f"as {param.annotation!r}"
+            )
     missing = set(path_names) - {p.name for p in params if p.source == "path"}
     if missing:
         raise ConfigurationError(f"route {path}: the handler takes no {sorted(missing)}")
     if sum(p.source == "body" for p in params) > 1:
         raise ConfigurationError(f"route {path}: the handler takes more than one body")
-    return tuple(params), hints.get("return", Any)
+    returns = hints.get("return", Any)
+    # A result type msgspec cannot describe (``Response | dict``) is left out
+    # of the OpenAPI document: the handler still works.
+    return tuple(params), returns if _describable(returns) else Any
+
+
+def _describable(annotation: Any) -> bool:
+    try:
+        msgspec.json.schema(annotation)
+    except Exception:  # TypeError mostly; a class's own annotations may not even resolve
+        return False
+    return True
 
 
 def _invoker(handler: Handler, params: tuple[Param, ...]) -> Callable[[Request], Awaitable[Any]]:
