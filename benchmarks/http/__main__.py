@@ -15,7 +15,8 @@ measured in the same run:
 
 The load generator is ``wrk -t1`` (one thread, leaving a core to the
 server), whose own CPU is reported (``wrk_cpu_percent``); the fixed-rate
-phase uses this package's small Python client (wrk cannot hold a rate).
+phase uses this package's own client on plain sockets and epoll (wrk cannot
+hold a rate), whose CPU is reported too (``client_cpu_percent``).
 ``--smoke`` runs every case small and short with the Python client only,
 for the tests.
 """
@@ -32,7 +33,7 @@ from typing import Any
 
 import trio
 
-from . import _client
+from . import _client, _fixed
 from ._procs import ROOT, Server, raise_nofile, run_wrk
 
 HOST = "127.0.0.1"
@@ -125,14 +126,8 @@ def users_case(load: Load) -> None:
         capacity = load.throughput(server, "/api/users/7")
         rate = max(10.0, capacity["rps"] / 2)
         cpu0, mine0 = server.cpu(), own_cpu()
-        fixed = trio.run(
-            _client.fixed_rate,
-            HOST,
-            server.port,
-            "/api/users/7",
-            args.connections,
-            rate,
-            args.duration,
+        fixed = _fixed.fixed_rate(
+            HOST, server.port, "/api/users/7", args.connections, rate, args.duration
         )
         fixed["server_cpu_percent"] = round(100 * (server.cpu() - cpu0) / args.duration, 1)
         fixed["client_cpu_percent"] = round(100 * (own_cpu() - mine0) / args.duration, 1)

@@ -2,10 +2,8 @@
 
 ``closed_loop``: each connection sends its next request when the answer
 came (throughput, what wrk does; the smoke run uses it instead of wrk).
-``fixed_rate``: requests are scheduled at a fixed total rate spread over the
-connections, and each latency is measured from the request's *scheduled*
-time, so a stalled server is not hidden by the client waiting for it
-(coordinated omission).
+The benchmark's fixed-rate phase has a leaner client of its own
+(``_fixed``).
 """
 
 from __future__ import annotations
@@ -81,35 +79,6 @@ async def closed_loop(
     async with trio.open_nursery() as nursery:
         for conn in conns:
             nursery.start_soon(drive, conn)
-    for conn in conns:
-        await conn.stream.aclose()
-    return _summary(latencies, duration, errors)
-
-
-async def fixed_rate(
-    host: str, port: int, path: str, connections: int, rate: float, duration: float
-) -> dict[str, Any]:
-    conns = await _open(host, port, connections)
-    request = request_bytes(host, path)
-    interval = connections / rate  # each connection's share of the schedule
-    latencies: list[float] = []
-    errors = 0
-    start = trio.current_time() + 0.1
-    count = int(duration * rate / connections)
-
-    async def drive(index: int, conn: Connection) -> None:
-        nonlocal errors
-        first = start + index * interval / connections
-        for k in range(count):
-            scheduled = first + k * interval
-            await trio.sleep_until(scheduled)
-            if await conn.exchange(request) != 200:
-                errors += 1
-            latencies.append(trio.current_time() - scheduled)
-
-    async with trio.open_nursery() as nursery:
-        for index, conn in enumerate(conns):
-            nursery.start_soon(drive, index, conn)
     for conn in conns:
         await conn.stream.aclose()
     return _summary(latencies, duration, errors)
