@@ -84,3 +84,50 @@ async def test_pipelined_requests_are_answered_in_order_in_one_write() -> None:
             assert bodies == [b"/0", b"/1", b"/2", b"/last"]
             assert server.requests == 4
             nursery.cancel_scope.cancel()
+
+
+async def test_expect_100_continue() -> None:
+    async def handler(request: Request) -> Response:
+        return Response(request.body[::-1])
+
+    server = H1Server(handler, H1Config(limits=H1Limits(max_body=10)))
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+            port = listeners[0].socket.getsockname()[1]
+            await nursery.start(server.serve_listeners, listeners)
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            head = (
+                b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+            )
+            await stream.send_all(head)
+            assert await read_response(stream) == b"HTTP/1.1 100 Continue\r\n\r\n"
+            await stream.send_all(b"hello")
+            answer = await read_response(stream)
+            while not answer.endswith(b"olleh"):
+                answer += await stream.receive_some(100)
+            assert answer.startswith(b"HTTP/1.1 200")
+            big = await trio.open_tcp_stream("127.0.0.1", port)
+            await big.send_all(head.replace(b"Length: 5", b"Length: 11"))
+            assert (await read_response(big)).startswith(b"HTTP/1.1 413")  # no 100 first
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_client_that_reads_nothing_is_idle_too() -> None:
+    async def handler(request: Request) -> Response:
+        return Response(b"x" * 64 * 1024 * 1024)  # more than the socket buffers hold
+
+    server = H1Server(handler, H1Config(idle_timeout=0.5))
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+            port = listeners[0].socket.getsockname()[1]
+            await nursery.start(server.serve_listeners, listeners)
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            await stream.send_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            while server.requests == 0:  # noqa: ASYNC110 - a counter, not an event
+                await trio.sleep(0.01)
+            while server.connections:  # the stalled write is given up  # noqa: ASYNC110
+                await trio.sleep(0.05)
+            await stream.aclose()
+            nursery.cancel_scope.cancel()

@@ -124,6 +124,9 @@ class H1Parser:
         self._body_size = 0
         self._done: list[Request] = []
         self.upgraded: Request | None = None
+        #: A request with ``Expect: 100-continue`` waits for its body: the
+        #: server answers ``100 Continue`` (once the head passed the limits).
+        self.continue_pending = False
         self.rest = b""  # bytes after an upgrade request: the new protocol's
 
     def feed(self, data: bytes) -> list[Request]:
@@ -190,6 +193,8 @@ class H1Parser:
         for name, value in request.headers:
             if name == b"content-length" and int(value or b"0") > self.limits.max_body:
                 raise H1Error(413, f"request body over {self.limits.max_body} bytes")
+            if name == b"expect" and value.lower() == b"100-continue":
+                self.continue_pending = True
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
@@ -198,6 +203,7 @@ class H1Parser:
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self.continue_pending = False  # the body came anyway
         request = self._current
         assert request is not None
         request.body = b"".join(self._body)

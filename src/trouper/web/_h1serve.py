@@ -142,6 +142,9 @@ class H1Server:
                         response = Response(body, exc.status)
                         await stream.send_all(serialize(response, keep_alive=False))
                         return
+                    if parser.continue_pending:  # the client waits before sending the body
+                        parser.continue_pending = False
+                        await stream.send_all(b"HTTP/1.1 100 Continue\r\n\r\n")
                     if not requests:
                         continue
                     connections[idle] = False
@@ -161,10 +164,12 @@ class H1Server:
                         out.append(serialize(response, keep_alive, request.method == "HEAD"))
                         if not keep_alive:
                             break
+                    # A client that does not read its answers is as idle as
+                    # one that sends nothing: the write is timed too.
+                    idle.deadline = trio.current_time() + config.idle_timeout
                     await stream.send_all(b"".join(out) if len(out) > 1 else out[0])
                     if not keep_alive:
                         return
-                    idle.deadline = trio.current_time() + config.idle_timeout
                     connections[idle] = True
             finally:
                 connections.pop(idle, None)
