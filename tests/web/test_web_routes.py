@@ -49,9 +49,12 @@ class Stuck(msgspec.Struct, frozen=True):
 
 
 class Sleeper(trouper.Actor):
+    def __init__(self, release: trio.Event) -> None:
+        self.release = release
+
     @trouper.handler
     async def stuck(self, msg: Stuck) -> None:
-        await trio.sleep_forever()
+        await self.release.wait()
 
 
 @trouper.service("greeter")
@@ -66,7 +69,8 @@ async def api() -> AsyncIterator[httpx.AsyncClient]:
     """A node with the users actor, a sleeper, the greeter service, and routes."""
     async with trouper.open_node() as node:
         users = await node.spawn(Users)
-        sleeper = await node.spawn(Sleeper)
+        release = trio.Event()  # lets the sleeper go at the end: the node stops at once
+        sleeper = await node.spawn(Sleeper, release)
         await node.spawn(Greeter)
         greeter = node.proxy(Greeter, timeout=2.0)
         routes = Routes()
@@ -108,11 +112,14 @@ async def api() -> AsyncIterator[httpx.AsyncClient]:
         async def echo(req: Request, a: str, b: float) -> dict[str, object]:
             return {"a": a, "b": b, "method": req.method, "q": req.query_string.decode()}
 
-        async with (
-            open_gateway(node, WebGateway(routes=routes)) as gw,
-            httpx.AsyncClient(base_url=gw.url) as client,
-        ):
-            yield client
+        try:
+            async with (
+                open_gateway(node, WebGateway(routes=routes)) as gw,
+                httpx.AsyncClient(base_url=gw.url) as client,
+            ):
+                yield client
+        finally:
+            release.set()
 
 
 async def test_a_route_asks_an_actor(api: httpx.AsyncClient) -> None:
