@@ -30,6 +30,7 @@ PUBLIC = {
     "DeadLetters",
     "EventStatistics",
     "DiscoveryUnavailable",
+    "Forbidden",
     "FrameTooLarge",
     "HandshakeFailed",
     "InvalidArgument",
@@ -171,3 +172,8 @@ def test_the_transport_api_is_public() -> None:
     assert issubclass(transports.SendTimeout, trouper.TransportError)
     assert issubclass(transports.SendTimeout, TimeoutError)
     assert transports.SendTimeout.is_retryable
+
+
+def test_forbidden_is_an_unauthorized() -> None:
+    assert issubclass(trouper.Forbidden, trouper.Unauthorized)
+    assert trouper.Forbidden.error_code == "forbidden"

@@ -17,6 +17,7 @@ from ._errors import CircuitOpen as CircuitOpen
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import ConnectionLost as ConnectionLost
 from ._errors import DiscoveryUnavailable as DiscoveryUnavailable
+from ._errors import Forbidden as Forbidden
 from ._errors import FrameTooLarge as FrameTooLarge
 from ._errors import HandshakeFailed as HandshakeFailed
 from ._errors import InvalidArgument as InvalidArgument
@@ -126,6 +127,7 @@ __all__ = [
     "DeadLetters",
     "DiscoveryUnavailable",
     "EventStatistics",
+    "Forbidden",
     "FrameTooLarge",
     "HandshakeFailed",
     "InvalidArgument",

@@ -277,6 +277,14 @@ class Unauthorized(CallError):
     error_code = "unauthorized"
 
 
+class Forbidden(Unauthorized):
+    """The caller is who it says (its token is valid) but lacks a role the
+    operation needs; nothing ran. The web gateway answers it with 403,
+    other ``Unauthorized`` errors with 401."""
+
+    error_code = "forbidden"
+
+
 class RateLimited(CallError):
     """The caller is over its rate limit; ``retry_delay`` says when a call
     would pass. Nothing ran."""
