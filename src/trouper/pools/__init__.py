@@ -7,8 +7,24 @@ connection pools (``trouper.transports.ConnectionPool``). ``status()`` on
 any of them returns a frozen ``PoolStatus``.
 """
 
+from ._pg_errors import StoreConflict as StoreConflict
+from ._pg_errors import StoreTimeout as StoreTimeout
+from ._pg_errors import TransactionConflict as TransactionConflict
 from ._policy import PoolPolicy as PoolPolicy
 from ._policy import PoolStatus as PoolStatus
 from ._policy import Sizer as Sizer
+from ._postgres import PgPool as PgPool
+from ._postgres import PgTransaction as PgTransaction
+from ._postgres import postgres as postgres
 
-__all__ = ["PoolPolicy", "PoolStatus", "Sizer"]
+__all__ = [
+    "PgPool",
+    "PgTransaction",
+    "PoolPolicy",
+    "PoolStatus",
+    "Sizer",
+    "StoreConflict",
+    "StoreTimeout",
+    "TransactionConflict",
+    "postgres",
+]
