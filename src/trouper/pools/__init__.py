@@ -16,15 +16,19 @@ from ._policy import Sizer as Sizer
 from ._postgres import PgPool as PgPool
 from ._postgres import PgTransaction as PgTransaction
 from ._postgres import postgres as postgres
+from ._resource import ResourcePool as ResourcePool
+from ._resource import open_resource_pool as open_resource_pool
 
 __all__ = [
     "PgPool",
     "PgTransaction",
     "PoolPolicy",
     "PoolStatus",
+    "ResourcePool",
     "Sizer",
     "StoreConflict",
     "StoreTimeout",
     "TransactionConflict",
+    "open_resource_pool",
     "postgres",
 ]
