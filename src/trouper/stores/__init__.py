@@ -14,6 +14,7 @@ from ._api import StoreStatistics as StoreStatistics
 from ._errors import InvalidStoreArgument as InvalidStoreArgument
 from ._errors import StoreBusy as StoreBusy
 from ._errors import StoreError as StoreError
+from ._errors import StoreUnavailable as StoreUnavailable
 from ._memory import MemoryStore as MemoryStore
 from ._memory import open_memory_store
 from ._postgres import open_postgres_store
@@ -33,6 +34,7 @@ __all__ = [
     "StoreError",
     "StoreFactory",
     "StoreStatistics",
+    "StoreUnavailable",
     "open_store",
     "register_store",
 ]
