@@ -5,7 +5,7 @@
 (``runuser -u postgres`` when we are root, since PostgreSQL refuses to run
 as root), listening only on 127.0.0.1 on a free port with its unix socket
 inside the temporary directory, trust authentication for one superuser role
-``trouper``. Durability is switched off (``fsync=off``...): these servers
+``trouper``. Disk flushes are switched off (``fsync=off``): these servers
 hold test data only, and a test suite waiting on fsync tests nothing.
 
 ``kill()`` stops it as a crash would (``pg_ctl stop -m immediate``) and
@@ -97,8 +97,11 @@ class PostgresServer:
                 f"-k {self.sockets}",
                 "-c listen_addresses=127.0.0.1",
                 "-c max_connections=300",
+                # fsync=off: a commit is written to the kernel but never
+                # flushed, so it survives kill() (a crash of the server, not
+                # of the machine). synchronous_commit stays on: off would
+                # lose the last commits on kill(), and outage tests count them.
                 "-c fsync=off",
-                "-c synchronous_commit=off",
                 "-c full_page_writes=off",
                 "-c shared_buffers=32MB",
             ]

@@ -219,6 +219,9 @@ async def test_bad_arguments_are_refused_clearly(postgres_url: str) -> None:
             with pytest.raises(trouper.stores.InvalidStoreArgument, match="placeholder"):
                 await pool.fetchval("SELECT $1", 1)  # only %s placeholders
             assert await pool.fetchval("SELECT 1") == 1  # the offender only
+        with pytest.raises(KeyError):  # the block's own exception, not a group
+            async with postgres(postgres_url):
+                raise KeyError("mine")
 
 
 async def test_recovers_after_the_server_is_killed_and_restarted() -> None:

@@ -184,6 +184,8 @@ def _describe(url: str) -> str:
     except StoreError as exc:
         raise ConfigurationError(f"malformed PostgreSQL URL: {exc.__cause__}") from None
     host, port, db = info.get("host", "localhost"), info.get("port", 5432), info.get("dbname", "")
+    if not all(p.strip().isdigit() for p in str(port).split(",")):
+        raise ConfigurationError(f"PostgreSQL URL has a bad port {port!r}")
     return f"postgres {host}:{port}/{db}"
 
 
@@ -234,17 +236,30 @@ def postgres(
 
     @asynccontextmanager
     async def manage() -> AsyncIterator[PgPool]:
-        async with open_resource_pool(
-            where,
-            open=open_member,
-            close=close_member,
-            check=check_member,
-            is_broken=_is_broken,
-            policy=policy,
-            checkout_timeout=checkout_timeout,
-            leak_after=leak_after,
-            health_every=health_every,
-        ) as pool:
-            yield PgPool(pool, where, policy)
+        raised: BaseException | None = None
+        try:
+            async with open_resource_pool(
+                where,
+                open=open_member,
+                close=close_member,
+                check=check_member,
+                is_broken=_is_broken,
+                policy=policy,
+                checkout_timeout=checkout_timeout,
+                leak_after=leak_after,
+                health_every=health_every,
+            ) as pool:
+                try:
+                    yield PgPool(pool, where, policy)
+                except BaseException as exc:
+                    raised = exc
+                    raise
+        except BaseExceptionGroup as group:
+            # The pool's nursery wraps what the block raised: give the
+            # caller back its own exception, as if there were no nursery.
+            if raised is None or list(group.exceptions) != [raised]:
+                raise
+        if raised is not None:
+            raise raised
 
     return manage()
