@@ -147,3 +147,15 @@ def test_remote_error_carries_its_origin() -> None:
     assert (err.type_name, err.message) == ("ValueError", "bad")
     assert (err.node, err.path) == ("n1", "/user/a")
     assert "ValueError" in str(err) and "/user/a" in str(err)
+
+
+def test_postgres_pool_names() -> None:
+    import trouper.pools
+    import trouper.stores
+
+    assert callable(trouper.pools.postgres) and trouper.pools.PgPool is not None
+    errors = [trouper.pools.StoreConflict, trouper.pools.StoreTimeout]
+    errors.append(trouper.pools.TransactionConflict)
+    assert all(issubclass(cls, trouper.stores.StoreError) for cls in errors)
+    assert len({cls.error_code for cls in errors}) == len(errors)
+    assert [cls.is_retryable for cls in errors] == [False, True, True]

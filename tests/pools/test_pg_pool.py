@@ -9,6 +9,8 @@ growth under load, and recovery after the server is killed and restarted.
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import pytest
 import trio
@@ -247,3 +249,9 @@ async def test_recovers_after_the_server_is_killed_and_restarted() -> None:
             async with trio.open_nursery() as nursery:
                 for _ in range(4):
                     nursery.start_soon(pool.fetchval, "SELECT pg_sleep(0.05)")
+
+
+def test_importing_trouper_loads_no_psycopg() -> None:
+    code = "import sys, trouper, trouper.pools, trouper.stores; print('psycopg' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
