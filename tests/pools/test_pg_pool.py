@@ -159,6 +159,32 @@ async def test_leaked_checkout_is_logged_with_its_stack_and_reclaimed(
     assert "reclaimed" in text and "forgetful_holder" in text
 
 
+async def test_reclaimed_leak_has_its_running_statement_cancelled(postgres_url: str) -> None:
+    with trio.fail_after(30):
+        async with postgres(postgres_url, min=1, max=1, leak_after=0.3) as pool:
+
+            async def stuck_holder() -> None:
+                with pytest.raises(StoreError) as info:
+                    async with pool.transaction() as tx:
+                        await tx.execute("SELECT pg_sleep(60)")
+                assert info.value.is_retryable
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(stuck_holder)
+
+                async def sleeping() -> bool:
+                    return any("pg_sleep" in q for _, _, q in await others(postgres_url))
+
+                await wait_until(sleeping)
+                # the reclaim closes the connection and stops the statement on the server
+                assert await pool.fetchval("SELECT 2") == 2
+
+                async def stopped() -> bool:
+                    return not await sleeping()
+
+                await wait_until(stopped)
+
+
 async def test_health_check_replaces_a_connection_killed_on_the_server(postgres_url: str) -> None:
     with trio.fail_after(30):
         async with postgres(postgres_url, min=1, max=1, health_every=0.1) as pool:

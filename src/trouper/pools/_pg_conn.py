@@ -44,6 +44,17 @@ _Job = Callable[[], None]
 # vanished without a TCP reset must not hold a pool's shutdown forever.
 _CLOSE_TIMEOUT = 5.0
 
+# A cancelled call waits for its thread, and the thread for the server: these
+# bound that wait when the server vanished without a reset (a dead host, a
+# partition) to about 30 s, instead of the kernel's two hours.
+_KEEPALIVE = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,  # ms: unacknowledged data
+}
+
 
 class _Thread:
     """A daemon thread running queued jobs in order until told to stop."""
@@ -79,6 +90,7 @@ class PgConnection:
         self._lock = trio.StrictFIFOLock()  # one call at a time, in arrival order
         self.broken = False
         self.closed = False
+        self._busy = False  # a statement is in the thread
 
     @classmethod
     async def open(cls, url: str, *, connect_timeout: float, where: str) -> PgConnection:
@@ -91,7 +103,7 @@ class PgConnection:
         opened: list[psycopg.Connection[Row]] = []
 
         def connect() -> psycopg.Connection[Row]:
-            conn = psycopg.connect(url, autocommit=True, connect_timeout=timeout)
+            conn = psycopg.connect(url, autocommit=True, connect_timeout=timeout, **_KEEPALIVE)
             opened.append(conn)
             return conn
 
@@ -110,12 +122,15 @@ class PgConnection:
         async with self._lock:
             if self.broken or self.closed:
                 raise StoreUnavailable(f"{self._where}: connection is no longer usable")
+            self._busy = True
             try:
                 with map_exceptions(self._where):
                     return await _wait(self._thread, lambda: fn(self._conn), self._abort)
             except StoreUnavailable:
                 self.broken = True
                 raise
+            finally:
+                self._busy = False
 
     def _abort(self) -> None:
         self.broken = True
@@ -170,7 +185,7 @@ class PgConnection:
                 except trio.RunFinishedError:
                     pass
 
-        if self.broken:  # a statement may still run: let the server drop it first
+        if self.broken or self._busy:  # a statement may still run (a reclaimed leak): stop it
             trio.lowlevel.start_thread_soon(self._cancel_on_server, _ignore)
         self._thread.submit(close)
         self._thread.stop()
