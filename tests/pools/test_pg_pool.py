@@ -281,3 +281,26 @@ def test_importing_trouper_loads_no_psycopg() -> None:
     code = "import sys, trouper, trouper.pools, trouper.stores; print('psycopg' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+async def test_a_slow_query_never_blocks_the_loop(postgres_url: str) -> None:
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await trio.lowlevel.checkpoint()
+
+    with trio.fail_after(20):
+        async with postgres(postgres_url, min=2, max=2) as pool:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ticker)
+                await trio.lowlevel.checkpoint()
+                before = ticks
+                # two statements at once on two connections (two threads)
+                async with trio.open_nursery() as calls:
+                    for _ in range(2):
+                        calls.start_soon(pool.fetchval, "SELECT pg_sleep(0.3)")
+                nursery.cancel_scope.cancel()
+            assert ticks - before > 100
