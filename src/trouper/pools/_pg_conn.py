@@ -44,17 +44,6 @@ _Job = Callable[[], None]
 # vanished without a TCP reset must not hold a pool's shutdown forever.
 _CLOSE_TIMEOUT = 5.0
 
-# A cancelled call waits for its thread, and the thread for the server: these
-# bound that wait when the server vanished without a reset (a dead host, a
-# partition) to about 30 s, instead of the kernel's two hours.
-_KEEPALIVE = {
-    "keepalives": 1,
-    "keepalives_idle": 10,
-    "keepalives_interval": 5,
-    "keepalives_count": 3,
-    "tcp_user_timeout": 30_000,  # ms: unacknowledged data
-}
-
 
 class _Thread:
     """A daemon thread running queued jobs in order until told to stop."""
@@ -103,7 +92,20 @@ class PgConnection:
         opened: list[psycopg.Connection[Row]] = []
 
         def connect() -> psycopg.Connection[Row]:
-            conn = psycopg.connect(url, autocommit=True, connect_timeout=timeout, **_KEEPALIVE)
+            # A cancelled call waits for its thread, and the thread for the
+            # server: keepalives bound that wait when the server vanished
+            # without a reset (a dead host, a partition) to about 30 s,
+            # instead of the kernel's two hours.
+            conn = psycopg.connect(
+                url,
+                autocommit=True,
+                connect_timeout=timeout,
+                keepalives=1,
+                keepalives_idle=10,
+                keepalives_interval=5,
+                keepalives_count=3,
+                tcp_user_timeout=30_000,  # ms: unacknowledged data
+            )
             opened.append(conn)
             return conn
 
