@@ -304,3 +304,19 @@ async def test_a_slow_query_never_blocks_the_loop(postgres_url: str) -> None:
                         calls.start_soon(pool.fetchval, "SELECT pg_sleep(0.3)")
                 nursery.cancel_scope.cancel()
             assert ticks - before > 100
+
+
+async def test_url_options_size_the_pool_and_the_rest_goes_to_libpq(postgres_url: str) -> None:
+    url = postgres_url + "?min=2&max=3&checkout_timeout=0.5&application_name=orders"
+    with trio.fail_after(20):
+        async with postgres(url) as pool:
+            status = pool.status()
+            assert (status.min, status.max, status.size) == (2, 3, 2)
+            assert await pool.fetchval("SELECT current_setting('application_name')") == "orders"
+        async with postgres(url, max=4) as pool:  # an argument wins over the URL
+            assert pool.status().max == 4
+    for bad, name in [("?max=lots", "max"), ("?checkout_timeout=soon", "checkout_timeout")]:
+        with pytest.raises(trouper.ConfigurationError, match=name):
+            postgres("postgresql://u:secret@h/d" + bad)
+    with pytest.raises(trouper.ConfigurationError, match="leak_after"):
+        postgres(postgres_url, leak_after=0)

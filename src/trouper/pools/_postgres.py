@@ -189,12 +189,38 @@ def _describe(url: str) -> str:
     return f"postgres {host}:{port}/{db}"
 
 
+_URL_OPTIONS = {"min": int, "max": int, "checkout_timeout": float}
+
+
+def _url_options(url: str) -> tuple[str, dict[str, Any]]:
+    """Take trouper's options (``?min=2&max=20&checkout_timeout=1``) out of a
+    URL; libpq gets the rest (it refuses parameters it does not know)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    if not url.startswith(("postgres://", "postgresql://")) or "?" not in url:
+        return url, {}
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    options: dict[str, Any] = {}
+    for key, text in pairs:
+        if key in _URL_OPTIONS:
+            try:
+                options[key] = _URL_OPTIONS[key](text)
+            except ValueError:
+                kind = _URL_OPTIONS[key].__name__
+                raise ConfigurationError(
+                    f"PostgreSQL URL option {key}={text!r} is not an {kind}"
+                ) from None
+    rest = [(k, v) for k, v in pairs if k not in _URL_OPTIONS]
+    return urlunsplit(parts._replace(query=urlencode(rest))), options
+
+
 def postgres(
     url: str,
     *,
     min: int | None = None,
     max: int | None = None,
-    checkout_timeout: float = 5.0,
+    checkout_timeout: float | None = None,
     leak_after: float | None = None,
     health_every: float | None = 30.0,
     connect_timeout: float = 10.0,
@@ -210,16 +236,28 @@ def postgres(
     ``leak_after`` reclaims a checkout held longer (logging the stack that
     took it); ``health_every`` checks idle connections with ``SELECT 1``.
     Driver errors arrive as ``StoreError`` subclasses (``StoreUnavailable``,
-    ``TransactionConflict``... see ``_pg_errors``).
+    ``TransactionConflict``... see ``_pg_errors``). The URL may carry
+    ``min``, ``max`` and ``checkout_timeout`` as query options (as a store
+    URL does); the arguments win over them.
     """
     if not isinstance(url, str):
         raise ConfigurationError(f"a PostgreSQL URL must be a str, not {type(url).__name__}")
+    url, options = _url_options(url)
     if policy is None:
-        policy = PoolPolicy(min=1 if min is None else min, max=10 if max is None else max)
+        min = options.get("min", 1) if min is None else min
+        max = options.get("max", 10) if max is None else max
+        policy = PoolPolicy(min=min, max=max)
     elif min is not None or max is not None:
         raise ConfigurationError("give either policy= or min=/max=, not both")
-    if not connect_timeout > 0:
-        raise ConfigurationError(f"connect_timeout must be > 0 seconds, got {connect_timeout!r}")
+    if checkout_timeout is None:
+        checkout_timeout = options.get("checkout_timeout", 5.0)
+    timeouts = {"checkout_timeout": checkout_timeout, "connect_timeout": connect_timeout}
+    for name, value in timeouts.items():
+        if not value > 0:  # also refuses NaN
+            raise ConfigurationError(f"{name} must be > 0 seconds, got {value!r}")
+    for name, value in (("leak_after", leak_after), ("health_every", health_every)):
+        if value is not None and not value > 0:
+            raise ConfigurationError(f"{name} must be > 0 seconds or None, got {value!r}")
     where = _describe(url)
 
     async def open_member() -> PgConnection:
