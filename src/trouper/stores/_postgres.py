@@ -23,17 +23,20 @@ still have committed, as with any remote write.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from typing import TYPE_CHECKING, Any
 
-from trouper._errors import ConfigurationError
+from trouper._errors import ConfigurationError, PoolClosed, PoolTimeout
 
 from . import _errors
 from ._api import Store
 from ._base import BaseStore
-from ._errors import StoreError
+from ._errors import StoreBusy, StoreError, StoreUnavailable
 from ._pg_schema import migrate
+
+if TYPE_CHECKING:
+    from trouper.pools._postgres import PgPool, PgTransaction
 
 __all__ = ["PostgresStore", "open_postgres_store"]
 
@@ -75,6 +78,45 @@ ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.ex
 """
 
 
+@contextmanager
+def _pool_errors(pool: PgPool) -> Iterator[None]:
+    """Pool errors as store errors: above a store, code sees only ``StoreError``."""
+    try:
+        yield
+    except PoolTimeout as exc:
+        # No connection came free. With none busy, none could be opened:
+        # the server is unreachable. Otherwise all are busy. Retryable both.
+        cls: type[StoreError] = StoreUnavailable if pool.status().active == 0 else StoreBusy
+        raise cls(f"{pool.name}: {exc}") from exc
+    except PoolClosed as exc:
+        raise StoreError(f"{pool.name}: the store is closed") from exc
+
+
+class _Pool:
+    """The store's view of its pool: the same calls, with ``_pool_errors`` applied."""
+
+    def __init__(self, pool: PgPool) -> None:
+        self.pool = pool
+
+    async def execute(self, query: str, *args: Any) -> int:
+        with _pool_errors(self.pool):
+            return await self.pool.execute(query, *args)
+
+    async def fetch(self, query: str, *args: Any) -> list[tuple[Any, ...]]:
+        with _pool_errors(self.pool):
+            return await self.pool.fetch(query, *args)
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        with _pool_errors(self.pool):
+            return await self.pool.fetchval(query, *args)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PgTransaction]:
+        with _pool_errors(self.pool):
+            async with self.pool.transaction() as tx:
+                yield tx
+
+
 def _stale(text: str) -> StoreError:
     # StaleWriter comes with the fenced append (i13-persist): until it is
     # there, the fence still refuses the write, as a plain StoreError.
@@ -87,9 +129,9 @@ class PostgresStore(BaseStore):
 
     backend = "postgres"
 
-    def __init__(self, pool: Any, where: str) -> None:
+    def __init__(self, pool: PgPool, where: str) -> None:
         super().__init__()
-        self._pool = pool
+        self._pool = _Pool(pool)
         self.where = where
 
     async def _do_append(
@@ -194,7 +236,8 @@ def open_postgres_store(url: str) -> AbstractAsyncContextManager[Store]:
     @asynccontextmanager
     async def manage() -> AsyncIterator[Store]:
         async with pool_cm as pool:
-            await migrate(pool, pool.name)
+            with _pool_errors(pool):
+                await migrate(pool, pool.name)
             store = PostgresStore(pool, pool.name)
             try:
                 yield store
