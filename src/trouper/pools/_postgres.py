@@ -17,33 +17,28 @@ literal ``%`` is written ``%%`` when the query has arguments).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import trio
 
-from trouper._errors import ConfigurationError
 from trouper.stores._errors import StoreError
 
 from ._pg_conn import PgConnection, Row
-from ._pg_errors import StoreUnavailable, map_exceptions
+from ._pg_errors import StoreUnavailable
+from ._pg_settings import Replace, Settings, settings
 from ._policy import PoolPolicy, PoolStatus
 from ._resource import ResourcePool, open_resource_pool
 
-__all__ = ["PgPool", "PgTransaction", "postgres"]
+__all__ = ["PgPool", "PgTransaction", "postgres", "start_detached"]
+
+log = logging.getLogger("trouper.pools")
 
 # How long a ROLLBACK after a failed or cancelled transaction may take before
 # the connection is given up (closing it rolls back on the server anyway).
 _ROLLBACK_TIMEOUT = 5.0
-
-
-class _Replace(Exception):
-    """Raised inside a checkout to make the pool close a member found broken."""
-
-
-def _is_broken(exc: BaseException) -> bool:
-    return isinstance(exc, _Replace | StoreUnavailable)
 
 
 class _Queries:
@@ -111,10 +106,10 @@ class PgPool(_Queries):
             try:
                 async with self._pool.checkout(timeout) as conn:
                     if conn.broken or conn.closed:
-                        raise _Replace
+                        raise Replace
                     yield conn
                     return
-            except _Replace:
+            except Replace:
                 continue
         raise StoreUnavailable(f"{self._where}: every connection checked out was broken")
 
@@ -174,47 +169,6 @@ async def _rollback(conn: PgConnection) -> None:
         conn.broken = True
 
 
-def _describe(url: str) -> str:
-    """``postgres host:port/db`` for messages and the pool's name: never the password."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        with map_exceptions("postgres"):
-            info = conninfo_to_dict(url)
-    except StoreError as exc:
-        raise ConfigurationError(f"malformed PostgreSQL URL: {exc.__cause__}") from None
-    host, port, db = info.get("host", "localhost"), info.get("port", 5432), info.get("dbname", "")
-    if not all(p.strip().isdigit() for p in str(port).split(",")):
-        raise ConfigurationError(f"PostgreSQL URL has a bad port {port!r}")
-    return f"postgres {host}:{port}/{db}"
-
-
-_URL_OPTIONS = {"min": int, "max": int, "checkout_timeout": float}
-
-
-def _url_options(url: str) -> tuple[str, dict[str, Any]]:
-    """Take trouper's options (``?min=2&max=20&checkout_timeout=1``) out of a
-    URL; libpq gets the rest (it refuses parameters it does not know)."""
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-    if not url.startswith(("postgres://", "postgresql://")) or "?" not in url:
-        return url, {}
-    parts = urlsplit(url)
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    options: dict[str, Any] = {}
-    for key, text in pairs:
-        if key in _URL_OPTIONS:
-            try:
-                options[key] = _URL_OPTIONS[key](text)
-            except ValueError:
-                kind = _URL_OPTIONS[key].__name__
-                raise ConfigurationError(
-                    f"PostgreSQL URL option {key}={text!r} is not an {kind}"
-                ) from None
-    rest = [(k, v) for k, v in pairs if k not in _URL_OPTIONS]
-    return urlunsplit(parts._replace(query=urlencode(rest))), options
-
-
 def postgres(
     url: str,
     *,
@@ -240,55 +194,24 @@ def postgres(
     ``min``, ``max`` and ``checkout_timeout`` as query options (as a store
     URL does); the arguments win over them.
     """
-    if not isinstance(url, str):
-        raise ConfigurationError(f"a PostgreSQL URL must be a str, not {type(url).__name__}")
-    url, options = _url_options(url)
-    if policy is None:
-        min = options.get("min", 1) if min is None else min
-        max = options.get("max", 10) if max is None else max
-        policy = PoolPolicy(min=min, max=max)
-    elif min is not None or max is not None:
-        raise ConfigurationError("give either policy= or min=/max=, not both")
-    if checkout_timeout is None:
-        checkout_timeout = options.get("checkout_timeout", 5.0)
-    timeouts = {"checkout_timeout": checkout_timeout, "connect_timeout": connect_timeout}
-    for name, value in timeouts.items():
-        if not value > 0:  # also refuses NaN
-            raise ConfigurationError(f"{name} must be > 0 seconds, got {value!r}")
-    for name, value in (("leak_after", leak_after), ("health_every", health_every)):
-        if value is not None and not value > 0:
-            raise ConfigurationError(f"{name} must be > 0 seconds or None, got {value!r}")
-    where = _describe(url)
-
-    async def open_member() -> PgConnection:
-        return await PgConnection.open(url, connect_timeout=connect_timeout, where=where)
-
-    async def close_member(conn: PgConnection) -> None:
-        await conn.close()
-
-    async def check_member(conn: PgConnection) -> None:
-        if conn.broken or conn.closed:
-            raise StoreUnavailable(f"{where}: connection is no longer usable")
-        with trio.fail_after(connect_timeout):
-            await conn.fetchval("SELECT 1", ())
+    config = settings(
+        url,
+        min=min,
+        max=max,
+        checkout_timeout=checkout_timeout,
+        leak_after=leak_after,
+        health_every=health_every,
+        connect_timeout=connect_timeout,
+        policy=policy,
+    )
 
     @asynccontextmanager
     async def manage() -> AsyncIterator[PgPool]:
         raised: BaseException | None = None
         try:
-            async with open_resource_pool(
-                where,
-                open=open_member,
-                close=close_member,
-                check=check_member,
-                is_broken=_is_broken,
-                policy=policy,
-                checkout_timeout=checkout_timeout,
-                leak_after=leak_after,
-                health_every=health_every,
-            ) as pool:
+            async with open_resource_pool(config.where, **config.resource) as pool:
                 try:
-                    yield PgPool(pool, where, policy)
+                    yield PgPool(pool, config.where, config.policy)
                 except BaseException as exc:
                     raised = exc
                     raise
@@ -301,3 +224,43 @@ def postgres(
             raise raised
 
     return manage()
+
+
+class _Started:
+    def __init__(self) -> None:
+        self.event = trio.Event()
+
+    def started(self, value: object = None) -> None:
+        self.event.set()
+
+
+async def start_detached(config: Settings) -> tuple[PgPool, Callable[[], Awaitable[None]]]:
+    """A pool whose own task is a Trio system task; returns it and its ``stop()``.
+
+    For the ``postgres://`` store: a store handle may be closed by another
+    task than the one that opened it (a node's shared store, a test's state
+    machine), which no nursery allows. ``stop()`` drains the pool (from any
+    task); the end of the Trio run closes it too.
+    """
+    pool: ResourcePool[PgConnection] = ResourcePool(config.where, **config.resource)
+    await pool.fill()
+    status, stopped = _Started(), trio.Event()
+
+    async def run() -> None:
+        try:
+            await pool.run(task_status=cast("trio.TaskStatus[None]", status))
+        except Exception:
+            log.exception("pool %r: its task failed", config.where)
+        finally:
+            status.event.set()
+            stopped.set()
+
+    trio.lowlevel.spawn_system_task(run, name=f"trouper pool {config.where}")
+    await status.event.wait()
+
+    async def stop() -> None:
+        with trio.CancelScope(shield=True):
+            await pool.drain()
+            await stopped.wait()
+
+    return PgPool(pool, config.where, config.policy), stop

@@ -223,19 +223,25 @@ class PostgresStore(BaseStore):
 
 
 def open_postgres_store(url: str) -> AbstractAsyncContextManager[Store]:
-    """``open_store`` factory for ``postgres://`` and ``postgresql://`` URLs."""
-    from trouper.pools._postgres import postgres
+    """``open_store`` factory for ``postgres://`` and ``postgresql://`` URLs.
+
+    The store's pool runs detached (``start_detached``): a store may be
+    closed by another task than the one that opened it, as sqlite's may.
+    """
+    from trouper.pools._pg_settings import settings
+    from trouper.pools._postgres import start_detached
 
     _, _, rest = url.partition("://")
     if not rest:
         raise ConfigurationError(
             "malformed PostgreSQL store URL: use postgres://user[:password]@host[:port]/database"
         )
-    pool_cm = postgres(f"postgresql://{rest}")  # libpq knows both schemes; one is enough
+    config = settings(f"postgresql://{rest}")  # libpq knows both schemes; one is enough
 
     @asynccontextmanager
     async def manage() -> AsyncIterator[Store]:
-        async with pool_cm as pool:
+        pool, stop = await start_detached(config)
+        try:
             with _pool_errors(pool):
                 await migrate(pool, pool.name)
             store = PostgresStore(pool, pool.name)
@@ -243,5 +249,7 @@ def open_postgres_store(url: str) -> AbstractAsyncContextManager[Store]:
                 yield store
             finally:
                 await store.aclose()
+        finally:
+            await stop()
 
     return manage()
