@@ -24,7 +24,6 @@ from trouper.stores import Store, StoreError, StoreUnavailable, open_store
 from trouper.stores._pg_schema import MIGRATIONS, SCHEMA_VERSION, migrate
 from trouper.stores._postgres import PostgresStore
 
-WORKER = Path(__file__).with_name("store_append_worker.py")
 COUNT = 200
 
 
@@ -81,13 +80,44 @@ async def test_a_newer_schema_is_refused(postgres_url: str) -> None:
                 pass
 
 
+# One writer process: waits for the go file, then appends and increments a
+# shared counter with compare_and_set; prints the ids it got. (Kept here
+# rather than in store_append_worker.py, whose arguments the shared
+# process test owns.)
+WRITER = """
+import json, sys, time
+from pathlib import Path
+import trio
+from trouper.stores import open_store
+
+url, tag, count, ready, go = sys.argv[1:]
+
+async def work():
+    ids = []
+    async with open_store(url) as store:
+        for i in range(int(count)):
+            ids.append(await store.append("room", f"{tag}:{i}".encode()))
+            while i % 2:
+                old = await store.get("counter")
+                if await store.compare_and_set("counter", old, b"%d" % (int(old or 0) + 1)):
+                    break
+    return ids
+
+Path(ready).touch()
+deadline = time.monotonic() + 30
+while not Path(go).exists() and time.monotonic() < deadline:
+    time.sleep(0.001)
+print(json.dumps(trio.run(work)))
+"""
+
+
 async def test_two_processes_append_to_one_log(postgres_url: str, tmp_path: Path) -> None:
     url = postgres_url.replace("postgresql://", "postgres://", 1)
     go = tmp_path / "go"
     results: dict[str, subprocess.CompletedProcess[bytes]] = {}
 
     async def run(tag: str) -> None:
-        cmd = [sys.executable, str(WORKER), url, tag, str(COUNT), str(tmp_path / tag), str(go)]
+        cmd = [sys.executable, "-c", WRITER, url, tag, str(COUNT), str(tmp_path / tag), str(go)]
         results[tag] = await trio.run_process(cmd, capture_stdout=True, capture_stderr=True)
 
     with trio.fail_after(60):
