@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 import trio
-from pg_helpers import admin, others, wait_until
 
+from pg_helpers import admin, others, wait_until
 from trouper.pools import (
     PgPool,
     PgTransaction,
@@ -66,7 +66,9 @@ async def test_statement_timeout_is_retryable(postgres_url: str) -> None:
             assert await pool.fetchval("SELECT 1") == 1
 
 
-async def _race(pool: PgPool, first: str, second: str, setup: str) -> list[BaseException]:
+async def _race(
+    pool: PgPool, first: str, second: str, setup: str, isolation: str
+) -> list[BaseException]:
     """Two transactions that each run ``setup`` then wait for the other, then
     run ``first``/``second``: one of them must lose."""
     errors: list[BaseException] = []
@@ -74,7 +76,7 @@ async def _race(pool: PgPool, first: str, second: str, setup: str) -> list[BaseE
 
     async def side(i: int, sql: str) -> None:
         try:
-            async with pool.transaction() as tx:
+            async with pool.transaction(isolation=isolation) as tx:
                 await _prepare(tx, setup)
                 ready[i].set()
                 await ready[1 - i].wait()
@@ -100,9 +102,12 @@ async def test_serialization_failure_is_retryable(postgres_url: str) -> None:
             await pool.execute("CREATE TABLE t (k int, v int)")
             await pool.execute("INSERT INTO t VALUES (1, 0), (2, 0)")
             # write skew: each reads both rows, then updates the row the other read
-            setup = "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; SELECT sum(v) FROM t"
             errors = await _race(
-                pool, "UPDATE t SET v = 1 WHERE k = 1", "UPDATE t SET v = 1 WHERE k = 2", setup
+                pool,
+                "UPDATE t SET v = 1 WHERE k = 1",
+                "UPDATE t SET v = 1 WHERE k = 2",
+                "SELECT sum(v) FROM t",
+                isolation="serializable",
             )
             assert len(errors) == 1, errors
             assert isinstance(errors[0], TransactionConflict)  # 40001

@@ -14,9 +14,9 @@ import sys
 
 import pytest
 import trio
-from pg_helpers import admin, others, wait_until
 
 import trouper
+from pg_helpers import admin, others, wait_until
 from servers import PostgresServer
 from trouper.pools import PoolPolicy, postgres
 from trouper.stores import StoreError, StoreUnavailable
@@ -320,3 +320,17 @@ async def test_url_options_size_the_pool_and_the_rest_goes_to_libpq(postgres_url
             postgres("postgresql://u:secret@h/d" + bad)
     with pytest.raises(trouper.ConfigurationError, match="leak_after"):
         postgres(postgres_url, leak_after=0)
+
+
+async def test_transaction_isolation_and_read_only(postgres_url: str) -> None:
+    with trio.fail_after(20):
+        async with postgres(postgres_url) as pool:
+            with pytest.raises(trouper.ConfigurationError, match="isolation"):
+                pool.transaction(isolation="chaos; DROP TABLE x")  # refused at the call
+            async with pool.transaction(isolation="serializable", read_only=True) as tx:
+                assert await tx.fetchval("SHOW transaction_isolation") == "serializable"
+                assert await tx.fetchval("SHOW transaction_read_only") == "on"
+            with pytest.raises(StoreError, match="read-only"):
+                async with pool.transaction(read_only=True) as tx:
+                    await tx.execute("CREATE TABLE t (a int)")
+            assert await pool.fetchval("SHOW transaction_isolation") == "read committed"

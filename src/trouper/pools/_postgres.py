@@ -24,6 +24,7 @@ from typing import Any, cast
 
 import trio
 
+from trouper._errors import ConfigurationError
 from trouper.stores._errors import StoreError
 
 from ._pg_conn import PgConnection, Row
@@ -35,6 +36,8 @@ from ._resource import ResourcePool, open_resource_pool
 __all__ = ["PgPool", "PgTransaction", "postgres", "start_detached"]
 
 log = logging.getLogger("trouper.pools")
+
+_ISOLATION = ("read committed", "repeatable read", "serializable")
 
 # How long a ROLLBACK after a failed or cancelled transaction may take before
 # the connection is given up (closing it rolls back on the server anyway).
@@ -117,16 +120,37 @@ class PgPool(_Queries):
         async with self._member(None) as conn:
             return await getattr(conn, method)(query, args)
 
-    @asynccontextmanager
-    async def transaction(self, timeout: float | None = None) -> AsyncIterator[PgTransaction]:
+    def transaction(
+        self,
+        timeout: float | None = None,
+        *,
+        isolation: str | None = None,
+        read_only: bool = False,
+    ) -> AbstractAsyncContextManager[PgTransaction]:
         """``async with pool.transaction() as tx``: one connection, one transaction.
 
         Commits when the block ends normally; rolls back when it raises or
         is cancelled (the exception then propagates). ``timeout`` bounds the
         wait for a connection (default: the pool's ``checkout_timeout``).
+        ``isolation`` is ``"read committed"`` (PostgreSQL's default),
+        ``"repeatable read"`` or ``"serializable"``; a serializable
+        transaction may fail with the retryable ``TransactionConflict``.
         """
+        begin = "BEGIN"
+        if isolation is not None:
+            if not isinstance(isolation, str) or isolation.lower() not in _ISOLATION:
+                raise ConfigurationError(
+                    f"isolation must be one of {', '.join(_ISOLATION)}, not {isolation!r}"
+                )
+            begin += f" ISOLATION LEVEL {isolation.upper()}"  # one of three known strings
+        if read_only:
+            begin += " READ ONLY"
+        return self._transaction(timeout, begin)
+
+    @asynccontextmanager
+    async def _transaction(self, timeout: float | None, begin: str) -> AsyncIterator[PgTransaction]:
         async with self._member(timeout) as conn:
-            await conn.execute("BEGIN", ())
+            await conn.execute(begin, ())
             tx = PgTransaction(conn, self._where)
             try:
                 yield tx
