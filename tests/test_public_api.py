@@ -154,6 +154,7 @@ def test_postgres_pool_names() -> None:
     import trouper.stores
 
     assert callable(trouper.pools.postgres) and trouper.pools.PgPool is not None
+    assert callable(trouper.pools.postgres_pool)
     errors = [trouper.pools.StoreConflict, trouper.pools.StoreTimeout]
     errors.append(trouper.pools.TransactionConflict)
     assert all(issubclass(cls, trouper.stores.StoreError) for cls in errors)

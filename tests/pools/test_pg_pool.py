@@ -12,13 +12,14 @@ import logging
 import subprocess
 import sys
 
+import msgspec
 import pytest
 import trio
 
 import trouper
 from pg_helpers import admin, others, wait_until
 from servers import PostgresServer
-from trouper.pools import PoolPolicy, postgres
+from trouper.pools import PoolPolicy, postgres, postgres_pool
 from trouper.stores import StoreError, StoreUnavailable
 
 
@@ -334,3 +335,40 @@ async def test_transaction_isolation_and_read_only(postgres_url: str) -> None:
                 async with pool.transaction(read_only=True) as tx:
                     await tx.execute("CREATE TABLE t (a int)")
             assert await pool.fetchval("SHOW transaction_isolation") == "read committed"
+
+
+class Total(msgspec.Struct, frozen=True):
+    user_id: int
+
+
+class Orders(trouper.Actor):
+    """An actor that hosts its own pool: it runs in the actor's nursery."""
+
+    def __init__(self, url: str) -> None:
+        self.db = postgres_pool(url, min=1, max=4)
+
+    async def on_start(self) -> None:
+        self.ctx.start_soon(self.db.run)
+
+    @trouper.handler
+    async def total(self, msg: Total) -> int:
+        value = await self.db.fetchval("SELECT %s::int * 10", msg.user_id)
+        return int(value)
+
+
+async def test_a_pool_hosted_by_an_actor_lives_and_dies_with_it(postgres_url: str) -> None:
+    with trio.fail_after(30):
+        async with trouper.open_node() as node:
+            orders = await node.spawn(Orders, postgres_url)
+            assert await orders.ask(Total(7)) == 70
+
+            async def connected() -> bool:
+                return len(await others(postgres_url)) >= 1
+
+            await wait_until(connected)
+            await node.stop(orders)
+
+            async def none_left() -> bool:
+                return await others(postgres_url) == []
+
+            await wait_until(none_left)  # the actor's stop closed the pool

@@ -16,6 +16,7 @@ from ._policy import Sizer as Sizer
 from ._postgres import PgPool as PgPool
 from ._postgres import PgTransaction as PgTransaction
 from ._postgres import postgres as postgres
+from ._postgres import postgres_pool as postgres_pool
 from ._resource import ResourcePool as ResourcePool
 from ._resource import open_resource_pool as open_resource_pool
 
@@ -31,4 +32,5 @@ __all__ = [
     "TransactionConflict",
     "open_resource_pool",
     "postgres",
+    "postgres_pool",
 ]

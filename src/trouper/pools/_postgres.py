@@ -33,7 +33,7 @@ from ._pg_settings import Replace, Settings, settings
 from ._policy import PoolPolicy, PoolStatus
 from ._resource import ResourcePool, open_resource_pool
 
-__all__ = ["PgPool", "PgTransaction", "postgres", "start_detached"]
+__all__ = ["PgPool", "PgTransaction", "postgres", "postgres_pool", "start_detached"]
 
 log = logging.getLogger("trouper.pools")
 
@@ -164,6 +164,13 @@ class PgPool(_Queries):
     def status(self) -> PoolStatus:
         return self._pool.status()
 
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The pool's own task, for a pool made by ``postgres_pool()``: start it
+        in a nursery or an actor's ``ctx.start_soon``. It opens ``min``
+        connections, sizes, checks and reclaims; cancelled (the actor
+        stopped or failed), it closes every connection."""
+        await self._pool.run(task_status=task_status)
+
     async def drain(self, timeout: float = 30.0) -> None:
         """Refuse new checkouts, wait up to ``timeout`` for the active ones, close all."""
         await self._pool.drain(timeout)
@@ -248,6 +255,35 @@ def postgres(
             raise raised
 
     return manage()
+
+
+def postgres_pool(
+    url: str,
+    *,
+    min: int | None = None,
+    max: int | None = None,
+    checkout_timeout: float | None = None,
+    leak_after: float | None = None,
+    health_every: float | None = 30.0,
+    connect_timeout: float = 10.0,
+    policy: PoolPolicy | None = None,
+) -> PgPool:
+    """A pool as ``postgres()`` makes it, not yet running: its owner runs
+    ``pool.run()`` in a task of its own, typically an actor's
+    ``ctx.start_soon(pool.run)``, so the pool lives and dies (and is
+    restarted) with that actor under its supervisor."""
+    config = settings(
+        url,
+        min=min,
+        max=max,
+        checkout_timeout=checkout_timeout,
+        leak_after=leak_after,
+        health_every=health_every,
+        connect_timeout=connect_timeout,
+        policy=policy,
+    )
+    pool: ResourcePool[PgConnection] = ResourcePool(config.where, **config.resource)
+    return PgPool(pool, config.where, config.policy)
 
 
 class _Started:
