@@ -237,3 +237,28 @@ async def test_a_store_may_be_closed_by_another_task_than_opened_it(postgres_url
             return await others(postgres_url) == []
 
         await wait_until(none_left)  # the pool closed every connection
+
+
+async def test_expired_keys_are_swept_by_later_writes(postgres_url: str) -> None:
+    url = postgres_url.replace("postgresql://", "postgres://", 1)
+    with trio.fail_after(20):
+        async with open_store(url) as opened, postgres(postgres_url) as pool:
+            assert isinstance(opened, PostgresStore)
+            for i in range(5):
+                await opened._do_put(f"gone/{i}", b"x", 0.05)
+            await opened._do_put("kept", b"k", 60.0)
+
+            async def expired() -> bool:
+                return bool(
+                    await pool.fetchval(
+                        "SELECT count(*) FROM trouper_kv WHERE expires_at <= clock_timestamp()"
+                    )
+                    == 5
+                )
+
+            await wait_until(expired)
+            assert await pool.fetchval("SELECT count(*) FROM trouper_kv") == 6  # still there
+            await opened.put("new", b"n")  # any write sweeps
+            keys = await pool.fetch("SELECT key FROM trouper_kv ORDER BY key")
+            assert keys == [("kept",), ("new",)]
+            assert await opened.compare_and_set("gone/0", None, b"again") is True

@@ -38,6 +38,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         # writers overwrite or delete it as they meet it.
         "CREATE TABLE trouper_kv (key text PRIMARY KEY, value bytea NOT NULL,"
         " expires_at timestamptz)",
+        # Only keys with a TTL: the sweep of expired keys reads this.
+        "CREATE INDEX trouper_kv_expiry ON trouper_kv (expires_at) WHERE expires_at IS NOT NULL",
     ),
 }
 

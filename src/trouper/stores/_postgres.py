@@ -72,7 +72,17 @@ DELETE FROM trouper_records WHERE log = %s AND id <= (
 # ttl NULL gives expires_at NULL: no expiry.
 _EXPIRES = "clock_timestamp() + %s * interval '1 second'"
 
-_PUT = f"""
+# Each write also deletes up to SWEEP expired keys (not its own: a statement
+# may not change one row twice), so keys that expire and are never touched
+# again do not pile up. SKIP LOCKED: a sweep never waits for another writer.
+SWEEP = 100
+_SWEPT = f"""
+WITH swept AS (DELETE FROM trouper_kv WHERE key IN (
+    SELECT key FROM trouper_kv WHERE expires_at <= clock_timestamp() AND key <> %s
+    LIMIT {SWEEP} FOR UPDATE SKIP LOCKED))
+"""
+
+_PUT = f"""{_SWEPT}
 INSERT INTO trouper_kv (key, value, expires_at) VALUES (%s, %s, {_EXPIRES})
 ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
 """
@@ -175,7 +185,7 @@ class PostgresStore(BaseStore):
         return None if value is None else bytes(value)
 
     async def _do_put(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        await self._pool.execute(_PUT, key, value, ttl)
+        await self._pool.execute(_PUT, key, key, value, ttl)
 
     async def _do_delete(self, key: str) -> bool:
         live = await self._pool.fetchval(
@@ -210,8 +220,9 @@ class PostgresStore(BaseStore):
             # No row to lock: two inserters race on the primary key, and the
             # loser (rowcount 0) reports that the key was not absent after all.
             inserted: int = await tx.execute(
-                f"INSERT INTO trouper_kv (key, value, expires_at) VALUES (%s, %s, {_EXPIRES})"
-                " ON CONFLICT (key) DO NOTHING",
+                f"{_SWEPT} INSERT INTO trouper_kv (key, value, expires_at)"
+                f" VALUES (%s, %s, {_EXPIRES}) ON CONFLICT (key) DO NOTHING",
+                key,
                 key,
                 new,
                 ttl,
