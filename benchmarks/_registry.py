@@ -377,5 +377,16 @@ register(
         target=0.8,
         size=20_000,
         quick_size=2_000,
+register(
+    Case(
+        name="pool_fetchval",
+        trouper="pg_pool:trouper_pool_fetchval",
+        baseline="pg_pool:psycopg_direct_fetchval",
+        baseline_name="16 psycopg connections used directly, each driven by its own thread",
+        unit="calls/s",
+        better="higher",
+        target=0.8,
+        size=10_000,
+        quick_size=1_000,
     )
 )

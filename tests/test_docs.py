@@ -9,6 +9,7 @@ The examples assert their own results, so a broken runtime fails them.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -85,9 +86,14 @@ def test_every_document_has_examples() -> None:
 
 
 @pytest.mark.parametrize(("doc", "source"), BLOCKS)
-def test_doc_example_runs(doc: str, source: str, tmp_path: Path) -> None:
+def test_doc_example_runs(
+    doc: str, source: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     script = tmp_path / "example.py"
     script.write_text(source, encoding="utf-8")
+    env = dict(os.environ)
+    if "TROUPER_TEST_POSTGRES_URL" in source:  # a fresh database on the session's server
+        env["TROUPER_TEST_POSTGRES_URL"] = request.getfixturevalue("postgres_url")
     try:
         result = subprocess.run(
             [sys.executable, str(script)],
@@ -95,6 +101,7 @@ def test_doc_example_runs(doc: str, source: str, tmp_path: Path) -> None:
             capture_output=True,
             text=True,
             timeout=TIMEOUT,
+            env=env,
         )
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"{doc}: the example did not finish within {TIMEOUT}s\n{exc.stdout or ''}")

@@ -22,6 +22,7 @@ from ._errors import StoreError as StoreError
 from ._errors import StoreUnavailable as StoreUnavailable
 from ._memory import MemoryStore as MemoryStore
 from ._memory import open_memory_store
+from ._postgres import open_postgres_store
 from ._registry import StoreFactory as StoreFactory
 from ._registry import open_store as open_store
 from ._registry import register_store as register_store
@@ -48,3 +49,6 @@ __all__ = [
 
 register_store("memory", open_memory_store)
 register_store("sqlite", open_sqlite_store)
+# psycopg is imported when such a store is opened, not here.
+register_store("postgres", open_postgres_store)
+register_store("postgresql", open_postgres_store)
