@@ -377,6 +377,8 @@ register(
         target=0.8,
         size=20_000,
         quick_size=2_000,
+    )
+)
 register(
     Case(
         name="pool_fetchval",
