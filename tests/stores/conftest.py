@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh store URL; opening it again later sees the same data."""
     if request.param == "memory":
         return f"memory://test-{uuid.uuid4().hex}"  # named: survives close/reopen
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url"))  # a fresh key prefix
     return f"sqlite:///{tmp_path}/x.db"

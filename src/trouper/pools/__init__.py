@@ -10,5 +10,7 @@ any of them returns a frozen ``PoolStatus``.
 from ._policy import PoolPolicy as PoolPolicy
 from ._policy import PoolStatus as PoolStatus
 from ._policy import Sizer as Sizer
+from ._redis import RedisPool as RedisPool
+from ._redis import redis as redis
 
-__all__ = ["PoolPolicy", "PoolStatus", "Sizer"]
+__all__ = ["PoolPolicy", "PoolStatus", "RedisPool", "Sizer", "redis"]

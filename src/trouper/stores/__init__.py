@@ -8,12 +8,15 @@ processes). Later backends (redis, postgres) plug in with
 ``InvalidStoreArgument`` or ``ConfigurationError``.
 """
 
+from contextlib import AbstractAsyncContextManager
+
 from ._api import MAX_NAME_LENGTH as MAX_NAME_LENGTH
 from ._api import Store as Store
 from ._api import StoreStatistics as StoreStatistics
 from ._errors import InvalidStoreArgument as InvalidStoreArgument
 from ._errors import StoreBusy as StoreBusy
 from ._errors import StoreError as StoreError
+from ._errors import StoreUnavailable as StoreUnavailable
 from ._memory import MemoryStore as MemoryStore
 from ._memory import open_memory_store
 from ._registry import StoreFactory as StoreFactory
@@ -32,9 +35,19 @@ __all__ = [
     "StoreError",
     "StoreFactory",
     "StoreStatistics",
+    "StoreUnavailable",
     "open_store",
     "register_store",
 ]
 
+
+def open_redis_store(url: str) -> AbstractAsyncContextManager[Store]:
+    """``redis://`` URLs; coredis (the ``redis`` extra) is imported on first use."""
+    from ._redis import open_redis_store as open_redis
+
+    return open_redis(url)
+
+
 register_store("memory", open_memory_store)
 register_store("sqlite", open_sqlite_store)
+register_store("redis", open_redis_store)

@@ -14,7 +14,14 @@ from contextlib import contextmanager
 
 from trouper._errors import TrouperError
 
-__all__ = ["InvalidStoreArgument", "StoreBusy", "StoreError", "is_busy", "map_exceptions"]
+__all__ = [
+    "InvalidStoreArgument",
+    "StoreBusy",
+    "StoreError",
+    "StoreUnavailable",
+    "is_busy",
+    "map_exceptions",
+]
 
 
 class StoreError(TrouperError):
@@ -33,6 +40,19 @@ class StoreBusy(StoreError):
     error_code = "store-busy"
     is_retryable = True
     retry_delay = 0.05
+
+
+class StoreUnavailable(StoreError):
+    """The store's server could not be reached, or the connection broke or
+    timed out mid-command (Redis, PostgreSQL).
+
+    Retryable: the server may be restarting. A write that failed this way may
+    or may not have been applied, as with any remote write.
+    """
+
+    error_code = "store-unavailable"
+    is_retryable = True
+    retry_delay = 0.2
 
 
 class InvalidStoreArgument(StoreError, ValueError):
