@@ -22,100 +22,26 @@ connection lost and timeouts are the retryable ``StoreUnavailable``.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from typing import Any, TypeVar
 
 import attrs
 import trio
 
 from trouper._errors import ConfigurationError
-from trouper.stores._errors import StoreUnavailable
+from trouper.stores._errors import StoreError, StoreUnavailable
 
 from ._policy import PoolPolicy, PoolStatus
 from ._redis_errors import map_exceptions
+from ._redis_url import RedisSpec, parse_redis_url, positive
 from ._resource import ResourcePool, open_resource_pool
 
-__all__ = ["RedisPool", "RedisSpec", "parse_redis_url", "redis"]
+__all__ = ["RedisPool", "redis"]
 
 log = logging.getLogger("trouper.pools")
 
-#: Query options a ``redis://`` URL may carry (the store reads ``prefix``).
-URL_OPTIONS = ("prefix", "min", "max")
-
-
-@attrs.frozen
-class RedisSpec:
-    """What a ``redis://`` URL names. ``where`` omits the password (for messages)."""
-
-    host: str
-    port: int = 6379
-    db: int = 0
-    username: str | None = None
-    password: str | None = attrs.field(default=None, repr=False)
-    prefix: str = "trouper:"
-    min: int | None = None
-    max: int | None = None
-
-    @property
-    def where(self) -> str:
-        return f"redis://{self.host}:{self.port}/{self.db}"
-
-
-def _int_option(what: str, text: str, lowest: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ConfigurationError(f"redis URL {what} {text!r} is not an integer") from None
-    if value < lowest:
-        raise ConfigurationError(f"redis URL {what} must be >= {lowest}, got {value}")
-    return value
-
-
-def parse_redis_url(url: str) -> RedisSpec:
-    """``redis://[user[:password]@]host[:port][/db][?prefix=P&min=N&max=N]``.
-
-    Raises ``ConfigurationError`` naming the problem (never echoing the
-    password).
-    """
-    if not isinstance(url, str):
-        raise ConfigurationError(f"a redis URL must be a str, not {type(url).__name__}")
-    parts = urlsplit(url)
-    if parts.scheme.lower() != "redis":
-        raise ConfigurationError(
-            "a redis URL starts with redis:// (TLS, rediss://, is not supported)"
-        )
-    try:
-        host, port = parts.hostname, parts.port or 6379
-    except ValueError:
-        raise ConfigurationError("redis URL has a bad port") from None
-    if not host:
-        raise ConfigurationError("redis URL names no host: use redis://host:port/db")
-    path = parts.path.strip("/")
-    db = _int_option("db (the path)", path, 0) if path else 0
-    if parts.fragment:
-        raise ConfigurationError("redis URL takes no #fragment")
-    options: dict[str, str] = {}
-    for name, value in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False):
-        if name not in URL_OPTIONS:
-            known = ", ".join(URL_OPTIONS)
-            raise ConfigurationError(f"unknown redis URL option {name!r}; known: {known}")
-        options[name] = value
-    spec = RedisSpec(
-        host=host,
-        port=port,
-        db=db,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-        prefix=options.get("prefix", "trouper:"),
-        min=_int_option("option min", options["min"], 0) if "min" in options else None,
-        max=_int_option("option max", options["max"], 1) if "max" in options else None,
-    )
-    if "\x00" in spec.prefix:
-        raise ConfigurationError("redis URL option prefix must not contain NUL characters")
-    return spec
+T = TypeVar("T")
 
 
 @attrs.define(eq=False)
@@ -125,11 +51,20 @@ class _Member:
     client: Any = None
     stop: trio.Event = attrs.Factory(trio.Event)
     done: trio.Event = attrs.Factory(trio.Event)
+    #: A block was cancelled (or interrupted) while holding this member.
+    #: coredis drops a connection whose blocking command (BLPOP...) was cut
+    #: mid-reply without giving its slot back, so a one-connection client
+    #: would then wait forever: such a member is replaced, never reused.
+    broken: bool = False
+
+
+class _Replace(Exception):
+    """Raised in a checkout of a broken member, so that the pool replaces it."""
 
 
 def _is_broken(exc: BaseException) -> bool:
     """A member whose block failed this way is closed instead of reused."""
-    return isinstance(exc, StoreUnavailable)
+    return isinstance(exc, StoreUnavailable | _Replace)
 
 
 class RedisPool:
@@ -145,6 +80,8 @@ class RedisPool:
         self.command_timeout = command_timeout
         self._resources: ResourcePool[_Member] | None = None
         self._members: trio.Nursery | None = None
+        #: Why the last attempt to open a member failed (None: it succeeded).
+        self._open_failure: StoreError | None = None
 
     @property
     def _pool(self) -> ResourcePool[_Member]:
@@ -156,7 +93,12 @@ class RedisPool:
     async def _open(self) -> _Member:
         assert self._members is not None
         member = _Member()
-        await self._members.start(self._run_member, member)
+        try:
+            await self._members.start(self._run_member, member)
+        except StoreError as exc:
+            self._open_failure = exc
+            raise
+        self._open_failure = None
         return member
 
     async def _run_member(
@@ -202,14 +144,39 @@ class RedisPool:
         await member.done.wait()
 
     async def _check(self, member: _Member) -> None:
+        if member.broken:
+            raise _Replace("a block holding this member was cancelled")
         with map_exceptions(self.spec.where), trio.fail_after(self.command_timeout):
             await member.client.ping()
 
     @asynccontextmanager
     async def _connection(self, timeout: float | None) -> AsyncIterator[Any]:
-        async with self._pool.checkout(timeout) as member:
-            with map_exceptions(self.spec.where):
-                yield member.client
+        where = self.spec.where
+        for _ in range(self._pool.status().max + 1):  # each pass replaces one broken member
+            checked_out = False
+            try:
+                async with self._pool.checkout(timeout) as member:
+                    checked_out = True
+                    if member.broken:
+                        raise _Replace(f"{where}: replacing a member whose block was cancelled")
+                    try:
+                        with map_exceptions(where):
+                            yield member.client
+                    except BaseException as exc:
+                        if not isinstance(exc, Exception):  # trio.Cancelled, KeyboardInterrupt
+                            member.broken = True
+                        raise
+                    return
+            except _Replace:
+                continue
+            except TimeoutError as exc:
+                # No member in time because the server cannot be reached: say
+                # so (retryable) rather than blame a busy pool.
+                failure = self._open_failure
+                if checked_out or isinstance(exc, StoreError) or failure is None:
+                    raise
+                raise StoreUnavailable(f"{where}: unreachable ({failure})") from exc
+        raise StoreUnavailable(f"{where}: every member of the pool was broken")
 
     def connection(self, timeout: float | None = None) -> AbstractAsyncContextManager[Any]:
         """Check out a member's coredis client for the block.
@@ -238,32 +205,63 @@ class RedisPool:
         await self._pool.drain(timeout)
 
 
-def _positive(name: str, value: float | None) -> None:
-    if value is not None and not 0 < value < math.inf:  # also refuses NaN
-        raise ConfigurationError(f"{name} must be a finite number of seconds > 0, got {value!r}")
-
-
 @asynccontextmanager
 async def _open_pool(
     spec: RedisSpec, name: str, policy: PoolPolicy, command_timeout: float, **pool_options: Any
 ) -> AsyncIterator[RedisPool]:
+    """The pool in its two nurseries (members, and the resource pool's own).
+
+    As with ``open_node``: an exception from the body comes out unwrapped, as
+    if the nurseries were not there, and so does a lone ``StoreError`` from
+    opening (``StoreUnavailable``: the server is unreachable); anything else
+    comes out as the ``BaseExceptionGroup`` Trio made.
+    """
     pool = RedisPool(spec, command_timeout)
-    async with trio.open_nursery() as members:
-        pool._members = members
+    body: list[BaseException] = []
+    try:
+        async with trio.open_nursery() as members:
+            pool._members = members
+            try:
+                async with open_resource_pool(
+                    name,
+                    open=pool._open,
+                    close=pool._close,
+                    check=pool._check,
+                    is_broken=_is_broken,
+                    policy=policy,
+                    **pool_options,
+                ) as resources:
+                    pool._resources = resources
+                    try:
+                        yield pool
+                    except BaseException as exc:
+                        body.append(exc)
+                        raise
+            finally:
+                members.cancel_scope.cancel()  # the resource pool has closed every member
+    except BaseExceptionGroup as group:
+        leaf = _sole(group)
+        if leaf is None or not (leaf in body or (not body and isinstance(leaf, StoreError))):
+            raise
         try:
-            async with open_resource_pool(
-                name,
-                open=pool._open,
-                close=pool._close,
-                check=pool._check,
-                is_broken=_is_broken,
-                policy=policy,
-                **pool_options,
-            ) as resources:
-                pool._resources = resources
-                yield pool
+            raise leaf
         finally:
-            members.cancel_scope.cancel()  # the resource pool has closed every member
+            del leaf, body
+
+
+def _sole(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The one exception inside nested one-member groups, or None."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        if len(exc.exceptions) != 1:
+            return None
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _first(given: T | None, from_url: T | None, default: T) -> T:
+    """An argument wins over the URL's option, which wins over the default."""
+    return given if given is not None else from_url if from_url is not None else default
 
 
 def redis(
@@ -271,8 +269,8 @@ def redis(
     *,
     min: int | None = None,
     max: int | None = None,
-    checkout_timeout: float = 5.0,
-    command_timeout: float = 5.0,
+    checkout_timeout: float | None = None,
+    command_timeout: float | None = None,
     health_every: float | None = 30.0,
     leak_after: float | None = None,
     policy: PoolPolicy | None = None,
@@ -280,22 +278,24 @@ def redis(
 ) -> AbstractAsyncContextManager[RedisPool]:
     """A pool of connections to the Redis server at ``url``; drained on exit.
 
-    ``min``/``max`` (default: the URL's ``min``/``max`` options, else 1 and
-    16) bound the pool; ``policy`` gives every other sizing threshold (its
-    own min/max are replaced by these). ``command_timeout`` bounds
-    connecting and each reply. A bad URL or option raises
+    ``min``/``max`` bound the pool (default: the URL's ``min``/``max``
+    options, else 1 and 16); ``policy`` gives every other sizing threshold
+    (its own min/max are replaced by these). ``checkout_timeout`` bounds
+    the wait for a member, ``command_timeout`` connecting and each reply
+    (default: the URL's options, else 5 seconds each). A bad URL or option raises
     ``ConfigurationError`` here, not when entered; an unreachable server
     raises the retryable ``StoreUnavailable`` when entered (if ``min`` > 0).
     """
     spec = parse_redis_url(url)
+    checkout_timeout = _first(checkout_timeout, spec.checkout_timeout, 5.0)
+    command_timeout = _first(command_timeout, spec.command_timeout, 5.0)
     for option, value in (
         ("checkout_timeout", checkout_timeout),
         ("command_timeout", command_timeout),
     ):
-        _positive(option, value)
-    _positive("health_every", health_every)
-    low = min if min is not None else spec.min if spec.min is not None else 1
-    high = max if max is not None else spec.max if spec.max is not None else 16
+        positive(option, value)
+    positive("health_every", health_every)
+    low, high = _first(min, spec.min, 1), _first(max, spec.max, 16)
     base = policy if policy is not None else PoolPolicy()
     if not isinstance(base, PoolPolicy):
         raise ConfigurationError(f"policy must be a trouper.PoolPolicy, not {type(base).__name__}")

@@ -59,11 +59,6 @@ def map_exceptions(where: str) -> Iterator[None]:
         yield
     except TrouperError:
         raise
-    except Exception as exc:
-        mapped = translate(exc, where)
-        if mapped is None:
-            raise
-        raise mapped from exc
     except BaseExceptionGroup as group:
         first: BaseException = group
         while isinstance(first, BaseExceptionGroup):
@@ -72,3 +67,8 @@ def map_exceptions(where: str) -> Iterator[None]:
         if mapped is None or group.split(trio.Cancelled)[0] is not None:
             raise
         raise mapped from group
+    except Exception as exc:  # after the groups: an ExceptionGroup is an Exception too
+        mapped = translate(exc, where)
+        if mapped is None:
+            raise
+        raise mapped from exc

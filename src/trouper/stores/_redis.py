@@ -28,18 +28,19 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
 import attrs
 
-from trouper.pools._redis import RedisPool, parse_redis_url, redis
+from trouper.pools._redis import RedisPool, redis
+from trouper.pools._redis_url import parse_redis_url
 
 from . import _errors
 from ._api import Store
 from ._base import BaseStore, check_name
-from ._errors import InvalidStoreArgument, StoreError
+from ._errors import InvalidStoreArgument, StoreError, StoreUnavailable
 
 __all__ = ["RedisStore", "open_redis_store"]
 
@@ -123,14 +124,31 @@ class RedisStore(BaseStore):
         # surrogatepass: any str the name checks accept is a valid key.
         return f"{self.prefix}{kind}:{name}{suffix}".encode("utf-8", "surrogatepass")
 
+    @contextmanager
+    def _no_member(self) -> Iterator[None]:
+        # Callers of a store see StoreErrors only: a pool that found no
+        # connection in time (trouper.PoolTimeout) means the server is away.
+        try:
+            yield
+        except TimeoutError as exc:
+            if isinstance(exc, StoreError):
+                raise
+            where = self.pool.spec.where
+            raise StoreUnavailable(f"{where}: no connection to the server in time") from exc
+
+    async def _call(self, *command: Any) -> Any:
+        with self._no_member():
+            return await self.pool.execute(*command)
+
     async def _script(self, script: _Script, keys: list[bytes], args: list[bytes | str]) -> Any:
         from coredis.exceptions import NoScriptError
 
-        async with self.pool.connection() as client:
-            try:
-                return await client.evalsha(script.sha, keys, args)
-            except NoScriptError:  # the server restarted or flushed its script cache
-                return await client.eval(script.source, keys, args)
+        with self._no_member():
+            async with self.pool.connection() as client:
+                try:
+                    return await client.evalsha(script.sha, keys, args)
+                except NoScriptError:  # the server restarted or flushed its script cache
+                    return await client.eval(script.source, keys, args)
 
     # The public methods below take the interface's ttl= and fence= (issue 13)
     # before BaseStore does; once it does, they reduce to BaseStore's own.
@@ -194,7 +212,7 @@ class RedisStore(BaseStore):
     async def _do_tail(self, log: str, n: int) -> list[tuple[int, bytes]]:
         if n == 0:
             return []
-        reply = await self.pool.execute(
+        reply = await self._call(
             "XREVRANGE", self._key("log", log, ":stream"), "+", "-", "COUNT", n
         )
         return _entries(reply)[::-1]
@@ -203,27 +221,27 @@ class RedisStore(BaseStore):
         if limit == 0:
             return []
         start = f"{after_id + 1}-0"
-        reply = await self.pool.execute(
+        reply = await self._call(
             "XRANGE", self._key("log", log, ":stream"), start, "+", "COUNT", limit
         )
         return _entries(reply)
 
     async def _do_trim(self, log: str, keep_last: int) -> int:
         stream = self._key("log", log, ":stream")
-        return int(await self.pool.execute("XTRIM", stream, "MAXLEN", keep_last))
+        return int(await self._call("XTRIM", stream, "MAXLEN", keep_last))
 
     async def _do_get(self, key: str) -> bytes | None:
-        value = await self.pool.execute("GET", self._key("kv", key))
+        value = await self._call("GET", self._key("kv", key))
         return None if value is None else bytes(value)
 
     async def _do_put(self, key: str, value: bytes, ttl: float | None = None) -> None:
         if ttl is None:
-            await self.pool.execute("SET", self._key("kv", key), value)
+            await self._call("SET", self._key("kv", key), value)
         else:
-            await self.pool.execute("SET", self._key("kv", key), value, "PX", _milliseconds(ttl))
+            await self._call("SET", self._key("kv", key), value, "PX", _milliseconds(ttl))
 
     async def _do_delete(self, key: str) -> bool:
-        return int(await self.pool.execute("DEL", self._key("kv", key))) > 0
+        return int(await self._call("DEL", self._key("kv", key))) > 0
 
     async def _do_compare_and_set(
         self, key: str, expected: bytes | None, new: bytes | None, ttl: float | None = None
