@@ -6,23 +6,29 @@ helpers start it as a subprocess with no persistence (``--save ''
 as an outage would, then ``start()`` again on the same port, empty).
 
 It lives under ``benchmarks/`` because benchmarks may not import ``tests/``;
-the tests import it through ``tests/redis_helper.py``. A benchmark that needs
-Redis uses it as a context manager::
+the tests import it through ``tests/redis_helper.py``. A benchmark case that
+needs a Redis store (the persistence cases run on every backend) asks for a
+store URL; it starts a throwaway server unless ``TROUPER_BENCH_REDIS_URL``
+names one::
 
-    with RedisServer() as server:
-        url = server.url  # redis://127.0.0.1:PORT/0
+    with redis_store_url() as url:  # redis://127.0.0.1:PORT/0?prefix=bench-...:
+        trio.run(measure, url)
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Self
 
-__all__ = ["RedisServer", "free_port"]
+__all__ = ["RedisServer", "free_port", "redis_store_url"]
 
 
 def free_port() -> int:
@@ -94,3 +100,19 @@ class RedisServer:
             self.process.kill()
             self.process.wait()
         self.process = None
+
+
+@contextmanager
+def redis_store_url() -> Iterator[str]:
+    """A ``redis://`` store URL with a fresh key prefix, for one benchmark run.
+
+    On ``TROUPER_BENCH_REDIS_URL`` (a ``redis://host:port/db`` without a
+    query) if set, else on a ``RedisServer`` started here and killed after.
+    """
+    prefix = f"bench-{uuid.uuid4().hex[:8]}:"
+    given = os.environ.get("TROUPER_BENCH_REDIS_URL")
+    if given:
+        yield f"{given}?prefix={prefix}"
+        return
+    with RedisServer() as server:
+        yield f"{server.url}?prefix={prefix}"

@@ -142,3 +142,12 @@ def test_remote_error_carries_its_origin() -> None:
     assert (err.type_name, err.message) == ("ValueError", "bad")
     assert (err.node, err.path) == ("n1", "/user/a")
     assert "ValueError" in str(err) and "/user/a" in str(err)
+
+
+def test_redis_pool_and_store_names() -> None:
+    import trouper.pools
+    import trouper.stores
+
+    assert callable(trouper.pools.redis) and trouper.pools.RedisPool is not None
+    assert issubclass(trouper.stores.StoreUnavailable, trouper.stores.StoreError)
+    assert trouper.stores.StoreUnavailable.is_retryable

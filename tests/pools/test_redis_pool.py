@@ -5,6 +5,8 @@ and the one edge that turns coredis errors into ``StoreError``."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -295,3 +297,8 @@ def test_url_forms() -> None:
     assert "p@ss" not in repr(spec) and spec.where == "redis://db.example:6380/3"
     default = parse_redis_url("redis://localhost")
     assert (default.port, default.db, default.prefix, default.min) == (6379, 0, "trouper:", None)
+
+
+def test_importing_trouper_loads_no_coredis() -> None:
+    code = "import sys, trouper, trouper.pools, trouper.stores; assert 'coredis' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
