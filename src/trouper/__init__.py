@@ -23,6 +23,9 @@ from ._errors import LocalProtocolError as LocalProtocolError
 from ._errors import MailboxFull as MailboxFull
 from ._errors import NameTaken as NameTaken
 from ._errors import NodeDown as NodeDown
+from ._errors import PoolClosed as PoolClosed
+from ._errors import PoolError as PoolError
+from ._errors import PoolTimeout as PoolTimeout
 from ._errors import ProtocolError as ProtocolError
 from ._errors import RateLimited as RateLimited
 from ._errors import RemoteError as RemoteError
@@ -49,6 +52,8 @@ from .observability import AdminHandle as AdminHandle
 from .observability import configure_logging as configure_logging
 from .observability import metrics_registry as metrics_registry
 from .observability import metrics_text as metrics_text
+from .pools import PoolPolicy as PoolPolicy
+from .pools import PoolStatus as PoolStatus
 from .remote import NodeHandle as NodeHandle
 from .runtime import ActorRef as ActorRef
 from .runtime import Channel as Channel
@@ -132,6 +137,11 @@ __all__ = [
     "OneForAll",
     "OneForOne",
     "PoisonPill",
+    "PoolClosed",
+    "PoolError",
+    "PoolPolicy",
+    "PoolStatus",
+    "PoolTimeout",
     "ProtocolError",
     "RateLimit",
     "RateLimited",

@@ -273,3 +273,28 @@ class RateLimited(CallError):
 
     error_code = "rate-limited"
     is_retryable = True
+
+
+class PoolError(TrouperError):
+    """A pool (``trouper.pools``) could not lend a member."""
+
+    error_code = "pool"
+
+
+class PoolTimeout(PoolError, TimeoutError):
+    """No member of the pool came free within the checkout timeout.
+
+    Retryable: the pool grows under pressure, and members are returned as
+    their holders finish. The message names the pool and, when members
+    failed to open, the last error.
+    """
+
+    error_code = "pool-timeout"
+    is_retryable = True
+    retry_delay = 0.05
+
+
+class PoolClosed(PoolError):
+    """The pool is draining or closed; it lends nothing any more."""
+
+    error_code = "pool-closed"

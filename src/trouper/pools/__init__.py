@@ -12,5 +12,15 @@ from ._policy import PoolStatus as PoolStatus
 from ._policy import Sizer as Sizer
 from ._redis import RedisPool as RedisPool
 from ._redis import redis as redis
+from ._resource import ResourcePool as ResourcePool
+from ._resource import open_resource_pool as open_resource_pool
 
-__all__ = ["PoolPolicy", "PoolStatus", "RedisPool", "Sizer", "redis"]
+__all__ = [
+    "PoolPolicy",
+    "PoolStatus",
+    "RedisPool",
+    "ResourcePool",
+    "Sizer",
+    "open_resource_pool",
+    "redis",
+]

@@ -51,20 +51,11 @@ class _Member:
     client: Any = None
     stop: trio.Event = attrs.Factory(trio.Event)
     done: trio.Event = attrs.Factory(trio.Event)
-    #: A block was cancelled (or interrupted) while holding this member.
-    #: coredis drops a connection whose blocking command (BLPOP...) was cut
-    #: mid-reply without giving its slot back, so a one-connection client
-    #: would then wait forever: such a member is replaced, never reused.
-    broken: bool = False
-
-
-class _Replace(Exception):
-    """Raised in a checkout of a broken member, so that the pool replaces it."""
 
 
 def _is_broken(exc: BaseException) -> bool:
     """A member whose block failed this way is closed instead of reused."""
-    return isinstance(exc, StoreUnavailable | _Replace)
+    return isinstance(exc, StoreUnavailable)
 
 
 class RedisPool:
@@ -144,39 +135,28 @@ class RedisPool:
         await member.done.wait()
 
     async def _check(self, member: _Member) -> None:
-        if member.broken:
-            raise _Replace("a block holding this member was cancelled")
         with map_exceptions(self.spec.where), trio.fail_after(self.command_timeout):
             await member.client.ping()
 
     @asynccontextmanager
     async def _connection(self, timeout: float | None) -> AsyncIterator[Any]:
+        # The resource pool discards a member whose block was cancelled (a
+        # blocking command such as BLPOP cut mid-reply leaves coredis's one
+        # connection unusable) or failed with StoreUnavailable (is_broken).
         where = self.spec.where
-        for _ in range(self._pool.status().max + 1):  # each pass replaces one broken member
-            checked_out = False
-            try:
-                async with self._pool.checkout(timeout) as member:
-                    checked_out = True
-                    if member.broken:
-                        raise _Replace(f"{where}: replacing a member whose block was cancelled")
-                    try:
-                        with map_exceptions(where):
-                            yield member.client
-                    except BaseException as exc:
-                        if not isinstance(exc, Exception):  # trio.Cancelled, KeyboardInterrupt
-                            member.broken = True
-                        raise
-                    return
-            except _Replace:
-                continue
-            except TimeoutError as exc:
-                # No member in time because the server cannot be reached: say
-                # so (retryable) rather than blame a busy pool.
-                failure = self._open_failure
-                if checked_out or isinstance(exc, StoreError) or failure is None:
-                    raise
-                raise StoreUnavailable(f"{where}: unreachable ({failure})") from exc
-        raise StoreUnavailable(f"{where}: every member of the pool was broken")
+        checked_out = False
+        try:
+            async with self._pool.checkout(timeout) as member:
+                checked_out = True
+                with map_exceptions(where):
+                    yield member.client
+        except TimeoutError as exc:
+            # No member in time because the server cannot be reached: say so
+            # (retryable) rather than blame a busy pool.
+            failure = self._open_failure
+            if checked_out or isinstance(exc, StoreError) or failure is None:
+                raise
+            raise StoreUnavailable(f"{where}: unreachable ({failure})") from exc
 
     def connection(self, timeout: float | None = None) -> AbstractAsyncContextManager[Any]:
         """Check out a member's coredis client for the block.
