@@ -17,6 +17,7 @@ import coredis.exceptions as ce
 import pytest
 import trio
 
+import trouper
 import trouper.pools
 from redis_helper import RedisServer
 from trouper._errors import ConfigurationError
@@ -73,6 +74,21 @@ async def test_execute_connection_and_status(redis_server: RedisServer) -> None:
             status = pool.status()
             assert status.name == f"redis redis://127.0.0.1:{redis_server.port}/0"
             assert (status.size, status.active, status.min, status.max) == (2, 0, 2, 4)
+
+
+async def test_checkout_timeout_and_drain(redis_server: RedisServer) -> None:
+    with trio.fail_after(10):
+        async with trouper.pools.redis(redis_server.url, min=1, max=1) as pool:
+            async with pool.connection():
+                # The server is fine, the pool is busy: PoolTimeout, not StoreUnavailable.
+                with pytest.raises(trouper.PoolTimeout) as info:
+                    async with pool.connection(timeout=0.05):
+                        pass
+                assert info.value.is_retryable and not isinstance(info.value, StoreError)
+            await pool.drain()
+            with pytest.raises(trouper.PoolClosed):
+                await pool.execute("PING")
+            assert pool.status().size == 0
 
 
 async def test_the_pool_grows_under_concurrent_checkouts(redis_server: RedisServer) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import coredis
 import pytest
 import trio
+from benchmarks._redis_server import redis_store_url
 
 from redis_helper import RedisServer
 from trouper.stores import InvalidStoreArgument, StoreError, open_store
@@ -181,3 +182,12 @@ async def test_two_processes_append_to_one_log(redis_url: str, tmp_path: Path) -
     for tag in "AB":
         for i, record_id in enumerate(ids[tag]):
             assert stored[record_id] == f"{tag}:{i}".encode()
+
+
+async def test_the_bench_helper_gives_a_working_store_url() -> None:
+    """benchmarks/_redis_server.redis_store_url, which bench cases use for Redis."""
+    with redis_store_url() as url:
+        assert "?prefix=bench-" in url
+        with trio.fail_after(10):
+            async with open_store(url) as store:
+                assert await store.append("log", b"x") == 1
