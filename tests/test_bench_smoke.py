@@ -45,3 +45,21 @@ def test_bench_chat_measures_both_servers() -> None:
         assert (fixed[f"{kind}_lost"], fixed[f"{kind}_duplicated"]) == (0, 0), fixed
     assert fixed["value"] > 0 and fixed["baseline_value"] > 0
     assert set(lines["chat_rss_per_connection"]) >= KEYS
+
+
+def test_bench_redis_store_append_smoke(tmp_path: Path) -> None:
+    """The redis_store_append case, shrunk: both sides start their own redis-server."""
+    out = tmp_path / "results.json"
+    argv = [sys.executable, "-m", "benchmarks", "--quick", "--only", "redis_store_append"]
+    proc = subprocess.run(
+        [*argv, "--output", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    assert line["name"] == "redis_store_append" and set(line) >= KEYS
+    assert line["value"] > 0 and line["baseline_value"] > 0
