@@ -312,7 +312,12 @@ def test_url_forms() -> None:
     assert (spec.min, spec.max) == (2, 9)
     assert "p@ss" not in repr(spec) and spec.where == "redis://db.example:6380/3"
     default = parse_redis_url("redis://localhost")
-    assert (default.port, default.db, default.prefix, default.min) == (6379, 0, "trouper:", None)
+    assert (default.port, default.db, default.prefix, default.min) == (
+        6379,
+        0,
+        "trouper:store:",
+        None,
+    )
 
 
 def test_importing_trouper_loads_no_coredis() -> None:

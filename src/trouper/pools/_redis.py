@@ -135,6 +135,8 @@ class RedisPool:
         await member.done.wait()
 
     async def _check(self, member: _Member) -> None:
+        if member.done.is_set():
+            raise StoreUnavailable(f"{self.spec.where}: this connection has closed")
         with map_exceptions(self.spec.where), trio.fail_after(self.command_timeout):
             await member.client.ping()
 
@@ -148,6 +150,8 @@ class RedisPool:
         try:
             async with self._pool.checkout(timeout) as member:
                 checked_out = True
+                if member.done.is_set():  # its client is gone: the pool discards it
+                    raise StoreUnavailable(f"{where}: this connection has closed")
                 with map_exceptions(where):
                     yield member.client
         except TimeoutError as exc:

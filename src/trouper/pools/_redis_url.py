@@ -15,10 +15,14 @@ import attrs
 
 from trouper._errors import ConfigurationError
 
-__all__ = ["URL_OPTIONS", "RedisSpec", "parse_redis_url", "positive"]
+__all__ = ["DEFAULT_PREFIX", "URL_OPTIONS", "RedisSpec", "parse_redis_url", "positive"]
 
 #: Query options a ``redis://`` URL may carry (the store reads ``prefix``).
 URL_OPTIONS = ("prefix", "min", "max", "checkout_timeout", "command_timeout")
+
+
+#: The store's key prefix when the URL gives none.
+DEFAULT_PREFIX = "trouper:store:"
 
 
 @attrs.frozen
@@ -30,7 +34,7 @@ class RedisSpec:
     db: int = 0
     username: str | None = None
     password: str | None = attrs.field(default=None, repr=False)
-    prefix: str = "trouper:"
+    prefix: str = DEFAULT_PREFIX
     min: int | None = None
     max: int | None = None
     checkout_timeout: float | None = None
@@ -97,7 +101,7 @@ def parse_redis_url(url: str) -> RedisSpec:
         db=db,
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
-        prefix=options.get("prefix", "trouper:"),
+        prefix=options.get("prefix", DEFAULT_PREFIX),
         min=_int_option("option min", options["min"], 0) if "min" in options else None,
         max=_int_option("option max", options["max"], 1) if "max" in options else None,
         checkout_timeout=_seconds_option("checkout_timeout", options.get("checkout_timeout")),

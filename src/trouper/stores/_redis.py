@@ -1,7 +1,7 @@
 """``redis://host:port/db?prefix=P``: a store on a Redis server.
 
 Every key the store writes starts with the URL's ``prefix`` (default
-``trouper:``), so several stores (and the tests) share one database without
+``trouper:store:``), so several stores (and the tests) share one database without
 seeing each other. Under that prefix:
 
 * ``log:<name>:seq`` — the log's id counter (``INCR``). ``trim`` never
