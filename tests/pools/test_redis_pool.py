@@ -11,11 +11,14 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import coredis
 import coredis.exceptions as ce
 import pytest
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 
 import trouper
 import trouper.pools
@@ -323,3 +326,36 @@ def test_url_forms() -> None:
 def test_importing_trouper_loads_no_coredis() -> None:
     code = "import sys, trouper, trouper.pools, trouper.stores; assert 'coredis' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@given(
+    host=st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True),
+    port=st.integers(1, 65535),
+    db=st.integers(0, 15),
+    user=st.none() | st.text(min_size=1, max_size=12),
+    password=st.none() | st.text(min_size=1, max_size=12),
+    prefix=st.text(max_size=20).filter(lambda p: "\x00" not in p),
+    sizes=st.none() | st.tuples(st.integers(0, 8), st.integers(1, 64)),
+)
+def test_url_round_trip(
+    host: str,
+    port: int,
+    db: int,
+    user: str | None,
+    password: str | None,
+    prefix: str,
+    sizes: tuple[int, int] | None,
+) -> None:
+    """Whatever the URL spells (percent-encoded), parse_redis_url reads back."""
+    auth = ""
+    if user is not None or password is not None:
+        auth = quote(user or "", safe="")
+        auth += f":{quote(password, safe='')}" if password is not None else ""
+        auth += "@"
+    query: dict[str, Any] = {"prefix": prefix}
+    if sizes is not None:
+        query |= {"min": sizes[0], "max": sizes[1]}
+    spec = parse_redis_url(f"redis://{auth}{host}:{port}/{db}?{urlencode(query)}")
+    assert (spec.host, spec.port, spec.db, spec.prefix) == (host, port, db, prefix)
+    assert (spec.username, spec.password) == (user or None, password)
+    assert (spec.min, spec.max) == (sizes or (None, None))
