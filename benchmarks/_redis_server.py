@@ -106,13 +106,14 @@ class RedisServer:
 def redis_store_url() -> Iterator[str]:
     """A ``redis://`` store URL with a fresh key prefix, for one benchmark run.
 
-    On ``TROUPER_BENCH_REDIS_URL`` (a ``redis://host:port/db`` without a
-    query) if set, else on a ``RedisServer`` started here and killed after.
+    On ``TROUPER_BENCH_REDIS_URL`` (``redis://host:port/db``, with or
+    without options) if set, else on a ``RedisServer`` started here and
+    killed after.
     """
     prefix = f"bench-{uuid.uuid4().hex[:8]}:"
     given = os.environ.get("TROUPER_BENCH_REDIS_URL")
     if given:
-        yield f"{given}?prefix={prefix}"
+        yield f"{given}{'&' if '?' in given else '?'}prefix={prefix}"
         return
     with RedisServer() as server:
         yield f"{server.url}?prefix={prefix}"
