@@ -49,8 +49,9 @@ browser: $(STAMP)
 	  fi; \
 	fi
 
-# The discovery tests (tests/test_discovery_redis.py) start their own
-# redis-server on a free loopback port: install Debian's when it is missing.
+# The Redis tests (discovery, the redis pool and store) and the redis_store_append
+# benchmark start their own redis-server on a free loopback port: install
+# Debian's when it is missing.
 .PHONY: redis
 redis:
 	@if ! command -v redis-server >/dev/null 2>&1; then \
@@ -91,7 +92,7 @@ prometheus:
 test: $(STAMP) browser redis prometheus
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: $(STAMP) redis
 	$(BIN)/python -m benchmarks
 
 lint: $(STAMP)
