@@ -216,6 +216,23 @@ async def test_an_unreachable_server_is_retryable_when_opening() -> None:
         assert f"127.0.0.1:{port}" in str(info.value)
 
 
+async def test_passwords_from_the_url() -> None:
+    with RedisServer(password="s3cret/pw") as server, trio.fail_after(10):
+        good = f"redis://:{quote('s3cret/pw', safe='')}@127.0.0.1:{server.port}/0"
+        async with trouper.pools.redis(good) as pool:
+            assert await pool.execute("PING") == b"PONG"
+        bad = f"redis://:hunter2@127.0.0.1:{server.port}/0"
+        with pytest.raises(StoreError) as info:
+            async with trouper.pools.redis(bad):
+                pass
+        assert not info.value.is_retryable  # a wrong password stays wrong
+        assert "hunter2" not in str(info.value)
+        with pytest.raises(StoreError) as missing:
+            async with trouper.pools.redis(server.url):  # no password at all
+                pass
+        assert not missing.value.is_retryable
+
+
 async def test_command_errors_are_not_retryable_and_keep_the_member(
     redis_server: RedisServer,
 ) -> None:
