@@ -49,8 +49,9 @@ browser: $(STAMP)
 	  fi; \
 	fi
 
-# The discovery tests (tests/test_discovery_redis.py) start their own
-# redis-server on a free loopback port: install Debian's when it is missing.
+# The Redis tests (discovery, the redis pool and store) and the redis_store_append
+# benchmark start their own redis-server on a free loopback port: install
+# Debian's when it is missing.
 .PHONY: redis
 redis:
 	@if ! command -v redis-server >/dev/null 2>&1; then \
@@ -111,7 +112,7 @@ postgres:
 test: $(STAMP) browser redis prometheus postgres
 	$(BIN)/python -m pytest
 
-bench: $(STAMP) postgres
+bench: $(STAMP) postgres redis
 	$(BIN)/python -m benchmarks
 
 lint: $(STAMP)

@@ -392,3 +392,16 @@ register(
         quick_size=1_000,
     )
 )
+register(
+    Case(
+        name="redis_store_append",
+        trouper="redis_store:trouper_redis_append",
+        baseline="redis_store:coredis_script_append",
+        baseline_name="the same append script by EVALSHA on one plain coredis client, same 8 tasks",
+        unit="appends/s",
+        better="higher",
+        target=0.5,
+        size=5_000,
+        quick_size=200,
+    )
+)

@@ -190,3 +190,12 @@ def test_postgres_pool_names() -> None:
     assert all(issubclass(cls, trouper.stores.StoreError) for cls in errors)
     assert len({cls.error_code for cls in errors}) == len(errors)
     assert [cls.is_retryable for cls in errors] == [False, True, True]
+
+
+def test_redis_pool_and_store_names() -> None:
+    import trouper.pools
+    import trouper.stores
+
+    assert callable(trouper.pools.redis) and trouper.pools.RedisPool is not None
+    assert issubclass(trouper.stores.StoreUnavailable, trouper.stores.StoreError)
+    assert trouper.stores.StoreUnavailable.is_retryable

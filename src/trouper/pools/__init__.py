@@ -17,6 +17,8 @@ from ._postgres import PgPool as PgPool
 from ._postgres import PgTransaction as PgTransaction
 from ._postgres import postgres as postgres
 from ._postgres import postgres_pool as postgres_pool
+from ._redis import RedisPool as RedisPool
+from ._redis import redis as redis
 from ._resource import ResourcePool as ResourcePool
 from ._resource import open_resource_pool as open_resource_pool
 from ._spawn_pool import pool_status as pool_status
@@ -28,6 +30,7 @@ __all__ = [
     "PgTransaction",
     "PoolPolicy",
     "PoolStatus",
+    "RedisPool",
     "ResourcePool",
     "Sizer",
     "StoreConflict",
@@ -37,4 +40,5 @@ __all__ = [
     "pool_status",
     "postgres",
     "postgres_pool",
+    "redis",
 ]

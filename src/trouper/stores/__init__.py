@@ -12,6 +12,8 @@ node.store(url)`` / ``await ctx.store(url)`` return a ``SharedStore``
 handle (see ``_shared`` and ``_handle``).
 """
 
+from contextlib import AbstractAsyncContextManager
+
 from ._api import MAX_NAME_LENGTH as MAX_NAME_LENGTH
 from ._api import Store as Store
 from ._api import StoreStatistics as StoreStatistics
@@ -47,8 +49,17 @@ __all__ = [
     "register_store",
 ]
 
+
+def open_redis_store(url: str) -> AbstractAsyncContextManager[Store]:
+    """``redis://`` URLs; coredis (the ``redis`` extra) is imported on first use."""
+    from ._redis import open_redis_store as open_redis
+
+    return open_redis(url)
+
+
 register_store("memory", open_memory_store)
 register_store("sqlite", open_sqlite_store)
 # psycopg is imported when such a store is opened, not here.
 register_store("postgres", open_postgres_store)
 register_store("postgresql", open_postgres_store)
+register_store("redis", open_redis_store)
