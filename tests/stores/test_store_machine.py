@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
+import trio
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
@@ -28,32 +29,51 @@ STEP_DEADLINE = 10.0
 
 
 class Holder:
-    """The store of one example; ``reopen`` swaps it for a fresh one."""
+    """The store of one example; ``reopen`` swaps it for a fresh one.
 
-    def __init__(self, url: str) -> None:
+    Each store is opened and closed by one task of its own (``_hold``):
+    backends that run a nursery (the pools of redis and postgres) must be
+    left by the task that entered them, while the machine's steps run in
+    other tasks.
+    """
+
+    def __init__(self, url: str, nursery: trio.Nursery) -> None:
         self.url = url
-        self.cm: AbstractAsyncContextManager[Store] = open_store(url)
+        self.nursery = nursery
         self.store: Store | None = None
+        self._release = trio.Event()
+        self._closed = trio.Event()
+
+    async def _hold(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            async with open_store(self.url) as store:
+                self.store = store
+                task_status.started()
+                await self._release.wait()
+        finally:
+            self._closed.set()
 
     async def open(self) -> None:
-        self.cm = open_store(self.url)
-        self.store = await self.cm.__aenter__()
+        self._release, self._closed = trio.Event(), trio.Event()
+        await self.nursery.start(self._hold)
 
     async def close(self) -> None:
         if self.store is not None:
             self.store = None
-            await self.cm.__aexit__(None, None, None)
+            self._release.set()
+            await self._closed.wait()
 
 
 def machine_for(url: str) -> type[RuleBasedStateMachine]:
     @asynccontextmanager
     async def holding() -> AsyncIterator[Holder]:
-        holder = Holder(url)
-        await holder.open()
-        try:
-            yield holder
-        finally:
-            await holder.close()
+        async with trio.open_nursery() as nursery:
+            holder = Holder(url, nursery)
+            await holder.open()
+            try:
+                yield holder
+            finally:
+                await holder.close()
 
     class StoreMachine(RuleBasedStateMachine):
         def __init__(self) -> None:
