@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ import attrs
 
 from .._errors import ConfigurationError
 from ._session import WebSocketSession
+
+SERVERS = ("trouper", "hypercorn")
 
 
 def _check_positive(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -34,6 +37,17 @@ def _check_peers_path(instance: Any, attribute: attrs.Attribute[Any], value: str
         raise ConfigurationError(f"WebGateway.peers_path must start with '/': {value!r}")
     if value == instance.ws_path:
         raise ConfigurationError(f"WebGateway.peers_path and ws_path are both {value!r}")
+
+
+def _default_server() -> str:
+    # One switch for a whole process (the test suite runs every gateway test
+    # on both servers through it).
+    return os.environ.get("TROUPER_WEB_SERVER", "trouper")
+
+
+def _check_server(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if value not in SERVERS:
+        raise ConfigurationError(f"WebGateway.server is one of {SERVERS}, got {value!r}")
 
 
 def _check_port(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
@@ -88,6 +102,11 @@ class WebGateway:
     ``mounts`` (``{"/admin": AdminApp(node, token)}``) serves other ASGI
     applications on the gateway's port: a request under a prefix goes to its
     app with the prefix moved from ``path`` to ``root_path``.
+
+    ``server``: ``"trouper"`` (the default, or the ``TROUPER_WEB_SERVER``
+    environment variable) serves HTTP/1.1 and WebSockets with the gateway's
+    own server and framing; ``"hypercorn"`` serves everything through
+    hypercorn's trio worker and ASGI.
     """
 
     host: str = "127.0.0.1"
@@ -107,3 +126,4 @@ class WebGateway:
     peers_path: str | None = attrs.field(default=None, validator=_check_peers_path)
     peers_max_message_size: int = attrs.field(default=17 * 1024 * 1024, validator=_check_positive)
     mounts: tuple[tuple[str, Any], ...] = attrs.field(default=(), converter=_to_mounts)
+    server: str = attrs.field(factory=_default_server, validator=_check_server)

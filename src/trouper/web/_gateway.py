@@ -28,6 +28,7 @@ from ._app import GatewayApp, OpenSession
 from ._config import WebGateway
 from ._connection import GatewayState, WebSocketConnection, WsOpen
 from ._fanout import GATEWAY_NAME, FanOutFrame, send_bytes, send_text
+from ._h1gateway import serve_h1
 from ._peers import peers_url
 
 if TYPE_CHECKING:
@@ -74,13 +75,16 @@ class Gateway(Actor):
 
     async def _serve(self) -> None:
         app = GatewayApp(self.config, self.state, self.ctx.self_ref)
-        serve = partial(
-            hypercorn.trio.serve,
-            app,
-            self._hypercorn_config(),
-            shutdown_trigger=self._shutdown.wait,
-            mode="asgi",
-        )
+        if self.config.server == "trouper":
+            serve = partial(serve_h1, app, self.config.host, self.state.port, self._shutdown)
+        else:
+            serve = partial(
+                hypercorn.trio.serve,
+                app,
+                self._hypercorn_config(),
+                shutdown_trigger=self._shutdown.wait,
+                mode="asgi",
+            )
         try:
             async with trio.open_nursery() as nursery:
                 binds: list[str] = await nursery.start(serve)
