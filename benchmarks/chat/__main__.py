@@ -1,6 +1,7 @@
 """``python -m benchmarks.chat``: the chat load test (issue 5), trouper vs a baseline.
 
-N WebSocket clients (in ``--procs`` processes of their own) join rooms of
+N WebSocket clients (in ``--procs`` processes of their own: the lean
+raw-socket generator by default, ``--client trio`` for trio-websocket) join rooms of
 N/rooms members and send at a fixed total rate; every receiver measures the
 delivery latency from the send time in the text. Each server (the chat
 example on trouper, then a plain hypercorn broadcast server) is swept from
@@ -41,7 +42,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--step", type=float, default=1.5, help="sweep rate factor")
     parser.add_argument("--max-rate", type=float, default=20000.0, help="sweep stops here")
     parser.add_argument("--grace", type=float, default=3.0, help="least wait after sending")
-    parser.add_argument("--procs", type=int, default=4, help="client processes")
+    parser.add_argument("--procs", type=int, help="client processes (lean 2, trio 4)")
+    parser.add_argument(
+        "--client", choices=("lean", "trio"), default="lean", help="load generator (lean)"
+    )
     parser.add_argument("--concurrency", type=int, default=200, help="connects at a time")
     parser.add_argument("--servers", default="trouper,baseline", help="which to measure")
     parser.add_argument(
@@ -54,6 +58,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.connections = args.connections or size
     args.rooms = args.rooms or max(1, args.connections // 100)
     args.duration = args.duration or fixed
+    args.procs = args.procs or (2 if args.client == "lean" else 4)
     args.sweep_duration = args.sweep_duration or step
     args.sweep_from = args.sweep_from or args.rate / 10
     return args
@@ -97,7 +102,7 @@ def measure(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         rss_before = fleet.server_rss()
         progress(f"{kind}: server at {fleet.url}, connecting {args.connections} clients")
         started = time.monotonic()
-        fleet.start_clients(args.procs, args.connections, args.rooms, args.concurrency)
+        fleet.start_clients(args.procs, args.connections, args.rooms, args.concurrency, args.client)
         connected = fleet.collect(timeout=1800)
         out["connect_secs"] = round(time.monotonic() - started, 1)
         held = sum(c["held"] for c in connected)
