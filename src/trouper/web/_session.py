@@ -124,6 +124,11 @@ class WebSocketSession(Actor):
         """True once a close was asked for or the client went away."""
         return self._close_request is not None or self.connection.disconnected.is_set()
 
+    @property
+    def queued(self) -> int:
+        """Frames queued or being written now (never more than ``outbox_size``)."""
+        return self._queued
+
     async def on_connect(self) -> None:
         """The WebSocket was accepted (runs in the actor's task)."""
 
