@@ -10,12 +10,14 @@ from __future__ import annotations
 import base64
 import random
 
+import pytest
 import trio
 import trio.lowlevel
 from web_helpers import Echo, Recorder, wait_actors
 
 import trouper
 from trouper.web import WebGateway, WebSocketConnection, WebSocketSession, open_gateway, send_text
+from trouper.web import _fanout as fanout
 from trouper.web._wsframe import (
     OP_BINARY,
     OP_CONT,
@@ -241,7 +243,13 @@ class Member(WebSocketSession):
         self.rec.add("connect", self.ctx.self_ref)
 
 
-async def test_a_broadcast_reaches_every_session_once_and_in_order() -> None:
+@pytest.mark.parametrize("direct_writes", [256, 10])
+async def test_a_broadcast_reaches_every_session_once_and_in_order(
+    direct_writes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With 10, a third of the members are written to directly, the rest by
+    # their writer tasks: the order holds on both paths.
+    monkeypatch.setattr(fanout, "DIRECT_WRITES", direct_writes)
     rec = Recorder()
     members, count = 30, 400
     config = WebGateway(server="trouper", session=Member, session_args=(rec,), outbox_size=count)

@@ -9,7 +9,8 @@ the session's own ``send_text`` would put it there: the session's writer task
 sends it, a full outbox counts as a drop and starts the slow-consumer timer,
 and a closing session takes nothing. The frame is one ``Outgoing`` shared
 by all of them: on the gateway's own HTTP/1.1 path it is encoded once, and
-written straight into each socket that can take it now.
+written straight into each socket that can take it now (for the first
+``DIRECT_WRITES`` sessions; the writer tasks of the others write it).
 
 Sessions on another node cost one message for all of them: the frame and
 their refs go to that node's gateway (registered as ``trouper.web@<node>``),
@@ -40,6 +41,12 @@ from ._wsframe import Outgoing
 
 #: The cluster-wide name of each node's gateway actor.
 GATEWAY_NAME = "trouper.web@{}"
+
+#: Sessions one broadcast writes to directly, from the broadcaster's task.
+#: Each direct write is a system call (about 20 µs): past this many, the
+#: rest are queued for their writer tasks, so that one broadcast to a huge
+#: room does not hold the Trio loop for more than a few milliseconds.
+DIRECT_WRITES = 256
 
 
 @message(name="trouper.web.FanOutFrame")
@@ -101,7 +108,7 @@ def _fan_out(
         if actor is None:
             dropped += 1
         elif isinstance(actor, WebSocketSession):
-            if actor.send_shared(frame):
+            if actor.send_shared(frame, queued < DIRECT_WRITES):
                 queued += 1
             else:
                 dropped += 1

@@ -151,10 +151,11 @@ class WebSocketSession(Actor):
         """Queue a binary frame; False if it was dropped (closing, or outbox full)."""
         return self._offer(Outgoing(None, bytes(data)))
 
-    def send_shared(self, frame: Outgoing) -> bool:
+    def send_shared(self, frame: Outgoing, direct: bool = True) -> bool:
         """Queue ``frame``, shared with other sessions (``trouper.web.send_text``
-        encodes a broadcast's frame once for all of them)."""
-        return self._offer(frame)
+        encodes a broadcast's frame once for all of them); ``direct=False``
+        leaves the write to this session's writer task."""
+        return self._offer(frame, direct)
 
     async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
         """Close the connection after what is queued, then stop this actor.
@@ -191,11 +192,11 @@ class WebSocketSession(Actor):
 
     # ------------------------------------------------------------ internals
 
-    def _offer(self, frame: Outgoing) -> bool:
+    def _offer(self, frame: Outgoing, direct: bool = True) -> bool:
         if self.closing:
             return False
         socket = self.connection.socket
-        if not self._queued and socket is not None and self._accepted.is_set():
+        if direct and not self._queued and socket is not None and self._accepted.is_set():
             rest = socket.write_now(frame)
             if rest is frame:
                 self.connection.gateway.metrics.frames_sent += 1
