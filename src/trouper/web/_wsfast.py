@@ -62,8 +62,9 @@ async def serve_upgrade(
 ) -> None:
     """Serve one upgrade request on ``stream`` until the WebSocket is over.
 
-    Any path: the app refuses one that is neither ``ws_path`` nor
-    ``peers_path`` with 403, as hypercorn does.
+    Any path: elsewhere than ``ws_path`` and ``peers_path``, the gateway's
+    ASGI app gets the WebSocket (a mounted app's own, such as the admin
+    dashboard's live view), or refuses it with 403 as under hypercorn.
     """
     config = gateway.config
     path = request.path
@@ -75,8 +76,12 @@ async def serve_upgrade(
     peers = path == config.peers_path
     limit = config.peers_max_message_size if peers else config.max_message_size
     sock = WsSocket(stream, key, limit, rest)
+    scope = _scope(request, stream)
     try:
-        await gateway._websocket(_scope(request, stream), sock.receive, sock.send, sock)
+        if path in (config.ws_path, config.peers_path):
+            await gateway._websocket(scope, sock.receive, sock.send, sock)
+        else:  # a mounted ASGI app's WebSocket (or a 403 from the gateway's app)
+            await gateway(scope, sock.receive, sock.send)
     finally:
         sock.retire()
 
