@@ -128,7 +128,7 @@ async def test_bad_handshakes_are_refused() -> None:
             assert b"sec-websocket-version: 13" in head.lower()
             await stream.aclose()
             head, stream = await upgrade(gw.url, path="/elsewhere")
-            assert head.startswith(b"HTTP/1.1 403 ")
+            assert head.startswith(b"HTTP/1.1 404 ")
             await stream.aclose()
             assert not rec.of("connect")
 

@@ -62,12 +62,16 @@ async def serve_upgrade(
 ) -> None:
     """Serve one upgrade request on ``stream`` until the WebSocket is over.
 
-    Any path: elsewhere than ``ws_path`` and ``peers_path``, the gateway's
-    ASGI app gets the WebSocket (a mounted app's own, such as the admin
-    dashboard's live view), or refuses it with 403 as under hypercorn.
+    Under a mounted app's prefix, the gateway's ASGI app passes the
+    WebSocket to that app (the admin dashboard's live view); on any path
+    other than these, ``ws_path`` and ``peers_path`` it is answered 404.
     """
     config = gateway.config
     path = request.path
+    mounted = any(path == p or path.startswith(p + "/") for p, _ in config.mounts)
+    if path not in (config.ws_path, config.peers_path) and not mounted:
+        await _answer(stream, Response("no WebSocket endpoint here\n", 404))
+        return
     try:
         key = check_handshake(request.method, request.version, request.header)
     except HandshakeError as exc:
@@ -80,7 +84,7 @@ async def serve_upgrade(
     try:
         if path in (config.ws_path, config.peers_path):
             await gateway._websocket(scope, sock.receive, sock.send, sock)
-        else:  # a mounted ASGI app's WebSocket (or a 403 from the gateway's app)
+        else:  # a mounted ASGI app's WebSocket
             await gateway(scope, sock.receive, sock.send)
     finally:
         sock.retire()
