@@ -121,3 +121,25 @@ SOAK_DURATION ?= 180
 .PHONY: soak
 soak: $(STAMP)
 	@$(BIN)/python -m benchmarks.soak --duration $(SOAK_DURATION) $(SOAK_ARGS)
+
+# The gateway's HTTP path against hypercorn's trio worker and uvicorn+httptools,
+# with wrk (one thread) as the load generator: install Debian's when it is missing.
+.PHONY: wrk bench-http
+wrk:
+	@if ! command -v wrk >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "wrk: installing wrk with apt-get"; \
+	    log=$$(mktemp); \
+	    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install \
+	        -y -qq --no-install-recommends wrk; } >"$$log" 2>&1; then \
+	      cat "$$log" >&2; rm -f "$$log"; exit 1; \
+	    fi; \
+	    rm -f "$$log"; \
+	  else \
+	    echo "wrk: wrk is missing and apt-get is unusable (not root or absent)" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+
+bench-http: $(STAMP) wrk
+	$(BIN)/python -m benchmarks.http $(BENCH_HTTP_ARGS)

@@ -12,6 +12,7 @@ To add a case: write both functions in a module under ``benchmarks/cases/`` and 
 
 from __future__ import annotations
 
+import os as _os
 from dataclasses import dataclass
 from typing import Literal
 
@@ -304,6 +305,76 @@ register(
         unit="msgs/s",
         better="higher",
         target=0.0,  # no target: it reports what a span per ask and per handler costs
+        size=20_000,
+        quick_size=2_000,
+    )
+)
+register(
+    Case(
+        name="store_shared_append",
+        trouper="stores:trouper_shared_append",
+        baseline="stores:direct_append",
+        baseline_name="the same sqlite store opened with open_store, used by plain tasks",
+        unit="appends/s",
+        better="higher",
+        target=0.8,
+        size=8_000,
+        quick_size=320,
+    )
+)
+register(
+    Case(
+        name="worker_pool_spike",
+        trouper="worker_pool:smart_pool_p99",
+        baseline="worker_pool:fixed_pool_p99",
+        baseline_name="the same worker pool held at min=2 (10x spike of 1 ms asks)",
+        unit="ms p99",
+        better="lower",
+        target=0.3,
+        size=3_000,
+        quick_size=200,
+    )
+)
+register(
+    Case(
+        name="persist_sqlite",
+        trouper="persistence:persist_sqlite",
+        baseline="persistence:raw_append_sqlite",
+        baseline_name="raw store.append of records of the same size, same sqlite store",
+        unit="events/s",
+        better="higher",
+        target=0.7,
+        size=5_000,
+        quick_size=200,
+    )
+)
+
+# persist_postgres / persist_redis: the same case against a server named by
+# TROUPER_BENCH_POSTGRES_URL / TROUPER_BENCH_REDIS_URL (run only when set).
+for _backend in ("postgres", "redis"):
+    if _os.environ.get(f"TROUPER_BENCH_{_backend.upper()}_URL"):
+        register(
+            Case(
+                name=f"persist_{_backend}",
+                trouper=f"persistence:persist_{_backend}",
+                baseline=f"persistence:raw_append_{_backend}",
+                baseline_name=f"raw store.append of same-size records, same {_backend} store",
+                unit="events/s",
+                better="higher",
+                target=0.7,
+                size=2_000,
+                quick_size=100,
+            )
+        )
+register(
+    Case(
+        name="transport_echo_tcp",
+        trouper="transport:trouper_session_echo",
+        baseline="transport:trio_tcp_echo",
+        baseline_name="raw trio TCP ping-pong, length-prefixed, same message size (256 B)",
+        unit="round trips/s",
+        better="higher",
+        target=0.8,
         size=20_000,
         quick_size=2_000,
     )

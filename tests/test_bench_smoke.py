@@ -45,3 +45,42 @@ def test_bench_chat_measures_both_servers() -> None:
         assert (fixed[f"{kind}_lost"], fixed[f"{kind}_duplicated"]) == (0, 0), fixed
     assert fixed["value"] > 0 and fixed["baseline_value"] > 0
     assert set(lines["chat_rss_per_connection"]) >= KEYS
+
+
+def test_bench_transport_echo_smoke() -> None:
+    """`transport_echo_tcp`, shrunk: both sides measured, one JSON line."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "transport_echo_tcp"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    assert line["name"] == "transport_echo_tcp" and set(line) >= KEYS
+    assert line["value"] > 0 and line["baseline_value"] > 0
+
+
+def test_bench_http_smoke_runs_every_case() -> None:
+    """`make bench-http`, shrunk: the Python client instead of wrk, 1 s phases."""
+    argv = [sys.executable, "-m", "benchmarks.http", "--smoke"]
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    lines = {json.loads(line)["name"]: json.loads(line) for line in proc.stdout.splitlines()}
+    assert set(lines) == {
+        "http_hello_vs_hypercorn",
+        "http_hello_vs_uvicorn",
+        "http_users_p99",
+        "http_idle_held",
+    }
+    for name in ("http_hello_vs_hypercorn", "http_hello_vs_uvicorn"):
+        line = lines[name]
+        assert set(line) >= KEYS, line
+        assert line["value"] > 0 and line["baseline_value"] > 0
+        assert line["trouper"]["errors"] == line["baseline_detail"]["errors"] == 0
+    users = lines["http_users_p99"]
+    assert users["errors"] == 0 and users["p50_ms"] is not None and users["value"] > 0
+    held = lines["http_idle_held"]
+    assert (held["value"], held["opened"]) == (50, 50)

@@ -117,7 +117,17 @@ RUNTIME_PRIVATES = {
 
 @pytest.mark.parametrize(
     "package",
-    ["web", "remote", "actors", "supervisors", "transports", "services", "observability"],
+    [
+        "web",
+        "remote",
+        "actors",
+        "supervisors",
+        "transports",
+        "services",
+        "observability",
+        "pools",
+        "persistence",
+    ],
 )
 def test_no_subsystem_reads_the_runtimes_private_attributes(package: str) -> None:
     bad = [

@@ -13,6 +13,7 @@ PUBLIC = {
     "AdminConfig",
     "AdminHandle",
     "AskTimeout",
+    "AtLeastOnceDelivery",
     "Backoff",
     "Breaker",
     "BreakerChanged",
@@ -29,6 +30,7 @@ PUBLIC = {
     "DeadLetters",
     "EventStatistics",
     "DiscoveryUnavailable",
+    "Forbidden",
     "FrameTooLarge",
     "HandshakeFailed",
     "InvalidArgument",
@@ -42,6 +44,7 @@ PUBLIC = {
     "NodeDown",
     "NodeHandle",
     "NodeStats",
+    "PersistentActor",
     "OneForAll",
     "OneForOne",
     "PoisonPill",
@@ -60,6 +63,7 @@ PUBLIC = {
     "RestartIntensity",
     "Retry",
     "SpawnRefused",
+    "StaleWriter",
     "Strategy",
     "StreamReader",
     "SubscriberOverflow",
@@ -147,3 +151,29 @@ def test_remote_error_carries_its_origin() -> None:
     assert (err.type_name, err.message) == ("ValueError", "bad")
     assert (err.node, err.path) == ("n1", "/user/a")
     assert "ValueError" in str(err) and "/user/a" in str(err)
+
+
+def test_the_transport_api_is_public() -> None:
+    import trouper.transports as transports
+
+    for name in (
+        "connect",
+        "serve",
+        "broadcast",
+        "graceful_shutdown",
+        "ConnectionPool",
+        "MessageSession",
+        "MessageServer",
+        "SessionStatistics",
+        "ServerStatistics",
+        "SendTimeout",
+    ):
+        assert name in transports.__all__ and getattr(transports, name) is not None
+    assert issubclass(transports.SendTimeout, trouper.TransportError)
+    assert issubclass(transports.SendTimeout, TimeoutError)
+    assert transports.SendTimeout.is_retryable
+
+
+def test_forbidden_is_an_unauthorized() -> None:
+    assert issubclass(trouper.Forbidden, trouper.Unauthorized)
+    assert trouper.Forbidden.error_code == "forbidden"

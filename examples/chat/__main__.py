@@ -45,14 +45,14 @@ async def serve(args: argparse.Namespace) -> None:
         if (value := getattr(args, option)) is not None
     }
     async with trouper.open_node(
-        listen=args.listen, seeds=args.seed, cookie=cookie, **tuning
+        listen=args.listen, seeds=args.seed, cookie=cookie, store=args.store, **tuning
     ) as node:
         if args.seed:  # meet the cluster before serving, so rooms are found, not duplicated
             try:
                 await node.wait_for_members(2, timeout=10)
             except trouper.NodeDown:
                 print("chat: no seed answered yet; serving alone for now", flush=True)
-        directory = await node.spawn(RoomDirectory, args.store, name="chat-rooms")
+        directory = await node.spawn(RoomDirectory, name="chat-rooms")  # the node's store
         config = gateway_config(directory, host or "127.0.0.1", int(port))
         async with open_gateway(node, config) as gateway:
             if node.addresses:

@@ -6,7 +6,8 @@ and delivers every event without waiting, so that a slow session can never
 slow the room (its gateway disconnects it instead). The history lives in a
 store, so a room re-created after a crash, or on another node, starts where
 the last one stopped; message ids come from the store's log, unique and
-increasing within a room.
+increasing within a room. Every room of a node uses the node's one shared
+store for its URL (``ctx.store``): 10,000 rooms, one SQLite connection.
 
 The room also keeps the names of its members in the store
 (``chat/members/<room>``, removed when the last one leaves). A room
@@ -31,13 +32,12 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from contextlib import AsyncExitStack
 
 import msgspec
 
 import trouper
 import trouper.web
-from trouper.stores import Store, open_store
+from trouper.stores import Store
 
 from ._protocol import HISTORY, ChatMessage, Joined, Presence, render
 
@@ -88,9 +88,9 @@ _decode_names = msgspec.msgpack.Decoder(list[str]).decode
 
 
 class RoomActor(trouper.Actor):
-    def __init__(self, room: str, store_url: str, grace: float = 5.0) -> None:
+    def __init__(self, room: str, store_url: str | None = None, grace: float = 5.0) -> None:
         self.room = room
-        self.store_url = store_url
+        self.store_url = store_url  # None: the node's default store
         self.grace = grace
         self.log_name = f"chat/{room}"
         self.members_key = f"chat/members/{room}"
@@ -105,8 +105,7 @@ class RoomActor(trouper.Actor):
         self.dropped = 0
 
     async def on_start(self) -> None:
-        self._stack = AsyncExitStack()
-        self.store: Store = await self._stack.enter_async_context(open_store(self.store_url))
+        self.store: Store = await self.ctx.store(self.store_url)
         for id_, record in await self.store.tail(self.log_name, HISTORY):
             stored = _decode(record)
             message = ChatMessage(self.room, id_, stored.user, stored.ts, stored.text)
@@ -120,11 +119,9 @@ class RoomActor(trouper.Actor):
     async def on_stop(self) -> None:
         # The members stay saved: a room stops when its node does, and its
         # successor on another node must know who was in (a clean stop is no
-        # different from a crash for the sessions that re-enter).
-        try:
-            await self._save_members()
-        finally:
-            await self._stack.aclose()
+        # different from a crash for the sessions that re-enter). The node
+        # closes its shared store only after every room has stopped.
+        await self._save_members()
 
     async def _save_members(self) -> None:
         """Record who is in the room, for a successor on another node."""

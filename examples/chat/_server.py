@@ -1,6 +1,7 @@
 """The chat server: a room directory and one ``ChatSession`` per WebSocket.
 
-Each node runs a ``RoomDirectory`` (named "chat-rooms"). There is one room
+Each node runs a ``RoomDirectory`` (named "chat-rooms"). It and the rooms
+share the node's store (``open_node(store=URL)``, or the URL they are given). There is one room
 actor per room in the whole cluster, registered as ``room:<name>`` on the node
 that hosts it. To find a room the directory looks the name up in the cluster;
 if nobody has it, it claims the room in the store (``chat/owner/<room>``,
@@ -18,14 +19,13 @@ otherwise answered with an error frame: never lost in silence.
 
 # No ``from __future__ import annotations``: handler annotations of session
 # subclasses must be real classes (see trouper.web._session).
-from contextlib import AsyncExitStack
 from pathlib import Path
 
 import msgspec
 import trio
 
 import trouper
-from trouper.stores import Store, open_store
+from trouper.stores import Store
 from trouper.web import WebGateway, WebSocketConnection, WebSocketSession
 
 from ._protocol import (
@@ -59,16 +59,14 @@ UNKNOWN_OWNER_WAIT = 2.0
 class RoomDirectory(trouper.Actor):
     """Finds the actor of each room in the cluster, or creates it on this node."""
 
-    def __init__(self, store_url: str, claim_timeout: float = CLAIM_TIMEOUT) -> None:
-        self.store_url = store_url
+    def __init__(self, store_url: str | None = None, claim_timeout: float = CLAIM_TIMEOUT) -> None:
+        self.store_url = store_url  # None: the node's default store (open_node(store=))
         self.claim_timeout = claim_timeout
 
     async def on_start(self) -> None:
-        self._stack = AsyncExitStack()
-        self.store: Store = await self._stack.enter_async_context(open_store(self.store_url))
-
-    async def on_stop(self) -> None:
-        await self._stack.aclose()
+        # The node's shared store: the directory and every room of this node
+        # use one connection (pool) per store URL, however many rooms there are.
+        self.store: Store = await self.ctx.store(self.store_url)
 
     @trouper.handler
     async def get(self, msg: GetRoom) -> trouper.ActorRef:

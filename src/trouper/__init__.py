@@ -5,6 +5,7 @@ This module is the public API; everything is re-exported from the subpackages
 subpackage holds what.
 """
 
+from . import pools as pools
 from ._errors import ActorDead as ActorDead
 from ._errors import ActorError as ActorError
 from ._errors import ActorKilled as ActorKilled
@@ -16,6 +17,7 @@ from ._errors import CircuitOpen as CircuitOpen
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import ConnectionLost as ConnectionLost
 from ._errors import DiscoveryUnavailable as DiscoveryUnavailable
+from ._errors import Forbidden as Forbidden
 from ._errors import FrameTooLarge as FrameTooLarge
 from ._errors import HandshakeFailed as HandshakeFailed
 from ._errors import InvalidArgument as InvalidArgument
@@ -52,6 +54,8 @@ from .observability import AdminHandle as AdminHandle
 from .observability import configure_logging as configure_logging
 from .observability import metrics_registry as metrics_registry
 from .observability import metrics_text as metrics_text
+from .persistence import AtLeastOnceDelivery as AtLeastOnceDelivery
+from .persistence import PersistentActor as PersistentActor
 from .pools import PoolPolicy as PoolPolicy
 from .pools import PoolStatus as PoolStatus
 from .remote import NodeHandle as NodeHandle
@@ -81,6 +85,7 @@ from .services import current_call as current_call
 from .services import issue_token as issue_token
 from .services import rpc as rpc
 from .services import service as service
+from .stores import StaleWriter as StaleWriter
 from .supervisors import Backoff as Backoff
 from .supervisors import ChildSpec as ChildSpec
 from .supervisors import OneForAll as OneForAll
@@ -105,6 +110,7 @@ __all__ = [
     "AdminConfig",
     "AdminHandle",
     "AskTimeout",
+    "AtLeastOnceDelivery",
     "Backoff",
     "Breaker",
     "BreakerChanged",
@@ -121,6 +127,7 @@ __all__ = [
     "DeadLetters",
     "DiscoveryUnavailable",
     "EventStatistics",
+    "Forbidden",
     "FrameTooLarge",
     "HandshakeFailed",
     "InvalidArgument",
@@ -136,6 +143,7 @@ __all__ = [
     "NodeStats",
     "OneForAll",
     "OneForOne",
+    "PersistentActor",
     "PoisonPill",
     "PoolClosed",
     "PoolError",
@@ -152,6 +160,7 @@ __all__ = [
     "RestartIntensity",
     "Retry",
     "SpawnRefused",
+    "StaleWriter",
     "Strategy",
     "StreamReader",
     "SubscriberOverflow",

@@ -209,6 +209,16 @@ class FrameTooLarge(TransportError):
     error_code = "frame-too-large"
 
 
+class SendTimeout(TransportError, TimeoutError):
+    """A message could not be queued in time: the session's send buffer
+    stayed full (a slow or stuck reader). Nothing of it was sent, and the
+    session stays open."""
+
+    error_code = "send-timeout"
+    is_retryable = True
+    retry_delay = 0.1
+
+
 class DiscoveryUnavailable(TransportError):
     """The discovery service (Redis, mDNS) could not be reached or failed;
     the node keeps its links and tries again with backoff."""
@@ -265,6 +275,14 @@ class Unauthorized(CallError):
     method needs; nothing ran."""
 
     error_code = "unauthorized"
+
+
+class Forbidden(Unauthorized):
+    """The caller is who it says (its token is valid) but lacks a role the
+    operation needs; nothing ran. The web gateway answers it with 403,
+    other ``Unauthorized`` errors with 401."""
+
+    error_code = "forbidden"
 
 
 class RateLimited(CallError):

@@ -25,6 +25,8 @@ from .remote import REMOTE_OPTIONS, RemoteConfig, Remoting
 from .runtime import Node, hosted
 from .services import configure as configure_services
 from .services._discovery import parse_discovery, start_discovery
+from .stores._shared import DEFAULT_MAX_STORES
+from .stores._shared import configure as configure_stores
 from .supervisors import Strategy
 from .transports import TLSConfig
 
@@ -50,6 +52,8 @@ _NODE_OPTIONS = (
     "admin_token",
     "admin_token_file",
     "tracing",
+    "store",
+    "max_stores",
 )
 
 
@@ -75,6 +79,8 @@ async def open_node(
     admin_token: str | None = None,
     admin_token_file: str | Path | None = None,
     tracing: Any = None,
+    store: str = "memory://",
+    max_stores: int = DEFAULT_MAX_STORES,
     **remote_options: Any,
 ) -> AsyncIterator[Node]:
     """Run a node for the duration of the block.
@@ -103,6 +109,9 @@ async def open_node(
     ``tracing``: OpenTelemetry spans (None: on when a tracer provider is set;
     True, False, a ``TracerProvider``, or ``"otlp://host:port"``; see
     docs/observability.md).
+    ``store``: the URL of the node's default store (``await node.store()``,
+    ``await ctx.store()``); each URL's store is opened once per node, on
+    first use, and at most ``max_stores`` URLs at once (docs/stores.md).
     """
     check_options(remote_options, [*_NODE_OPTIONS, *sorted(REMOTE_OPTIONS)])
     admin_config = None
@@ -125,6 +134,7 @@ async def open_node(
         seed=seed,
         metrics=metrics,
     )
+    configure_stores(node, store, max_stores)
     config = _remote_config(listen, seeds, cookie, tls, allow_spawn, remote_options)
     node.kernel.tracing = make_tracing(tracing, node.id)  # before Remoting, which reads it
     remoting = None if config is None else Remoting(node, config)

@@ -7,6 +7,9 @@ stay) and prints ``{"tls_reloaded": SHA256}``, or ``{"tls_reload_error":
 WHY}`` when the files are bad (the old certificates stay in use). Logs go to
 stderr, as text or (``--log-format json``, or ``TROUPER_LOG=json``) one JSON
 object per line.
+``--data-dir`` (default ``.trouper``) holds the node's files: its default
+store is ``sqlite:///DATA_DIR/store.db`` unless ``--store URL`` says
+otherwise (created on first use only).
 ``trouper certs DIR`` writes a development CA and node certificates.
 ``trouper ps``, ``tree``, ``members`` and ``top`` read a node's admin
 endpoint (``trouper node --admin HOST:PORT``; see docs/observability.md).
@@ -106,6 +109,18 @@ def _parser() -> argparse.ArgumentParser:
         help="a peer silent this long is down (default 4.5)",
     )
     node.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".trouper"),
+        metavar="DIR",
+        help="the node's files (default .trouper); its default store is DIR/store.db",
+    )
+    node.add_argument(
+        "--store",
+        metavar="URL",
+        help="the node's default store (default sqlite:///DATA_DIR/store.db; see docs/stores.md)",
+    )
+    node.add_argument(
         "--admin",
         metavar="HOST:PORT",
         help="serve the admin endpoint (metrics, health, JSON API) at HOST:PORT (port 0: any)",
@@ -190,8 +205,14 @@ def _read_secret(path: Path, what: str) -> bytes:
     return secret
 
 
+def default_store(data_dir: Path) -> str:
+    """The default store of ``trouper node``: an sqlite file in its data directory."""
+    return f"sqlite:///{(data_dir / 'store.db').absolute()}"  # absolute: four slashes
+
+
 async def run_node(args: argparse.Namespace) -> None:
     cookie = await trio.to_thread.run_sync(_read_secret, args.cookie_file, "cookie")
+    store = args.store or await trio.to_thread.run_sync(default_store, args.data_dir)
     tls = None
     if args.tls_dev:
         if args.tls_cert or args.tls_key or args.tls_ca:
@@ -212,6 +233,7 @@ async def run_node(args: argparse.Namespace) -> None:
         down_after=args.down_after,
         admin=args.admin,
         admin_token_file=args.admin_token_file,
+        store=store,
     ) as node:
         signums = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
         with trio.open_signal_receiver(*signums) as signals:

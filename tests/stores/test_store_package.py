@@ -18,12 +18,15 @@ PUBLIC = {
     "MAX_NAME_LENGTH",
     "InvalidStoreArgument",
     "MemoryStore",
+    "SharedStore",
     "SqliteStore",
+    "StaleWriter",
     "Store",
     "StoreBusy",
     "StoreError",
     "StoreFactory",
     "StoreStatistics",
+    "StoreUnavailable",
     "open_store",
     "register_store",
 }
@@ -117,3 +120,11 @@ async def test_nothing_blocks_the_loop(store_url: str) -> None:
                 progressed += ticks > before
             nursery.cancel_scope.cancel()
     assert progressed == 100
+
+
+def test_the_stores_doc_has_executed_examples() -> None:
+    doc = Path(__file__).resolve().parents[2] / "docs" / "stores.md"
+    text = doc.read_text(encoding="utf-8")
+    assert text.count("```python") >= 3  # tests/test_docs.py runs each of them
+    for section in ("## The interface", "## Node-shared stores", "## Errors", "## Bounds"):
+        assert section in text

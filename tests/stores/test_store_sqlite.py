@@ -54,7 +54,7 @@ async def test_file_is_wal_with_a_versioned_schema(tmp_path: Path) -> None:
             try:
                 assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
                 version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'")
-                assert version.fetchone() == ("1",)
+                assert version.fetchone() == ("2",)
                 conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
                 conn.commit()
             finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -81,3 +81,11 @@ class Pki:
             require_client_cert=require_client_cert,
             check_hostname=check_hostname,
         )
+
+
+async def eventually(predicate: Callable[[], bool]) -> None:
+    """Poll until ``predicate()`` holds (callers bound it with fail_after)."""
+    while True:
+        if predicate():
+            return
+        await trio.sleep(0.01)

@@ -77,3 +77,11 @@ def test_serialize_writes_length_and_close() -> None:
     assert b"x-a: b" in head and b"content-length: 2" in head and b"connection: close" in head
     assert body == b"hi"
     assert serialize(Response("hi"), keep_alive=True, head=True).endswith(b"\r\n\r\n")
+
+
+def test_no_length_on_204_and_304_and_paths_are_decoded() -> None:
+    for status in (204, 304):
+        data = serialize(Response(b"", status, [("etag", '"1"')]), keep_alive=True)
+        assert b"content-length" not in data and data.endswith(b'etag: "1"\r\n\r\n')
+    (request,) = H1Parser().feed(b"GET /a%20b/%2e%2e?x=%20 HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert (request.path, request.query_string) == ("/a b/..", b"x=%20")

@@ -14,13 +14,21 @@ import trouper.web as web
 from trouper.web import WebGateway, WebSocketConnection, WebSocketSession, open_gateway
 
 PUBLIC = {
+    "CORS",
     "FanOut",
     "GatewayHandle",
+    "JWTAuth",
+    "RateLimit",
+    "Request",
+    "Response",
+    "Route",
+    "Routes",
     "SendBytes",
     "SendText",
     "WebGateway",
     "WebSocketConnection",
     "WebSocketSession",
+    "claims_of",
     "open_gateway",
     "send_bytes",
     "send_text",

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ..runtime._ref import ActorRef
     from ..runtime._subscribers import Policy
     from ..runtime._timers import Timer
+    from ..stores._api import Store
     from ..supervisors._strategy import ChildSpec, RestartType, Shutdown
     from ._actor import Actor
 
@@ -96,6 +97,12 @@ class ActorContext:
             shutdown=shutdown,
         )
 
+    async def spawn_pool(self, cls: type[Actor], *args: Any, **options: Any) -> ActorRef:
+        """A worker pool under this actor's supervision, as ``node.spawn_pool``."""
+        from ..pools._spawn_pool import spawn_pool
+
+        return await spawn_pool(self.spawn, self._cell.node.kernel.rng, cls, args, options)
+
     def watch(self, ref: ActorRef) -> None:
         """Receive ``Terminated(ref, reason)`` when ``ref`` stops (at once if it
         has); for an actor on another node, also when that node goes down."""
@@ -122,6 +129,11 @@ class ActorContext:
         """Run ``fn(*args)`` in this actor's own nursery. It is cancelled when
         the actor stops or restarts; if it raises, the actor fails."""
         self._cell.start_soon(fn, *args)
+
+    async def store(self, url: str | None = None) -> Store:
+        """The node's shared store for ``url`` (None: the node's default):
+        one per URL per node, shared by all its actors (``node.store``)."""
+        return await self._cell.node.store(url)
 
     def subscribe(
         self, topic: Hashable, *, buffer: int = 1000, policy: Policy = "drop-newest"

@@ -49,6 +49,7 @@ TREE = (
     "trouper.services",
     "trouper.transports",
     "trouper.web",
+    "trouper.web.access",
     "trouper.web.hypercorn",
 )
 

@@ -192,6 +192,18 @@ class Tracing:
             {"trouper.target": path, "trouper.target.node": node, "trouper.message.type": kind},
         )
 
+    def http_server(
+        self, method: str, route: str, traceparent: str | None
+    ) -> AbstractContextManager[Any]:
+        """One HTTP request served by the web gateway, a child of the
+        client's ``traceparent`` (a root span without one)."""
+        return self._current(
+            f"{method} {route}",
+            SpanKind.SERVER,
+            self.extract(traceparent),
+            {"http.request.method": method, "http.route": route},
+        )
+
     def send(self, path: str, node: str, type_name: str) -> AbstractContextManager[Any]:
         """A remote tell leaving this node (ends once it is in the outbox)."""
         return self._current(

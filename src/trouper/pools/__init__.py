@@ -12,5 +12,15 @@ from ._policy import PoolStatus as PoolStatus
 from ._policy import Sizer as Sizer
 from ._resource import ResourcePool as ResourcePool
 from ._resource import open_resource_pool as open_resource_pool
+from ._spawn_pool import pool_status as pool_status
+from ._workers import GetPoolStatus as GetPoolStatus
 
-__all__ = ["PoolPolicy", "PoolStatus", "ResourcePool", "Sizer", "open_resource_pool"]
+__all__ = [
+    "GetPoolStatus",
+    "PoolPolicy",
+    "PoolStatus",
+    "ResourcePool",
+    "Sizer",
+    "open_resource_pool",
+    "pool_status",
+]

@@ -92,7 +92,10 @@ class PoolPolicy:
 
     def grown(self, size: int) -> int:
         """The size after one growth step from ``size`` (at least +1, at most ``max``)."""
-        return min(self.max, max(size + 1, math.ceil(size * self.factor(size)), self.min))
+        # round() first: 90 * 1.1 is 99.00000000000001 in floats, and x1.1 of
+        # 90 means 99 members, not 100.
+        grown = math.ceil(round(size * self.factor(size), 9))
+        return min(self.max, max(size + 1, grown, self.min))
 
     def shrunk(self, size: int, peak_active: int) -> int:
         """The size after a quiet period whose busiest moment had ``peak_active``."""

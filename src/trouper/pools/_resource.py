@@ -171,7 +171,11 @@ class ResourcePool(Generic[T]):
             waiter = self._waiters.popleft()
             waiter.member = member
             waiter.event.set()
+            # Lent from now on: counted while its waiter wakes up, or the
+            # sizer sees a smaller pool than there is and opens past max.
+            self._active.add(member)
         else:
+            self._active.discard(member)  # a hand-off its waiter gave back
             self._idle.append(member)
 
     # -- the pool's task -------------------------------------------------

@@ -365,13 +365,14 @@ class Cell(CellOps):
         except BaseException as exc:
             if not life.is_failure(exc):
                 raise
-            self._current_reply = None
+            # (None if the handler took the reply over: see take_reply)
+            reply, self._current_reply = self._current_reply, None
             if self.node.kernel.tracing is not None:
                 self.node.kernel.tracing.failed(exc)
             if reply is not None:
                 reply.fail(exc)
             life.handler_failed(self, msg, sender, exc)
             return
-        self._current_reply = None
+        reply, self._current_reply = self._current_reply, None
         if reply is not None:
             reply.set(result)

@@ -81,6 +81,7 @@ class CellOps:
     _cls: type[Actor]
     _context: Any
     _counts: ClassCounters | None
+    _current_reply: Any
     _info: ClassInfo
     _kwargs: dict[str, Any] | None
     _mailbox: deque[Item] | None
@@ -136,6 +137,14 @@ class CellOps:
     @property
     def mailbox_depth(self) -> int:
         return len(self._mailbox or ()) + len(self._waiters or ())
+
+    def take_reply(self) -> Any:
+        """Take over the reply slot of the ask being handled (None for a
+        tell, or once taken): the handler's return value then answers
+        nothing, and the taker sets or fails it exactly once, say after
+        handing it on with the message to another actor (a pool's router)."""
+        reply, self._current_reply = self._current_reply, None
+        return reply
 
     def try_deliver(self, item: Item) -> bool:
         """Into the mailbox if it has room (True); never waits. A dead actor

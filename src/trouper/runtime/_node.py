@@ -29,6 +29,7 @@ from ._spi import RemoteLayer
 
 if TYPE_CHECKING:
     from ..services import Breaker, ConsistentHash, Retry
+    from ..stores import Store
     from ._events import DeadLetters, EventStatistics
     from ._ref import ActorRef
     from ._subscribers import Policy, Subscription
@@ -144,6 +145,8 @@ class Node:
         #: The admin endpoint (``open_node(admin=...)``), made and used by
         #: ``trouper.observability``; the runtime never reads it.
         self.admin: Any = None
+        #: The node's shared stores, made and used by ``trouper.stores``.
+        self.stores: Any = None
         guard = (self.kernel.supervision,)
         self._user = fixed_cell(self, None, _Guardian, guard, "/user", self.shutdown_timeout)
         system = fixed_cell(self, None, _Guardian, guard, "/system", self.shutdown_timeout)
@@ -219,6 +222,13 @@ class Node:
             shutdown=shutdown,
         )
 
+    async def spawn_pool(self, cls: type[Actor], *args: Any, **options: Any) -> ActorRef:
+        """A pool of ``cls`` workers under ``/user`` behind one ref that routes
+        (options and routings: docs/pools.md); other arguments go to each worker."""
+        from ..pools._spawn_pool import spawn_pool
+
+        return await spawn_pool(self.spawn, self.kernel.rng, cls, args, options)
+
     async def stop(self, ref: ActorRef) -> None:
         """Stop the actor (children first, then its ``on_stop``) and wait until
         it is gone; for an actor of another node, until that node says so."""
@@ -267,6 +277,12 @@ class Node:
             await trio.lowlevel.checkpoint()
         where = "in the cluster" if self.remote is not None else f"on node {self.id}"
         raise ActorNotFound(f"no actor named {name!r} {where}")
+
+    async def store(self, url: str | None = None) -> Store:
+        """The node's one shared store for ``url`` (None: its default); docs/stores.md."""
+        from ..stores._shared import shared_stores
+
+        return await shared_stores(self).get(url)
 
     # ----------------------------------------------------------- cluster
 

@@ -7,7 +7,15 @@ A store keeps two kinds of state for actors that must outlive their process:
   increasing and never reused, even after ``trim`` or a restart, so a reader
   can resume with ``read(log, after_id=last_seen)``.
 * **key-value** entries, with ``compare_and_set`` for simple leases and
-  ownership records ("room X is hosted by node Y").
+  ownership records ("room X is hosted by node Y"). ``put`` and
+  ``compare_and_set`` take ``ttl=`` seconds: an expired key reads as absent
+  everywhere, so a lease whose holder died simply runs out.
+
+The two meet in a **fenced append**: ``append(log, record, fence=(key,
+token))`` writes only while ``key`` holds ``token``, checked and written in
+one atomic step. A writer that claimed a log with ``compare_and_set`` and was
+since replaced gets ``StaleWriter`` instead of writing behind the new owner's
+back (this is how a persistent actor keeps a single writer across nodes).
 
 Records and values are ``bytes``: callers encode with msgspec, so a store
 never decides how objects look on disk and never unpickles anything.
@@ -52,8 +60,15 @@ class Store(Protocol):
     too long). A store is an async context manager that closes on exit.
     """
 
-    async def append(self, log: str, record: bytes) -> int:
-        """Append ``record`` to ``log``; return its id (the log's previous id + 1)."""
+    async def append(
+        self, log: str, record: bytes, *, fence: tuple[str, bytes] | None = None
+    ) -> int:
+        """Append ``record`` to ``log``; return its id (the log's previous id + 1).
+
+        With ``fence=(key, token)``, append only if ``key`` currently holds
+        exactly ``token`` (and has not expired), atomically with the write;
+        otherwise write nothing and raise ``StaleWriter``.
+        """
         ...
 
     async def tail(self, log: str, n: int) -> list[tuple[int, bytes]]:
@@ -76,18 +91,27 @@ class Store(Protocol):
         """The value under ``key``, or None."""
         ...
 
-    async def put(self, key: str, value: bytes) -> None:
-        """Set ``key`` to ``value`` (insert or replace)."""
+    async def put(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        """Set ``key`` to ``value`` (insert or replace).
+
+        ``ttl``: seconds (finite, > 0) until the key expires and reads as
+        absent; None keeps it until deleted. Each put sets the key's expiry
+        anew: a put without ``ttl`` makes it permanent.
+        """
         ...
 
     async def delete(self, key: str) -> bool:
         """Remove ``key``; True if it existed."""
         ...
 
-    async def compare_and_set(self, key: str, expected: bytes | None, new: bytes | None) -> bool:
-        """Atomically: if ``key`` holds ``expected`` (None: absent), set it to
-        ``new`` (None: delete it) and return True; otherwise change nothing
-        and return False. Atomic across processes sharing the backend."""
+    async def compare_and_set(
+        self, key: str, expected: bytes | None, new: bytes | None, *, ttl: float | None = None
+    ) -> bool:
+        """Atomically: if ``key`` holds ``expected`` (None: absent, or
+        expired), set it to ``new`` (None: delete it) and return True;
+        otherwise change nothing and return False. Atomic across processes
+        sharing the backend. ``ttl`` as for ``put`` (ignored when ``new`` is
+        None): renewing a lease is ``compare_and_set(k, mine, mine, ttl=...)``."""
         ...
 
     def statistics(self) -> StoreStatistics:

@@ -8,6 +8,7 @@ conformance suite run unchanged over all of them.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from typing import ClassVar, Self
 from ._api import MAX_NAME_LENGTH, StoreStatistics
 from ._errors import InvalidStoreArgument, StoreError
 
-__all__ = ["BaseStore", "check_name"]
+__all__ = ["BaseStore", "check_name", "check_ttl"]
 
 # SQLite integers (and ids) are signed 64-bit; larger counts cannot be bound.
 _MAX_INT = 2**63 - 1
@@ -53,6 +54,24 @@ def _check_count(kind: str, value: int) -> int:
     return value
 
 
+def check_ttl(ttl: float | None) -> float | None:
+    """Validate a time-to-live: None, or a finite number of seconds > 0."""
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float):
+        raise TypeError(f"ttl must be a number of seconds or None, not {type(ttl).__name__}")
+    if not 0 < ttl < math.inf:  # also rejects NaN
+        raise InvalidStoreArgument(f"ttl must be a finite number of seconds > 0, got {ttl!r}")
+    return float(ttl)
+
+
+def _check_fence(fence: tuple[str, bytes]) -> tuple[str, bytes]:
+    if not isinstance(fence, tuple) or len(fence) != 2:
+        raise TypeError(f"fence must be a (key, token) tuple, not {fence!r}")
+    key, token = fence
+    return check_name("fence key", key), _check_bytes("fence token", token)
+
+
 class BaseStore(ABC):
     """Implements the public ``Store`` methods on top of backend hooks."""
 
@@ -74,11 +93,14 @@ class BaseStore(ABC):
             self._counts["errors"] += 1
             raise
 
-    async def append(self, log: str, record: bytes) -> int:
+    async def append(
+        self, log: str, record: bytes, *, fence: tuple[str, bytes] | None = None
+    ) -> int:
         check_name("log name", log)
         data = _check_bytes("record", record)
+        checked = None if fence is None else _check_fence(fence)
         with self._op("appends"):
-            return await self._do_append(log, data)
+            return await self._do_append(log, data, checked)
 
     async def tail(self, log: str, n: int) -> list[tuple[int, bytes]]:
         check_name("log name", log)
@@ -104,23 +126,27 @@ class BaseStore(ABC):
         with self._op("gets"):
             return await self._do_get(key)
 
-    async def put(self, key: str, value: bytes) -> None:
+    async def put(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         check_name("key", key)
         data = _check_bytes("value", value)
+        seconds = check_ttl(ttl)
         with self._op("puts"):
-            await self._do_put(key, data)
+            await self._do_put(key, data, seconds)
 
     async def delete(self, key: str) -> bool:
         check_name("key", key)
         with self._op("deletes"):
             return await self._do_delete(key)
 
-    async def compare_and_set(self, key: str, expected: bytes | None, new: bytes | None) -> bool:
+    async def compare_and_set(
+        self, key: str, expected: bytes | None, new: bytes | None, *, ttl: float | None = None
+    ) -> bool:
         check_name("key", key)
         old = None if expected is None else _check_bytes("expected", expected)
         value = None if new is None else _check_bytes("new", new)
+        seconds = check_ttl(ttl)
         with self._op("compare_and_sets"):
-            return await self._do_compare_and_set(key, old, value)
+            return await self._do_compare_and_set(key, old, value, seconds)
 
     def statistics(self) -> StoreStatistics:
         c = self._counts
@@ -154,10 +180,13 @@ class BaseStore(ABC):
     ) -> None:
         await self.aclose()
 
-    # Backend hooks: arguments are already validated.
+    # Backend hooks: arguments are already validated; ``ttl`` is None or a
+    # float in (0, inf).
 
+    # ``fence``: (key, token) already checked; the backend verifies that key
+    # holds token and appends in one atomic step, or raises StaleWriter.
     @abstractmethod
-    async def _do_append(self, log: str, record: bytes) -> int: ...
+    async def _do_append(self, log: str, record: bytes, fence: tuple[str, bytes] | None) -> int: ...
 
     @abstractmethod
     async def _do_tail(self, log: str, n: int) -> list[tuple[int, bytes]]: ...
@@ -172,14 +201,14 @@ class BaseStore(ABC):
     async def _do_get(self, key: str) -> bytes | None: ...
 
     @abstractmethod
-    async def _do_put(self, key: str, value: bytes) -> None: ...
+    async def _do_put(self, key: str, value: bytes, ttl: float | None) -> None: ...
 
     @abstractmethod
     async def _do_delete(self, key: str) -> bool: ...
 
     @abstractmethod
     async def _do_compare_and_set(
-        self, key: str, expected: bytes | None, new: bytes | None
+        self, key: str, expected: bytes | None, new: bytes | None, ttl: float | None
     ) -> bool: ...
 
     @abstractmethod

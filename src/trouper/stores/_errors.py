@@ -14,7 +14,15 @@ from contextlib import contextmanager
 
 from trouper._errors import TrouperError
 
-__all__ = ["InvalidStoreArgument", "StoreBusy", "StoreError", "is_busy", "map_exceptions"]
+__all__ = [
+    "InvalidStoreArgument",
+    "StaleWriter",
+    "StoreBusy",
+    "StoreError",
+    "StoreUnavailable",
+    "is_busy",
+    "map_exceptions",
+]
 
 
 class StoreError(TrouperError):
@@ -35,6 +43,18 @@ class StoreBusy(StoreError):
     retry_delay = 0.05
 
 
+class StoreUnavailable(StoreError):
+    """A node's shared store is not open right now: its host actor is
+    restarting after a failure, or the node is stopping.
+
+    Retryable: a restarting host opens the store again within moments.
+    """
+
+    error_code = "store-unavailable"
+    is_retryable = True
+    retry_delay = 0.1
+
+
 class InvalidStoreArgument(StoreError, ValueError):
     """A log name, key or count the store cannot take (empty, too long...).
 
@@ -42,6 +62,20 @@ class InvalidStoreArgument(StoreError, ValueError):
     """
 
     error_code = "store-invalid-argument"
+
+
+class StaleWriter(StoreError):
+    """A fenced ``append`` found its fence key no longer holding the writer's token.
+
+    Another writer has claimed the log since (a persistent actor started on
+    another node, say), so this one must stop writing: nothing was written.
+    Not retryable: trying again cannot make the token current again. An
+    actor that fails with it is stopped, not restarted, by the default
+    supervision decider (``stops_actor``).
+    """
+
+    error_code = "store-stale-writer"
+    stops_actor = True
 
 
 # Primary result codes (the low byte of the extended code): SQLITE_BUSY means

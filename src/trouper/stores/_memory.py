@@ -9,12 +9,19 @@ no effect.
 ``memory://name`` shares one named dataset within the process: closing the
 store and opening the same URL again sees the same data, which is how tests
 play "the process restarted" without a file.
+
+Expiry (``ttl=``) reads the wall clock, ``time.time`` unless a test passes
+``clock=``: an expired key is treated as absent by every operation, and
+dropped when touched or when a later write sweeps the expiry heap, so keys
+that expire and are never read again do not pile up.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import AsyncIterator
+import heapq
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import attrs
@@ -24,7 +31,7 @@ from trouper._errors import ConfigurationError
 
 from ._api import Store
 from ._base import BaseStore, check_name
-from ._errors import InvalidStoreArgument
+from ._errors import InvalidStoreArgument, StaleWriter
 
 __all__ = ["MemoryStore", "open_memory_store"]
 
@@ -39,6 +46,38 @@ class _Log:
 class _Data:
     logs: dict[str, _Log] = attrs.Factory(dict)
     kv: dict[str, bytes] = attrs.Factory(dict)
+    #: When each key with a ttl expires (wall-clock seconds).
+    expires: dict[str, float] = attrs.Factory(dict)
+    #: (expiry, key), possibly stale: an entry counts only if ``expires``
+    #: still says the same time for that key.
+    heap: list[tuple[float, str]] = attrs.Factory(list)
+
+    def live(self, key: str, now: float) -> bytes | None:
+        """The key's value, or None if absent or expired (then dropped)."""
+        at = self.expires.get(key)
+        if at is not None and at <= now:
+            del self.expires[key]
+            self.kv.pop(key, None)
+        return self.kv.get(key)
+
+    def set(self, key: str, value: bytes | None, expires_at: float | None, now: float) -> None:
+        self.sweep(now)
+        self.expires.pop(key, None)
+        if value is None:
+            self.kv.pop(key, None)
+            return
+        self.kv[key] = value
+        if expires_at is not None:
+            self.expires[key] = expires_at
+            heapq.heappush(self.heap, (expires_at, key))
+
+    def sweep(self, now: float) -> None:
+        heap = self.heap
+        while heap and heap[0][0] <= now:
+            at, key = heapq.heappop(heap)
+            if self.expires.get(key) == at:
+                del self.expires[key]
+                self.kv.pop(key, None)
 
 
 # Named datasets live as long as the process; that is their whole point.
@@ -50,16 +89,20 @@ class MemoryStore(BaseStore):
 
     backend = "memory"
 
-    def __init__(self, name: str | None = None) -> None:
+    def __init__(self, name: str | None = None, *, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self.name = name
+        self.clock = clock
         if name is None:
             self._data = _Data()
         else:
             self._data = _SHARED.setdefault(check_name("memory store name", name), _Data())
 
-    async def _do_append(self, log: str, record: bytes) -> int:
+    async def _do_append(self, log: str, record: bytes, fence: tuple[str, bytes] | None) -> int:
         await trio.lowlevel.checkpoint()
+        # No await between the check and the write: atomic for other tasks.
+        if fence is not None and self._data.live(fence[0], self.clock()) != fence[1]:
+            raise StaleWriter(f"{log}: {fence[0]!r} no longer holds this writer's token")
         entry = self._data.logs.setdefault(log, _Log())
         entry.last_id += 1
         entry.records.append((entry.last_id, record))
@@ -89,28 +132,33 @@ class MemoryStore(BaseStore):
         del entry.records[:excess]
         return excess
 
+    def _expiry(self, now: float, ttl: float | None) -> float | None:
+        return None if ttl is None else now + ttl
+
     async def _do_get(self, key: str) -> bytes | None:
         await trio.lowlevel.checkpoint()
-        return self._data.kv.get(key)
+        return self._data.live(key, self.clock())
 
-    async def _do_put(self, key: str, value: bytes) -> None:
+    async def _do_put(self, key: str, value: bytes, ttl: float | None) -> None:
         await trio.lowlevel.checkpoint()
-        self._data.kv[key] = value
+        now = self.clock()
+        self._data.set(key, value, self._expiry(now, ttl), now)
 
     async def _do_delete(self, key: str) -> bool:
         await trio.lowlevel.checkpoint()
-        return self._data.kv.pop(key, None) is not None
+        now = self.clock()
+        existed = self._data.live(key, now) is not None
+        self._data.set(key, None, None, now)
+        return existed
 
     async def _do_compare_and_set(
-        self, key: str, expected: bytes | None, new: bytes | None
+        self, key: str, expected: bytes | None, new: bytes | None, ttl: float | None
     ) -> bool:
         await trio.lowlevel.checkpoint()
-        if self._data.kv.get(key) != expected:
+        now = self.clock()
+        if self._data.live(key, now) != expected:
             return False
-        if new is None:
-            self._data.kv.pop(key, None)
-        else:
-            self._data.kv[key] = new
+        self._data.set(key, new, self._expiry(now, ttl), now)
         return True
 
     async def _do_close(self) -> None:

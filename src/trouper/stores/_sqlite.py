@@ -23,6 +23,7 @@ therefore have been committed.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -51,11 +52,20 @@ class SqliteStore(BaseStore):
 
     backend = "sqlite"
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, limiter: trio.CapacityLimiter):
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        limiter: trio.CapacityLimiter,
+        clock: Callable[[], float] = time.time,
+    ):
         super().__init__()
         self._conn: sqlite3.Connection | None = conn
         self._limiter = limiter
         self.path = path
+        #: Wall-clock seconds for ``ttl=`` (several processes compare them);
+        #: read on the Trio thread and passed to the statement.
+        self.clock = clock
 
     @classmethod
     async def open(
@@ -64,6 +74,7 @@ class SqliteStore(BaseStore):
         *,
         busy_timeout: float = 5.0,
         synchronous: Synchronous = "NORMAL",
+        clock: Callable[[], float] = time.time,
     ) -> SqliteStore:
         """Open or create the database at ``path`` (parent directories too).
 
@@ -82,7 +93,7 @@ class SqliteStore(BaseStore):
 
         with map_exceptions(f"sqlite store {path}"):
             conn, resolved = await trio.to_thread.run_sync(connect, limiter=limiter)
-        return cls(conn, resolved, limiter)
+        return cls(conn, resolved, limiter, clock)
 
     async def _run(self, op: Callable[[sqlite3.Connection], T]) -> T:
         def work() -> T:
@@ -98,8 +109,9 @@ class SqliteStore(BaseStore):
                 work, limiter=self._limiter, abandon_on_cancel=False
             )
 
-    async def _do_append(self, log: str, record: bytes) -> int:
-        return await self._run(lambda c: ops.append(c, log, record))
+    async def _do_append(self, log: str, record: bytes, fence: tuple[str, bytes] | None) -> int:
+        now = self.clock()
+        return await self._run(lambda c: ops.append(c, log, record, fence, now))
 
     async def _do_tail(self, log: str, n: int) -> list[tuple[int, bytes]]:
         return await self._run(lambda c: ops.tail(c, log, n))
@@ -111,18 +123,22 @@ class SqliteStore(BaseStore):
         return await self._run(lambda c: ops.trim(c, log, keep_last))
 
     async def _do_get(self, key: str) -> bytes | None:
-        return await self._run(lambda c: ops.get(c, key))
+        now = self.clock()
+        return await self._run(lambda c: ops.get(c, key, now))
 
-    async def _do_put(self, key: str, value: bytes) -> None:
-        await self._run(lambda c: ops.put(c, key, value))
+    async def _do_put(self, key: str, value: bytes, ttl: float | None) -> None:
+        now = self.clock()
+        await self._run(lambda c: ops.put(c, key, value, ttl, now))
 
     async def _do_delete(self, key: str) -> bool:
-        return await self._run(lambda c: ops.delete(c, key))
+        now = self.clock()
+        return await self._run(lambda c: ops.delete(c, key, now))
 
     async def _do_compare_and_set(
-        self, key: str, expected: bytes | None, new: bytes | None
+        self, key: str, expected: bytes | None, new: bytes | None, ttl: float | None
     ) -> bool:
-        return await self._run(lambda c: ops.compare_and_set(c, key, expected, new))
+        now = self.clock()
+        return await self._run(lambda c: ops.compare_and_set(c, key, expected, new, ttl, now))
 
     async def _do_close(self) -> None:
         def close() -> None:

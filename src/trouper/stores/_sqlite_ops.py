@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ._errors import StoreError, is_busy
+from ._errors import StaleWriter, StoreError, is_busy
 
 __all__ = ["SCHEMA_VERSION", "connect"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Migration steps: _MIGRATIONS[v] brings a database from version v-1 to v.
 # A later schema appends a step; it never edits an old one.
@@ -33,7 +33,19 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         " data BLOB NOT NULL, PRIMARY KEY (log, id))",
         "CREATE TABLE kv (key TEXT PRIMARY KEY, value BLOB NOT NULL)",
     ),
+    2: (
+        # ttl=: wall-clock seconds (time.time) at which the key reads as
+        # absent; NULL never expires. Wall time, not monotonic: several
+        # processes (on one host) compare it.
+        "ALTER TABLE kv ADD COLUMN expires_at REAL",
+        # Partial: only keys with a ttl are in it, so sweeping expired keys
+        # costs nothing when nobody uses ttl.
+        "CREATE INDEX kv_expiry ON kv (expires_at) WHERE expires_at IS NOT NULL",
+    ),
 }
+
+#: Expired keys deleted per write at most (a sweep never makes one write slow).
+_SWEEP_BATCH = 100
 
 
 @contextmanager
@@ -110,8 +122,18 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         )
 
 
-def append(conn: sqlite3.Connection, log: str, record: bytes) -> int:
+def append(
+    conn: sqlite3.Connection,
+    log: str,
+    record: bytes,
+    fence: tuple[str, bytes] | None = None,
+    now: float = 0.0,
+) -> int:
     with _write(conn):
+        # The fence is read inside the write transaction: no other writer can
+        # change the owner key between this check and the insert.
+        if fence is not None and get(conn, fence[0], now) != fence[1]:
+            raise StaleWriter(f"{log}: {fence[0]!r} no longer holds this writer's token")
         # UPDATE-then-INSERT rather than UPSERT ... RETURNING: works on the
         # older sqlite libraries some Python builds still ship.
         if conn.execute("UPDATE logs SET last_id = last_id + 1 WHERE name = ?", (log,)).rowcount:
@@ -151,33 +173,62 @@ def trim(conn: sqlite3.Connection, log: str, keep_last: int) -> int:
         return conn.execute("DELETE FROM records WHERE log = ? AND id <= ?", (log, row[0])).rowcount
 
 
-def get(conn: sqlite3.Connection, key: str) -> bytes | None:
-    row = conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+def live_value(conn: sqlite3.Connection, key: str, now: float) -> bytes | None:
+    """The key's value, or None if absent or expired at ``now``."""
+    row = conn.execute(
+        "SELECT value FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)",
+        (key, now),
+    ).fetchone()
     return None if row is None else bytes(row[0])
 
 
-def put(conn: sqlite3.Connection, key: str, value: bytes) -> None:
+def get(conn: sqlite3.Connection, key: str, now: float) -> bytes | None:
+    return live_value(conn, key, now)
+
+
+def _sweep(conn: sqlite3.Connection, now: float) -> None:
     conn.execute(
-        "INSERT INTO kv (key, value) VALUES (?, ?)"
-        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (key, value),
+        "DELETE FROM kv WHERE key IN (SELECT key FROM kv"
+        " WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?)",
+        (now, _SWEEP_BATCH),
     )
 
 
-def delete(conn: sqlite3.Connection, key: str) -> bool:
-    return conn.execute("DELETE FROM kv WHERE key = ?", (key,)).rowcount > 0
+def _set(conn: sqlite3.Connection, key: str, value: bytes, expires_at: float | None) -> None:
+    conn.execute(
+        "INSERT INTO kv (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT (key)"
+        " DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+        (key, value, expires_at),
+    )
+
+
+def put(conn: sqlite3.Connection, key: str, value: bytes, ttl: float | None, now: float) -> None:
+    with _write(conn):
+        _sweep(conn, now)
+        _set(conn, key, value, None if ttl is None else now + ttl)
+
+
+def delete(conn: sqlite3.Connection, key: str, now: float) -> bool:
+    with _write(conn):
+        existed = live_value(conn, key, now) is not None
+        conn.execute("DELETE FROM kv WHERE key = ?", (key,))
+    return existed
 
 
 def compare_and_set(
-    conn: sqlite3.Connection, key: str, expected: bytes | None, new: bytes | None
+    conn: sqlite3.Connection,
+    key: str,
+    expected: bytes | None,
+    new: bytes | None,
+    ttl: float | None,
+    now: float,
 ) -> bool:
     with _write(conn):  # the read and the write must see no other writer between them
-        row = conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-        current = None if row is None else bytes(row[0])
-        if current != expected:
+        if live_value(conn, key, now) != expected:
             return False
+        _sweep(conn, now)
         if new is None:
             conn.execute("DELETE FROM kv WHERE key = ?", (key,))
         else:
-            put(conn, key, new)
+            _set(conn, key, new, None if ttl is None else now + ttl)
     return True

@@ -186,13 +186,20 @@ class RestartIntensity:
 
 
 def _default_decider(exc: BaseException) -> Directive:
+    # An error that says its actor must not go on stops it: a restart would
+    # only fail again, or undo what the error reports (``trouper.StaleWriter``:
+    # a newer instance owns the actor's persistence id now).
+    if getattr(exc, "stops_actor", False) is True:
+        return "stop"
     return "restart"
 
 
 @attrs.frozen
 class Strategy:
     """Base of the three OTP strategies. ``decider`` maps a failure to
-    ``"restart"`` (the default), ``"stop"`` or ``"escalate"``."""
+    ``"restart"`` (the default), ``"stop"`` or ``"escalate"``. The default
+    decider stops an actor that failed with an error whose ``stops_actor``
+    is True (``trouper.StaleWriter``) and restarts it otherwise."""
 
     max_restarts: int = 3
     within: float = 5.0

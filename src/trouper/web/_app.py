@@ -7,16 +7,13 @@ endpoint, the peers' WebSocket endpoint (``peers_path``), static files, and
 
 from __future__ import annotations
 
-import json
 import logging
-import mimetypes
 from collections.abc import Mapping
-from pathlib import Path
-from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ._asgi import request_from_scope, send_response
 from ._connection import (
     CLOSE_GOING_AWAY,
     ASGIReceive,
@@ -24,8 +21,11 @@ from ._connection import (
     GatewayState,
     WebSocketConnection,
 )
+from ._h1 import H1Error
+from ._http import HttpPipeline
 from ._peers import AsgiWebSocketStream, limit_session_messages, peer_name
-from ._web_metrics import route_of
+from ._routes import Routes
+from ._statuses import json_error
 
 if TYPE_CHECKING:
     from ..runtime import ActorRef
@@ -33,8 +33,6 @@ if TYPE_CHECKING:
     from ._wsfast import WsSocket
 
 log = logging.getLogger("trouper.web")
-
-_TEXT_TYPES = ("application/javascript", "application/json", "image/svg+xml")
 
 
 class OpenSession:
@@ -49,11 +47,19 @@ class OpenSession:
 class GatewayApp:
     """The ASGI 3 application of one gateway incarnation."""
 
-    def __init__(self, config: WebGateway, state: GatewayState, gateway: ActorRef) -> None:
+    def __init__(
+        self,
+        config: WebGateway,
+        state: GatewayState,
+        gateway: ActorRef,
+        pipeline: HttpPipeline | None = None,
+    ) -> None:
         self.config = config
         self.state = state
         self.gateway = gateway
-        self.static_root = None if config.static_dir is None else config.static_dir.resolve()
+        if pipeline is None:
+            pipeline = HttpPipeline(config, state, config.routes or Routes())
+        self.pipeline = pipeline
 
     async def __call__(
         self, scope: Mapping[str, Any], receive: ASGIReceive, send: ASGISend
@@ -68,14 +74,7 @@ class GatewayApp:
                     await app(inner, receive, send)
                     return
         if kind == "http":
-            started = perf_counter()
-            try:
-                await self._http(scope, send)
-            finally:
-                config = self.config
-                paths = (config.ws_path, config.peers_path)
-                route = route_of(scope["path"], paths, self.static_root is not None)
-                self.state.metrics.request(route, perf_counter() - started)
+            await self._http(scope, receive, send)
         elif kind == "websocket":
             await self._websocket(scope, receive, send)
         elif kind == "lifespan":
@@ -94,57 +93,15 @@ class GatewayApp:
 
     # ------------------------------------------------------------------- http
 
-    async def _http(self, scope: Mapping[str, Any], send: ASGISend) -> None:
-        method = scope["method"]
-        path = scope["path"]
-        if method not in ("GET", "HEAD"):
-            await _respond(send, 405, b"method not allowed\n", extra=[(b"allow", b"GET, HEAD")])
-            return
-        state = self.state
-        if path == "/healthz":
-            await _respond_json(send, 200, {"status": "alive", "node": state.node_id})
-        elif path == "/readyz":
-            ready = state.ready and not state.stopping
-            body = {"status": "ready" if ready else "not-ready", "node": state.node_id}
-            await _respond_json(send, 200 if ready else 503, body)
-        elif path in (self.config.ws_path, self.config.peers_path):
-            await _respond(send, 426, b"upgrade required\n")
-        else:
-            await self._static(path, send)
-
-    async def _static(self, path: str, send: ASGISend) -> None:
-        """A file from ``static_dir`` (hypercorn leaves the body out for HEAD)."""
-        file = self._resolve(path)
-        body = None
-        if file is not None:
-            try:
-                body = await trio.Path(file).read_bytes()
-            except OSError:
-                body = None
-        if file is None or body is None:
-            await _respond(send, 404, b"not found\n")
-        else:
-            await _respond(send, 200, body, content_type=_content_type(file))
-
-    def _resolve(self, path: str) -> Path | None:
-        """The file under ``static_dir`` that ``path`` names, or None: never
-        anything outside it (``..``, absolute parts, symlinks out)."""
-        root = self.static_root
-        if root is None or "\x00" in path or "\\" in path:
-            return None
-        parts = [p for p in path.split("/") if p]
-        if any(p in (".", "..") for p in parts):
-            return None
-        candidate = root.joinpath(*parts)
-        if path.endswith("/") or not parts or candidate.is_dir():
-            candidate = candidate / "index.html"
+    async def _http(self, scope: Mapping[str, Any], receive: ASGIReceive, send: ASGISend) -> None:
+        """The gateway's HTTP pipeline (routes, middleware, static files)."""
         try:
-            resolved = candidate.resolve(strict=True)
-        except (OSError, RuntimeError):
-            return None
-        if not resolved.is_relative_to(root) or not resolved.is_file():
-            return None
-        return resolved
+            request = await request_from_scope(scope, receive, self.config.max_body)
+        except H1Error as exc:
+            await send_response(send, json_error(exc.status, "too-large", str(exc)), False)
+            return
+        response = await self.pipeline(request)
+        await send_response(send, response, request.method == "HEAD")
 
     # -------------------------------------------------------------- websocket
 
@@ -228,39 +185,3 @@ class GatewayApp:
                 nursery.start_soon(drain)
                 await conn.disconnected.wait()
                 nursery.cancel_scope.cancel()
-
-
-def _content_type(file: Path) -> str:
-    guessed, _ = mimetypes.guess_type(file.name)
-    if file.suffix in (".js", ".mjs"):
-        guessed = "text/javascript"
-    elif file.suffix == ".wasm":
-        guessed = "application/wasm"
-    content_type = guessed or "application/octet-stream"
-    if content_type.startswith("text/") or content_type in _TEXT_TYPES:
-        content_type += "; charset=utf-8"
-    return content_type
-
-
-async def _respond_json(send: ASGISend, status: int, body: Any) -> None:
-    data = json.dumps(body).encode() + b"\n"
-    await _respond(send, status, data, content_type="application/json")
-
-
-async def _respond(
-    send: ASGISend,
-    status: int,
-    body: bytes,
-    *,
-    content_type: str = "text/plain; charset=utf-8",
-    extra: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    headers = [
-        (b"content-type", content_type.encode()),
-        (b"content-length", str(len(body)).encode()),
-        (b"x-content-type-options", b"nosniff"),
-        (b"cache-control", b"no-store"),
-        *(extra or ()),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

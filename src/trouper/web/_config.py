@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -10,6 +12,11 @@ from typing import Any
 import attrs
 
 from .._errors import ConfigurationError
+from ._auth import JWTAuth
+from ._h1 import H1Limits
+from ._middleware import CORS
+from ._ratelimit import RateLimit
+from ._routes import Routes
 from ._session import WebSocketSession
 
 SERVERS = ("trouper", "hypercorn")
@@ -39,17 +46,6 @@ def _check_peers_path(instance: Any, attribute: attrs.Attribute[Any], value: str
         raise ConfigurationError(f"WebGateway.peers_path and ws_path are both {value!r}")
 
 
-def _default_server() -> str:
-    # One switch for a whole process (the test suite runs every gateway test
-    # on both servers through it).
-    return os.environ.get("TROUPER_WEB_SERVER", "trouper")
-
-
-def _check_server(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
-    if value not in SERVERS:
-        raise ConfigurationError(f"WebGateway.server is one of {SERVERS}, got {value!r}")
-
-
 def _check_port(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
     if not 0 <= value <= 65535:
         raise ConfigurationError(f"WebGateway.port must be in 0..65535, got {value!r}")
@@ -68,6 +64,29 @@ def _to_mounts(value: Any) -> tuple[tuple[str, Any], ...]:
                 f"WebGateway.mounts maps '/prefix' (no trailing '/') to an ASGI app: {prefix!r}"
             )
     return mounts
+
+
+def _default_server() -> str:
+    # One switch for a whole process (the test suite runs every gateway test
+    # on both servers through it). Without the fast WebSocket path in the
+    # tree (``_wsfast``), the default stays hypercorn, whose WebSockets work.
+    return os.environ.get("TROUPER_WEB_SERVER") or _built_in_default()
+
+
+@functools.cache
+def _built_in_default() -> str:
+    return "trouper" if importlib.util.find_spec("trouper.web._wsfast") else "hypercorn"
+
+
+def _check_server(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if value not in SERVERS:
+        raise ConfigurationError(f"WebGateway.server is one of {SERVERS}, got {value!r}")
+
+
+def _check_middleware(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    for mw in value:
+        if not callable(mw):
+            raise ConfigurationError(f"WebGateway.middleware holds callables: {mw!r}")
 
 
 def _to_path(value: str | Path | None) -> Path | None:
@@ -104,9 +123,18 @@ class WebGateway:
     app with the prefix moved from ``path`` to ``root_path``.
 
     ``server``: ``"trouper"`` (the default, or the ``TROUPER_WEB_SERVER``
-    environment variable) serves HTTP/1.1 and WebSockets with the gateway's
-    own server and framing; ``"hypercorn"`` serves everything through
-    hypercorn's trio worker and ASGI.
+    environment variable; hypercorn while the fast WebSocket path is not in
+    the tree) serves HTTP/1.1 with the gateway's own server;
+    ``"hypercorn"`` serves everything through hypercorn (HTTP/2, ASGI mounts
+    that stream their responses). ``routes`` (a ``Routes``; the gateway makes
+    an empty one when None) holds the typed HTTP routes; ``middleware``,
+    ``cors``, ``rate_limit`` and ``auth`` make the middleware chain
+    (docs/web.md). A request body over ``max_body`` bytes is refused (413)
+    before it is read. On the fast path, a keep-alive connection silent for
+    ``idle_timeout`` seconds is closed, and at most ``max_connections`` are
+    served at once (a further one is closed on accept). ``openapi`` serves
+    ``/openapi.json`` (``title``, ``version``); static files carry
+    ``static_cache_control``.
     """
 
     host: str = "127.0.0.1"
@@ -127,3 +155,17 @@ class WebGateway:
     peers_max_message_size: int = attrs.field(default=17 * 1024 * 1024, validator=_check_positive)
     mounts: tuple[tuple[str, Any], ...] = attrs.field(default=(), converter=_to_mounts)
     server: str = attrs.field(factory=_default_server, validator=_check_server)
+    routes: Routes | None = None
+    middleware: tuple[Any, ...] = attrs.field(
+        default=(), converter=_to_tuple, validator=_check_middleware
+    )
+    cors: CORS | None = None
+    rate_limit: RateLimit | None = None
+    auth: JWTAuth | None = None
+    max_body: int = attrs.field(default=H1Limits().max_body, validator=_check_positive)
+    idle_timeout: float = attrs.field(default=30.0, validator=_check_positive)
+    max_connections: int = attrs.field(default=20_000, validator=_check_positive)
+    openapi: bool = True
+    title: str = "trouper gateway"
+    version: str = "0.1.0"
+    static_cache_control: str = "no-cache"

@@ -1,10 +1,13 @@
 """The gateway actor (``/system/web``), ``start_gateway`` and ``open_gateway``.
 
-The gateway serves its ASGI app with hypercorn's trio worker from its own
-background nursery, so the server lives and dies with the actor: stopping it
-stops every session (its children) first, then shuts the server down
-gracefully. Each WebSocket connection is a child session actor, spawned by
-the gateway's own task and ``temporary``: a failed session is stopped, never
+The gateway serves from its own background nursery, so the server lives and
+dies with the actor: stopping it stops every session (its children) first,
+then shuts the server down. ``WebGateway(server="trouper")`` (the default)
+serves HTTP/1.1 with the gateway's own ``H1Server``, upgrades included;
+``server="hypercorn"`` serves the same ``GatewayApp`` with hypercorn's trio
+worker (HTTP/2, streaming ASGI mounts), shut down gracefully. Each WebSocket
+connection is a child session actor, spawned by the gateway's own task and
+``temporary``: a failed session is stopped, never
 restarted, and never counts against the gateway's restart intensity.
 """
 
@@ -28,8 +31,12 @@ from ._app import GatewayApp, OpenSession
 from ._config import WebGateway
 from ._connection import GatewayState, WebSocketConnection, WsOpen
 from ._fanout import GATEWAY_NAME, FanOutFrame, send_bytes, send_text
-from ._h1gateway import serve_h1
+from ._h1 import H1Limits
+from ._h1serve import H1Config, H1Server
+from ._http import HttpPipeline
 from ._peers import peers_url
+from ._routes import Routes
+from ._upgrade import make_upgrade
 
 if TYPE_CHECKING:
     from ..runtime import Node
@@ -74,21 +81,24 @@ class Gateway(Actor):
             await self._served.wait()
 
     async def _serve(self) -> None:
-        app = GatewayApp(self.config, self.state, self.ctx.self_ref)
-        if self.config.server == "trouper":
-            serve = partial(serve_h1, app, self.config.host, self.state.port, self._shutdown)
-        else:
-            serve = partial(
-                hypercorn.trio.serve,
-                app,
-                self._hypercorn_config(),
-                shutdown_trigger=self._shutdown.wait,
-                mode="asgi",
-            )
+        config = self.config
+        routes = config.routes if config.routes is not None else Routes()
+        pipeline = HttpPipeline(config, self.state, routes, self.ctx.node.kernel.tracing)
+        app = GatewayApp(config, self.state, self.ctx.self_ref, pipeline)
         try:
             async with trio.open_nursery() as nursery:
-                binds: list[str] = await nursery.start(serve)
-                self._bound(binds)
+                if config.server == "trouper":
+                    await self._serve_fast(app, nursery)
+                else:
+                    serve = partial(
+                        hypercorn.trio.serve,
+                        app,
+                        self._hypercorn_config(),
+                        shutdown_trigger=self._shutdown.wait,
+                        mode="asgi",
+                    )
+                    binds: list[str] = await nursery.start(serve)
+                    self._bound(binds)
         except Exception as exc:
             if self._up.is_set():
                 raise  # the server failed while serving: the gateway fails
@@ -96,6 +106,27 @@ class Gateway(Actor):
         finally:
             self._served.set()
             self._up.set()
+
+    async def _serve_fast(self, app: GatewayApp, nursery: trio.Nursery) -> None:
+        """The gateway's own HTTP/1.1 server; returns once it stopped."""
+        config = self.config
+        listeners = await trio.open_tcp_listeners(self.state.port, host=config.host, backlog=4096)
+        h1 = H1Config(
+            limits=H1Limits(max_body=config.max_body),
+            idle_timeout=config.idle_timeout,
+            max_connections=config.max_connections,
+        )
+        server = H1Server(app.pipeline, h1, upgrade=make_upgrade(app))
+        host, port = listeners[0].socket.getsockname()[:2]
+        await nursery.start(server.serve_listeners, listeners)
+        host = f"[{host}]" if ":" in host else host
+        self._bound([f"http://{host}:{port}"])
+        await self._shutdown.wait()
+        # Requests being answered get graceful_timeout to finish (the
+        # sessions have stopped already); then whatever is left is cancelled.
+        with trio.move_on_after(config.graceful_timeout):
+            await server.drain()
+        nursery.cancel_scope.cancel()
 
     async def _close_peers(self) -> None:
         """Stop advertising the peers' URL and hang up on the peers (1000):
@@ -198,6 +229,17 @@ class GatewayHandle:
         return None if path is None else peers_url(self._state.url, path)
 
     @property
+    def routes(self) -> Routes:
+        """The gateway's routes (``WebGateway.routes``)."""
+        assert self.config.routes is not None  # start_gateway made one
+        return self.config.routes
+
+    def route(self, path: str, handler: Any = None, **options: Any) -> Any:
+        """``Routes.route`` on the gateway's routes: a call or a decorator;
+        the route serves at once."""
+        return self.routes.route(path, handler, **options)
+
+    @property
     def ready(self) -> bool:
         return self._state.ready
 
@@ -224,6 +266,8 @@ async def start_gateway(
         config = WebGateway(**options)
     elif options:
         config = attrs.evolve(config, **options)
+    if config.routes is None:
+        config = attrs.evolve(config, routes=Routes())
     existing = node.kernel.cell_at(f"/system/{SEGMENT}")
     if existing is not None:
         raise ConfigurationError(f"node {node.id} runs a web gateway already ({existing.ref})")

@@ -18,6 +18,7 @@ from email.utils import formatdate
 from http import HTTPStatus
 from time import time
 from typing import Any
+from urllib.parse import unquote
 
 import attrs
 import httptools
@@ -123,6 +124,9 @@ class H1Parser:
         self._body_size = 0
         self._done: list[Request] = []
         self.upgraded: Request | None = None
+        #: A request with ``Expect: 100-continue`` waits for its body: the
+        #: server answers ``100 Continue`` (once the head passed the limits).
+        self.continue_pending = False
         self.rest = b""  # bytes after an upgrade request: the new protocol's
 
     def feed(self, data: bytes) -> list[Request]:
@@ -177,12 +181,20 @@ class H1Parser:
         request.version = parser.get_http_version()
         request.keep_alive = parser.should_keep_alive()
         url = httptools.parse_url(self._url)
-        request.path = url.path.decode("utf-8", "replace")
+        path = url.path
+        # Routes and files match the decoded path, as ASGI's ``path`` is.
+        request.path = (
+            unquote(path.decode("utf-8", "replace"))
+            if b"%" in path
+            else path.decode("utf-8", "replace")
+        )
         request.query_string = url.query or b""
         request.upgrade = parser.should_upgrade()
         for name, value in request.headers:
             if name == b"content-length" and int(value or b"0") > self.limits.max_body:
                 raise H1Error(413, f"request body over {self.limits.max_body} bytes")
+            if name == b"expect" and value.lower() == b"100-continue":
+                self.continue_pending = True
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
@@ -191,6 +203,7 @@ class H1Parser:
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self.continue_pending = False  # the body came anyway
         request = self._current
         assert request is not None
         request.body = b"".join(self._body)
@@ -200,6 +213,8 @@ class H1Parser:
         self._done.append(request)
 
 
+#: Statuses that never carry a body, nor a length (RFC 9110, 8.6).
+_NO_BODY = frozenset({204, 304})
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 _date_cache: tuple[int, bytes] = (0, b"")
 
@@ -222,7 +237,8 @@ def serialize(response: Response, keep_alive: bool, head: bool = False) -> bytes
     for name, value in response.headers:
         parts.append(b"%s: %s\r\n" % (name.encode("latin-1"), value.encode("latin-1")))
     body = response.body
-    parts.append(b"content-length: %d\r\n" % len(body))
+    if status not in _NO_BODY:
+        parts.append(b"content-length: %d\r\n" % len(body))
     if not keep_alive:
         parts.append(b"connection: close\r\n")
     parts.append(b"\r\n")

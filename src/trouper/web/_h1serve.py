@@ -6,10 +6,16 @@ request); this loop costs one parse, one handler call and one ``send_all``
 per batch of pipelined requests. There is no per-request nursery and one
 cancel scope per connection, whose deadline is moved (the idle timeout is
 suspended while a handler runs, so only the client's silence is timed).
+
+``drain`` is the graceful stop: no more accepting, connections waiting for
+a request closed at once, the requests being answered finished (each then
+answered with ``connection: close``); the caller bounds it in time and then
+cancels what is left.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -22,6 +28,8 @@ from ._h1 import H1Error, H1Limits, H1Parser, Request, Response, serialize
 __all__ = ["H1Config", "H1Server", "Handler", "UpgradeHandler"]
 
 log = logging.getLogger("trouper.web")
+
+_CAPACITY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 
 Handler = Callable[[Request], Awaitable[Response]]
 UpgradeHandler = Callable[[Request, trio.abc.Stream, bytes], Awaitable[None]]
@@ -52,6 +60,12 @@ class H1Server:
         self.connections = 0
         self.requests = 0
         self.refused = 0
+        self.active = 0  # requests in a handler now
+        self.draining = False
+        self._accepting = trio.CancelScope()
+        # Each connection's scope, and whether it waits for the client.
+        self._connections: dict[trio.CancelScope, bool] = {}
+        self._idle = trio.Event()
 
     async def serve_listeners(
         self,
@@ -59,10 +73,42 @@ class H1Server:
         *,
         task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        await trio.serve_listeners(self.serve_stream, listeners, task_status=task_status)
+        """Accept on ``listeners`` until cancelled; ``drain`` stops accepting."""
+        async with trio.open_nursery() as nursery:
+            for listener in listeners:
+                nursery.start_soon(self._accept, listener, nursery)
+            task_status.started(listeners)
+
+    async def _accept(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
+        async with listener:
+            with self._accepting:
+                while True:
+                    try:
+                        stream = await listener.accept()
+                    except OSError as exc:
+                        if exc.errno not in _CAPACITY_ERRNOS:
+                            raise
+                        # Out of file descriptors: retry later, as trio does.
+                        log.error("accept failed (%s); retrying in 0.1 s", exc)
+                        await trio.sleep(0.1)
+                    else:
+                        nursery.start_soon(self.serve_stream, stream)
+
+    async def drain(self) -> None:
+        """Stop accepting, close the connections waiting for a request, and
+        return once the requests being answered are answered (their
+        connections then close). Time it out from outside."""
+        self.draining = True
+        self._accepting.cancel()
+        for scope, waiting in self._connections.items():
+            if waiting:
+                scope.cancel()
+        while self.active:
+            self._idle = trio.Event()
+            await self._idle.wait()
 
     async def serve_stream(self, stream: trio.abc.Stream) -> None:
-        if self.connections >= self.config.max_connections:
+        if self.connections >= self.config.max_connections or self.draining:
             self.refused += 1
             await trio.aclose_forcefully(stream)
             return
@@ -79,43 +125,58 @@ class H1Server:
         config = self.config
         parser = H1Parser(config.limits)
         client = _peer(stream)
+        connections = self._connections
         with trio.CancelScope() as idle:
-            idle.deadline = trio.current_time() + config.idle_timeout
-            while True:
-                data = await stream.receive_some(config.read_size)
-                if not data:
-                    return
-                try:
-                    requests = parser.feed(bytes(data))
-                except H1Error as exc:
-                    body = f"{exc.status} {exc}\n"
-                    await stream.send_all(serialize(Response(body, exc.status), keep_alive=False))
-                    return
-                if not requests:
-                    continue
-                idle.deadline = math.inf  # a slow handler is not an idle client
-                out: list[bytes] = []
-                keep_alive = True
-                for request in requests:
-                    request.client = client
-                    if request.upgrade and self.upgrade is not None:
-                        if out:
-                            await stream.send_all(b"".join(out))
-                        idle.deadline = math.inf
-                        await self.upgrade(request, stream, parser.rest)
-                        return
-                    response = await self._handle(request)
-                    keep_alive = request.keep_alive
-                    out.append(serialize(response, keep_alive, request.method == "HEAD"))
-                    if not keep_alive:
-                        break
-                await stream.send_all(b"".join(out) if len(out) > 1 else out[0])
-                if not keep_alive:
-                    return
+            # True while waiting for the client: what ``drain`` may cancel.
+            connections[idle] = True
+            try:
                 idle.deadline = trio.current_time() + config.idle_timeout
+                while True:
+                    data = await stream.receive_some(config.read_size)
+                    if not data:
+                        return
+                    try:
+                        requests = parser.feed(bytes(data))
+                    except H1Error as exc:
+                        body = f"{exc.status} {exc}\n"
+                        response = Response(body, exc.status)
+                        await stream.send_all(serialize(response, keep_alive=False))
+                        return
+                    if parser.continue_pending:  # the client waits before sending the body
+                        parser.continue_pending = False
+                        await stream.send_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    if not requests:
+                        continue
+                    connections[idle] = False
+                    idle.deadline = math.inf  # a slow handler is not an idle client
+                    out: list[bytes] = []
+                    keep_alive = True
+                    for request in requests:
+                        request.client = client
+                        if request.upgrade and self.upgrade is not None:
+                            if out:
+                                await stream.send_all(b"".join(out))
+                            del connections[idle]
+                            await self.upgrade(request, stream, parser.rest)
+                            return
+                        response = await self._handle(request)
+                        keep_alive = request.keep_alive and not self.draining
+                        out.append(serialize(response, keep_alive, request.method == "HEAD"))
+                        if not keep_alive:
+                            break
+                    # A client that does not read its answers is as idle as
+                    # one that sends nothing: the write is timed too.
+                    idle.deadline = trio.current_time() + config.idle_timeout
+                    await stream.send_all(b"".join(out) if len(out) > 1 else out[0])
+                    if not keep_alive:
+                        return
+                    connections[idle] = True
+            finally:
+                connections.pop(idle, None)
 
     async def _handle(self, request: Request) -> Response:
         self.requests += 1
+        self.active += 1
         try:
             return await self.handler(request)
         except Exception:
@@ -123,6 +184,10 @@ class H1Server:
             # or middleware: log it here, never show it to the client.
             log.exception("unhandled error answering %s %s", request.method, request.path)
             return Response("500 Internal Server Error\n", 500)
+        finally:
+            self.active -= 1
+            if not self.active:
+                self._idle.set()
 
 
 def _peer(stream: trio.abc.Stream) -> tuple[str, int] | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..runtime._counters import Histogram
 
 #: The ``route`` label of ``trouper_web_request_duration_seconds``.
-ROUTES = ("/healthz", "/readyz", "websocket", "static", "other")
+ROUTES = ("/healthz", "/readyz", "routes", "websocket", "static", "other")
 
 
 class WebMetrics:
