@@ -283,3 +283,23 @@ async def test_a_broadcast_reaches_every_session_once_and_in_order(
             assert gw._state.metrics.frames_sent == members * count
             for ws in clients:
                 await ws.stream.aclose()
+
+
+async def test_a_delivery_to_a_client_that_keeps_up_is_written_within_the_call() -> None:
+    rec = Recorder()
+    members = 5
+    config = WebGateway(server="trouper", session=Member, session_args=(rec,))
+    with trio.fail_after(10):
+        async with trouper.open_node() as node, open_gateway(node, config) as gw:
+            clients = [await connect(gw.url) for _ in range(members)]
+            await rec.wait_for(lambda: len(rec.of("connect")) == members)
+            refs = [ref for _, ref in rec.of("connect")]
+            metrics = gw._state.metrics
+            before = metrics.frames_sent
+            send_text(refs, "now")
+            # No checkpoint since: each frame went into its socket from this
+            # task, without waking any writer task.
+            assert metrics.frames_sent == before + members
+            for ws in clients:
+                assert await ws.next() == Message("now")
+                await ws.stream.aclose()
