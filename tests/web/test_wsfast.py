@@ -18,14 +18,17 @@ from web_helpers import Echo, Recorder, wait_actors
 import trouper
 from trouper.web import WebGateway, WebSocketConnection, WebSocketSession, open_gateway, send_text
 from trouper.web import _fanout as fanout
+from trouper.web._wsfast import NOT_WRITTEN, OWING, WsSocket
 from trouper.web._wsframe import (
     OP_BINARY,
     OP_CONT,
     OP_PING,
+    OP_PONG,
     OP_TEXT,
     Close,
     FrameDecoder,
     Message,
+    Outgoing,
     Pong,
     accept_key,
     close_frame,
@@ -303,3 +306,31 @@ async def test_a_delivery_to_a_client_that_keeps_up_is_written_within_the_call()
             for ws in clients:
                 assert await ws.next() == Message("now")
                 await ws.stream.aclose()
+
+
+async def test_a_write_after_a_short_direct_write_sends_the_rest_of_the_frame_first() -> None:
+    a, b = trio.socket.socketpair()
+    server, client = trio.SocketStream(a), trio.SocketStream(b)
+    sock = WsSocket(server, b"key", 1000, b"")
+    frames: list[Outgoing] = []
+    with trio.fail_after(10):
+        while True:  # until the socket takes only part of a frame
+            frame = Outgoing(f"{len(frames)} " + "x" * 50_000)
+            state = sock.write_now(frame)
+            assert state != NOT_WRITTEN  # nothing was owed or under way
+            frames.append(frame)
+            if state == OWING:
+                break
+        assert sock.write_now(Outgoing("later")) == NOT_WRITTEN  # nothing passes the rest
+        decoder = FrameDecoder(1 << 20, masked=False)
+        events: list[object] = []
+        async with trio.open_nursery() as nursery:
+            # A pong, written while the client reads: after the whole frame.
+            nursery.start_soon(sock.write, encode_frame(OP_PONG, b"p"))
+            while len(events) < len(frames) + 1:
+                events += decoder.feed(await client.receive_some(65536))
+        assert events[:-1] == [Message(frame.text or "") for frame in frames]
+        assert isinstance(events[-1], Pong) and events[-1].payload == b"p"
+        sock.retire()
+        await server.aclose()
+        await client.aclose()

@@ -46,6 +46,7 @@ from ._connection import (
     WsReceived,
     WsSlowCheck,
 )
+from ._wsfast import FLUSH, OWING, WRITTEN
 from ._wsframe import Outgoing
 
 
@@ -197,12 +198,12 @@ class WebSocketSession(Actor):
             return False
         socket = self.connection.socket
         if direct and not self._queued and socket is not None and self._accepted.is_set():
-            rest = socket.write_now(frame)
-            if rest is frame:
+            written = socket.write_now(frame)
+            if written == WRITTEN:
                 self.connection.gateway.metrics.frames_sent += 1
                 return True
-            if rest is not None:
-                frame = rest  # the tail of a short write goes out first
+            if written == OWING:
+                frame = FLUSH  # the writer task sends the rest of the frame
         try:
             if self._queued >= self._outbox_size:
                 raise trio.WouldBlock

@@ -47,9 +47,21 @@ from ._wsframe import (
     encode_frame,
 )
 
-__all__ = ["GatewayContext", "WsSocket", "serve_upgrade"]
+__all__ = [
+    "FLUSH",
+    "NOT_WRITTEN",
+    "OWING",
+    "WRITTEN",
+    "GatewayContext",
+    "WsSocket",
+    "serve_upgrade",
+]
 
 READ_SIZE = 64 * 1024
+#: What ``WsSocket.write_now`` did.
+NOT_WRITTEN, WRITTEN, OWING = range(3)
+#: An empty frame: writing it sends what the socket owes.
+FLUSH = Outgoing.raw(b"")
 
 
 #: What ``serve_upgrade`` is given of the gateway: its ASGI app, which holds
@@ -136,6 +148,7 @@ class WsSocket:
         self._rest = rest
         self._lock = trio.StrictFIFOLock()
         self._fileno: Callable[[], int] | None = None
+        self._owed = b""  # the rest of a frame a direct write left
         sock = getattr(stream, "socket", None)
         if isinstance(stream, trio.SocketStream) and sock is not None:
             self._fileno = sock.fileno
@@ -148,11 +161,14 @@ class WsSocket:
     # -- writes ------------------------------------------------------------
 
     async def write(self, data: bytes) -> None:
-        """Write whole frames (or the handshake) in one ``send_all``."""
+        """Write whole frames (or the handshake) in one ``send_all``, after
+        what a short direct write left owing."""
         async with self._lock:
             if self.broken:
                 await trio.lowlevel.checkpoint()
                 return
+            if self._owed:
+                data, self._owed = self._owed + data, b""
             try:
                 await self.stream.send_all(data)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -167,25 +183,32 @@ class WsSocket:
         else:
             await self.write(b"".join([frame.wire() for frame in frames]))
 
-    def write_now(self, frame: Outgoing) -> Outgoing | None:
+    def write_now(self, frame: Outgoing) -> int:
         """Write ``frame`` without waiting, if the socket can take it now.
 
-        None: not written (a write is under way, or this stream has no
-        socket); ``frame`` itself: written whole; otherwise the unwritten
-        rest, to be sent before anything else.
+        ``NOT_WRITTEN`` (a write is under way or owed, or this stream has no
+        socket), ``WRITTEN`` (whole), or ``OWING``: the socket took part of
+        it and owes the rest, which the next ``write`` sends first (so a
+        pong or a close frame never lands inside it); an empty write (the
+        ``FLUSH`` frame) sends just that.
         """
         fileno = self._fileno
-        if fileno is None or self.broken or self.close_sent or self._lock.locked():
-            return None
+        if fileno is None or self.broken or self._owed or self._lock.locked():
+            return NOT_WRITTEN
+        if self.close_sent:
+            return NOT_WRITTEN
         wire = frame.wire()
         try:
             sent = os.write(fileno(), wire)
         except BlockingIOError:
-            return None
+            return NOT_WRITTEN
         except OSError:
             self.broken = True  # the client is gone: the reader reports it
-            return frame
-        return frame if sent == len(wire) else Outgoing.raw(wire[sent:])
+            return WRITTEN
+        if sent == len(wire):
+            return WRITTEN
+        self._owed = wire[sent:]
+        return OWING
 
     def retire(self) -> None:
         """The connection is over: no direct write may reach its file

@@ -297,7 +297,7 @@ class Outgoing:
 
     @classmethod
     def raw(cls, wire: bytes) -> Outgoing:
-        """Bytes already encoded (the rest of a frame a short write left)."""
+        """Bytes already encoded (``FLUSH``, the empty one, in ``_wsfast``)."""
         frame = cls()
         frame._wire = wire
         return frame
