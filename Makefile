@@ -49,8 +49,9 @@ browser: $(STAMP)
 	  fi; \
 	fi
 
-# The discovery tests (tests/test_discovery_redis.py) start their own
-# redis-server on a free loopback port: install Debian's when it is missing.
+# The Redis tests (discovery, the redis pool and store) and the redis_store_append
+# benchmark start their own redis-server on a free loopback port: install
+# Debian's when it is missing.
 .PHONY: redis
 redis:
 	@if ! command -v redis-server >/dev/null 2>&1; then \
@@ -88,10 +89,30 @@ prometheus:
 	  fi; \
 	fi
 
-test: $(STAMP) browser redis prometheus
+# The PostgreSQL tests (tests/servers.py) initdb and start their own server on a
+# free loopback port, as the postgres user when run as root: install Debian's
+# postgresql when no initdb is found under /usr/lib/postgresql/*/bin.
+.PHONY: postgres
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "postgres: installing postgresql with apt-get"; \
+	    log=$$(mktemp); \
+	    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install \
+	        -y -qq --no-install-recommends postgresql; } >"$$log" 2>&1; then \
+	      cat "$$log" >&2; rm -f "$$log"; exit 1; \
+	    fi; \
+	    rm -f "$$log"; \
+	  else \
+	    echo "postgres: initdb is missing and apt-get is unusable (not root or absent)" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+
+test: $(STAMP) browser redis prometheus postgres
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: $(STAMP) postgres redis
 	$(BIN)/python -m benchmarks
 
 lint: $(STAMP)

@@ -379,3 +379,29 @@ register(
         quick_size=2_000,
     )
 )
+register(
+    Case(
+        name="pool_fetchval",
+        trouper="pg_pool:trouper_pool_fetchval",
+        baseline="pg_pool:psycopg_direct_fetchval",
+        baseline_name="16 psycopg connections used directly, each driven by its own thread",
+        unit="calls/s",
+        better="higher",
+        target=0.8,
+        size=10_000,
+        quick_size=1_000,
+    )
+)
+register(
+    Case(
+        name="redis_store_append",
+        trouper="redis_store:trouper_redis_append",
+        baseline="redis_store:coredis_script_append",
+        baseline_name="the same append script by EVALSHA on one plain coredis client, same 8 tasks",
+        unit="appends/s",
+        better="higher",
+        target=0.5,
+        size=5_000,
+        quick_size=200,
+    )
+)

@@ -9,10 +9,14 @@ reproducer blob on failure). No example database is written in the tree.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings
+
+from redis_helper import RedisServer
+from servers import PostgresServer
 
 settings.register_profile("ci", derandomize=True, database=None)
 settings.register_profile("random", derandomize=False, database=None, print_blob=True)
@@ -34,3 +38,45 @@ def _fresh_repeat_limiter() -> Iterator[None]:
         yield
     finally:
         repeats.limiter = before
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL for the session (tests/servers.py); never skipped."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty database on the session's PostgreSQL, dropped after the test."""
+    url = postgres_server.create_database()
+    try:
+        yield url
+    finally:
+        postgres_server.drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real ``redis-server`` for the session, on a free loopback port.
+
+    Tests that stop or restart Redis start their own ``RedisServer`` instead.
+    """
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """A clean keyspace per test: a fresh key ``prefix`` on the session server.
+
+    Every key a ``redis://`` store writes starts with the URL's prefix, so
+    tests sharing the server (db 0) never see each other's data, and opening
+    the same URL again later sees the same data (a "restart").
+    """
+    return f"{redis_server.url}?prefix=t{uuid.uuid4().hex[:12]}:"

@@ -1,73 +1,7 @@
-"""A real ``redis-server`` for the discovery tests, on a free loopback port.
+"""The tests' way to a real ``redis-server``: ``benchmarks/_redis_server.py``
+(kept there because benchmarks may not import ``tests/``)."""
 
-``make test`` installs Debian's redis-server when it is missing; these
-helpers start it as a subprocess with no persistence (``--save ''
---appendonly no``), wait until it answers PING, and stop it (``kill()``
-as an outage would, then ``start()`` again on the same port, empty).
-"""
+from benchmarks._redis_server import RedisServer as RedisServer
+from benchmarks._redis_server import free_port as free_port
 
-from __future__ import annotations
-
-import shutil
-import socket
-import subprocess
-import time
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class RedisServer:
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self, timeout: float = 10.0) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is missing: `make test` installs it with apt-get")
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + timeout
-        while not self.answers():
-            if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.process.returncode}")
-            if time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError(f"redis-server did not answer on port {self.port}")
-            time.sleep(0.02)
-
-    def answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
+__all__ = ["RedisServer", "free_port"]

@@ -92,3 +92,21 @@ def test_bench_http_smoke_runs_every_case() -> None:
     assert users["errors"] == 0 and users["p50_ms"] is not None and users["value"] > 0
     held = lines["http_idle_held"]
     assert (held["value"], held["opened"]) == (50, 50)
+
+
+def test_bench_redis_store_append_smoke(tmp_path: Path) -> None:
+    """The redis_store_append case, shrunk: both sides start their own redis-server."""
+    out = tmp_path / "results.json"
+    argv = [sys.executable, "-m", "benchmarks", "--quick", "--only", "redis_store_append"]
+    proc = subprocess.run(
+        [*argv, "--output", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    assert line["name"] == "redis_store_append" and set(line) >= KEYS
+    assert line["value"] > 0 and line["baseline_value"] > 0

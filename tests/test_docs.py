@@ -9,6 +9,7 @@ The examples assert their own results, so a broken runtime fails them.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -84,8 +85,20 @@ def test_every_document_has_examples() -> None:
         assert name in counted, f"{name} has no ```python example"
 
 
+def servers_for(source: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    """Environment naming the test servers an example reads (started on demand)."""
+    env = dict(os.environ)
+    if "TROUPER_TEST_POSTGRES_URL" in source:  # a fresh database on the session's server
+        env["TROUPER_TEST_POSTGRES_URL"] = request.getfixturevalue("postgres_url")
+    if "TROUPER_TEST_REDIS_URL" in source:
+        env["TROUPER_TEST_REDIS_URL"] = request.getfixturevalue("redis_server").url
+    return env
+
+
 @pytest.mark.parametrize(("doc", "source"), BLOCKS)
-def test_doc_example_runs(doc: str, source: str, tmp_path: Path) -> None:
+def test_doc_example_runs(
+    doc: str, source: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     script = tmp_path / "example.py"
     script.write_text(source, encoding="utf-8")
     try:
@@ -95,6 +108,7 @@ def test_doc_example_runs(doc: str, source: str, tmp_path: Path) -> None:
             capture_output=True,
             text=True,
             timeout=TIMEOUT,
+            env=servers_for(source, request),
         )
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"{doc}: the example did not finish within {TIMEOUT}s\n{exc.stdout or ''}")

@@ -177,3 +177,25 @@ def test_the_transport_api_is_public() -> None:
 def test_forbidden_is_an_unauthorized() -> None:
     assert issubclass(trouper.Forbidden, trouper.Unauthorized)
     assert trouper.Forbidden.error_code == "forbidden"
+
+
+def test_postgres_pool_names() -> None:
+    import trouper.pools
+    import trouper.stores
+
+    assert callable(trouper.pools.postgres) and trouper.pools.PgPool is not None
+    assert callable(trouper.pools.postgres_pool)
+    errors = [trouper.pools.StoreConflict, trouper.pools.StoreTimeout]
+    errors.append(trouper.pools.TransactionConflict)
+    assert all(issubclass(cls, trouper.stores.StoreError) for cls in errors)
+    assert len({cls.error_code for cls in errors}) == len(errors)
+    assert [cls.is_retryable for cls in errors] == [False, True, True]
+
+
+def test_redis_pool_and_store_names() -> None:
+    import trouper.pools
+    import trouper.stores
+
+    assert callable(trouper.pools.redis) and trouper.pools.RedisPool is not None
+    assert issubclass(trouper.stores.StoreUnavailable, trouper.stores.StoreError)
+    assert trouper.stores.StoreUnavailable.is_retryable

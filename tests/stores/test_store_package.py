@@ -54,8 +54,10 @@ def test_error_codes() -> None:
 @pytest.mark.parametrize(
     ("url", "match"),
     [
-        ("nosuch://x", "no store registered for nosuch://; known schemes: memory://, sqlite://"),
-        ("redis://user:secret@host/0", "known schemes"),
+        ("nosuch://x", "no store registered for nosuch://; known schemes: memory://, "),
+        ("redis://user:secret@host:port/0", "redis URL has a bad port"),
+        ("redis://user:secret@host/0?pool=3", "unknown redis URL option 'pool'"),
+        ("redis://user:secret@host/zero", "db .the path. 'zero' is not an integer"),
         ("just-a-path.db", "malformed store URL"),
         ("", "malformed store URL"),
         ("://x", "malformed store URL"),

@@ -204,6 +204,26 @@ async def test_a_crashed_host_is_restarted_and_reopens(store_url: str) -> None:
             assert hosts(node) == [path]
 
 
+async def test_a_node_stopping_while_its_host_restarts_keeps_the_store_for_on_stop(
+    store_url: str,
+) -> None:
+    # fail_actor only queues the failure: the node begins to stop /user while
+    # the host is torn down or waits out its restart backoff. The users'
+    # on_stop calls wait for the restarted store instead of failing.
+    with trio.fail_after(20):
+        async with trouper.open_node(store=store_url) as node:
+            for i in range(10):
+                await node.spawn(Writer, f"w{i}")
+            (path,) = hosts(node)
+            cell = node.kernel.cell_at(path)
+            assert cell is not None
+            fail_actor(cell, RuntimeError("the pool failed"))
+        assert node.kernel.restarts == 1
+    async with open_store(store_url) as store:
+        for i in range(10):
+            assert [r for _, r in await store.tail(f"w{i}", 5)] == [b"started", b"stopped"]
+
+
 async def test_a_cancelled_first_use_still_opens_it_once() -> None:
     entered, release = trio.Event(), trio.Event()
     opened: list[str] = []

@@ -9,8 +9,10 @@ processes). Later backends (redis, postgres) plug in with
 
 A node shares one store per URL among all its users: ``await
 node.store(url)`` / ``await ctx.store(url)`` return a ``SharedStore``
-handle (see ``_shared``).
+handle (see ``_shared`` and ``_handle``).
 """
+
+from contextlib import AbstractAsyncContextManager
 
 from ._api import MAX_NAME_LENGTH as MAX_NAME_LENGTH
 from ._api import Store as Store
@@ -20,12 +22,13 @@ from ._errors import StaleWriter as StaleWriter
 from ._errors import StoreBusy as StoreBusy
 from ._errors import StoreError as StoreError
 from ._errors import StoreUnavailable as StoreUnavailable
+from ._handle import SharedStore as SharedStore
 from ._memory import MemoryStore as MemoryStore
 from ._memory import open_memory_store
+from ._postgres import open_postgres_store
 from ._registry import StoreFactory as StoreFactory
 from ._registry import open_store as open_store
 from ._registry import register_store as register_store
-from ._shared import SharedStore as SharedStore
 from ._sqlite import SqliteStore as SqliteStore
 from ._sqlite import open_sqlite_store
 
@@ -46,5 +49,17 @@ __all__ = [
     "register_store",
 ]
 
+
+def open_redis_store(url: str) -> AbstractAsyncContextManager[Store]:
+    """``redis://`` URLs; coredis (the ``redis`` extra) is imported on first use."""
+    from ._redis import open_redis_store as open_redis
+
+    return open_redis(url)
+
+
 register_store("memory", open_memory_store)
 register_store("sqlite", open_sqlite_store)
+# psycopg is imported when such a store is opened, not here.
+register_store("postgres", open_postgres_store)
+register_store("postgresql", open_postgres_store)
+register_store("redis", open_redis_store)

@@ -44,10 +44,12 @@ class StoreBusy(StoreError):
 
 
 class StoreUnavailable(StoreError):
-    """A node's shared store is not open right now: its host actor is
-    restarting after a failure, or the node is stopping.
+    """A store is not reachable right now: its server could not be reached
+    or the connection broke or timed out mid-command (Redis, PostgreSQL), or
+    a node's shared store is between hosts (its host actor is restarting).
 
-    Retryable: a restarting host opens the store again within moments.
+    Retryable: the server or the host comes back. A write that failed this
+    way may or may not have been applied, as with any remote write.
     """
 
     error_code = "store-unavailable"

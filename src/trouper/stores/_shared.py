@@ -10,28 +10,27 @@ stops, so a backend whose context manager runs a nursery (a connection
 pool's ``run()``) lives in the actor's own nursery; if it fails, the actor
 fails and its supervisor restarts it, which opens the store again.
 
-Handles never close the shared store: their ``aclose()`` (or leaving
-``async with``) ends that handle only. They reach the store through a slot
-that the host fills on each (re)start, so a handle outlives a restart.
+Handles (``_handle``) never close the shared store. They reach it through
+a slot that the host fills on each (re)start, so a handle outlives a restart.
 """
 
 from __future__ import annotations
 
 import itertools
 import weakref
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING
 
 import trio
 
 from .._errors import ConfigurationError, TrouperError
 from ..actors import Actor
-from ._api import Store, StoreStatistics
-from ._errors import StoreError, StoreUnavailable
+from ._api import Store
+from ._errors import StoreError
+from ._handle import _GROUP, SharedStore, _Slot
 from ._registry import open_store
 
 if TYPE_CHECKING:
-    from ..runtime import ActorRef, Node
+    from ..runtime import Node
 
 __all__ = ["DEFAULT_MAX_STORES", "SharedStore", "SharedStores", "configure", "shared_stores"]
 
@@ -40,29 +39,7 @@ __all__ = ["DEFAULT_MAX_STORES", "SharedStore", "SharedStores", "configure", "sh
 #: URLs from data cannot open backends without end.
 DEFAULT_MAX_STORES = 16
 
-_GROUP = "stores"
 _HOST_SHUTDOWN = 10.0  # a pool drains its checkouts within this
-
-
-class _Slot:
-    """One URL's store on one node: what the host fills and the handles read."""
-
-    def __init__(self, url: str, segment: str, node: weakref.ref[Node]) -> None:
-        self.url = url
-        self.node = node
-        self.scheme = url.partition("://")[0].lower()
-        self.segment = segment
-        self.store: Store | None = None
-        self.host: ActorRef | None = None
-        self.failure: BaseException | None = None  # why the last open failed
-        self.lock = trio.Lock()  # concurrent first uses open it once
-
-    def host_alive(self) -> bool:
-        """Whether its host actor lives (running, restarting or stopping)."""
-        node, host = self.node(), self.host
-        return (
-            node is not None and host is not None and bool(node.kernel.cell_at(host.path, host.uid))
-        )
 
 
 class StoreHost(Actor):
@@ -91,6 +68,7 @@ class StoreHost(Actor):
                 held = self.slot.store = store
                 self._held = True
                 opened.set()
+                self.slot.changed()
                 await self._release.wait()
         except Exception as exc:
             if opened.is_set():
@@ -102,6 +80,7 @@ class StoreHost(Actor):
             if held is not None and self.slot.store is held:
                 self.slot.store = None
             self._closed.set()
+            self.slot.changed()
 
     async def on_stop(self) -> None:
         if self._held:
@@ -135,16 +114,15 @@ class SharedStores:
             async with slot.lock:
                 if self.slots.get(url) is not slot:
                     continue  # its open failed meanwhile: start over
-                if slot.store is None:
+                if slot.store is None and not slot.host_alive():
                     await self._open(slot)
+                # (its host restarting: the handle's calls wait for the new store)
                 return SharedStore(slot)
 
     async def _open(self, slot: _Slot) -> None:
         node = self._node()
         if node is None:
             raise StoreError("the node of this store is gone")
-        if slot.host_alive():
-            raise StoreUnavailable(f"the node's {slot.scheme} store is restarting")
         try:
             # Shielded: the store is shared, so one caller's cancellation must
             # not leave it half-opened for the others waiting on the lock (the
@@ -163,101 +141,6 @@ class SharedStores:
                 raise StoreError(f"cannot open the node's {slot.scheme} store: {exc}") from exc
             raise
         await trio.lowlevel.checkpoint_if_cancelled()
-
-
-class SharedStore:
-    """A handle on a node's shared store; closing it leaves the store open."""
-
-    def __init__(self, slot: _Slot) -> None:
-        self._slot = slot
-        self._closed = False
-
-    def __repr__(self) -> str:
-        return f"<SharedStore {self._slot.scheme} /system/{_GROUP}/{self._slot.segment}>"
-
-    @property
-    def backend(self) -> str:
-        return self._slot.scheme
-
-    def _target(self) -> Store:
-        if self._closed:
-            raise StoreError(f"this handle on the node's {self._slot.scheme} store is closed")
-        store = self._slot.store
-        if store is None:
-            raise self._gone()
-        return store
-
-    def _gone(self) -> StoreError:
-        if self._slot.host_alive():
-            return StoreUnavailable(f"the node's {self._slot.scheme} store is restarting")
-        return StoreError(f"the node's {self._slot.scheme} store is closed: its node stopped")
-
-    async def _call(self, method: str, *args: Any, **options: Any) -> Any:
-        store = self._target()
-        try:
-            return await getattr(store, method)(*args, **options)
-        except StoreError as exc:
-            if type(exc) is StoreError and store.statistics().closed:
-                # The host closed it under this call: nothing was done, and
-                # after a restart a retry finds the store again.
-                raise self._gone() from exc
-            raise
-
-    async def append(self, log: str, record: bytes, **options: Any) -> int:
-        result: int = await self._call("append", log, record, **options)
-        return result
-
-    async def tail(self, log: str, n: int) -> list[tuple[int, bytes]]:
-        result: list[tuple[int, bytes]] = await self._call("tail", log, n)
-        return result
-
-    async def read(self, log: str, after_id: int = 0, limit: int = 100) -> list[tuple[int, bytes]]:
-        result: list[tuple[int, bytes]] = await self._call("read", log, after_id, limit)
-        return result
-
-    async def trim(self, log: str, keep_last: int) -> int:
-        result: int = await self._call("trim", log, keep_last)
-        return result
-
-    async def get(self, key: str) -> bytes | None:
-        result: bytes | None = await self._call("get", key)
-        return result
-
-    async def put(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
-        await self._call("put", key, value, ttl=ttl)
-
-    async def delete(self, key: str) -> bool:
-        result: bool = await self._call("delete", key)
-        return result
-
-    async def compare_and_set(
-        self, key: str, expected: bytes | None, new: bytes | None, *, ttl: float | None = None
-    ) -> bool:
-        result: bool = await self._call("compare_and_set", key, expected, new, ttl=ttl)
-        return result
-
-    def statistics(self) -> StoreStatistics:
-        """The shared store's counts (every handle's calls together)."""
-        store = self._slot.store
-        if store is None:
-            return StoreStatistics(backend=self._slot.scheme, closed=True)
-        return store.statistics()
-
-    async def aclose(self) -> None:
-        """End this handle; the shared store stays open for its other users."""
-        self._closed = True
-        await trio.lowlevel.checkpoint()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 def _check_max(max_stores: object) -> int:
