@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = {"name", "value", "unit", "baseline", "baseline_value", "ratio"}
 
@@ -29,10 +31,13 @@ def test_bench_prints_json_lines(tmp_path: Path) -> None:
     assert json.loads(out.read_text())
 
 
-def test_bench_chat_measures_both_servers() -> None:
-    """`make bench-chat`, shrunk: 40 clients in 2 processes, one short phase a server."""
+@pytest.mark.parametrize("client", ["lean", "trio"])
+def test_bench_chat_measures_both_servers(client: str) -> None:
+    """`make bench-chat`, shrunk: 40 clients in 2 processes, one short phase a
+    server, with either load generator."""
     argv = [sys.executable, "-m", "benchmarks.chat", "--connections", "40", "--rooms", "4"]
     argv += ["--procs", "2", "--rate", "20", "--duration", "1", "--grace", "1", "--no-sweep"]
+    argv += ["--client", client]
     proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
     lines = {json.loads(line)["name"]: json.loads(line) for line in proc.stdout.splitlines()}
@@ -45,6 +50,9 @@ def test_bench_chat_measures_both_servers() -> None:
         assert (fixed[f"{kind}_lost"], fixed[f"{kind}_duplicated"]) == (0, 0), fixed
     assert fixed["value"] > 0 and fixed["baseline_value"] > 0
     assert set(lines["chat_rss_per_connection"]) >= KEYS
+    generator = lines["chat_generator_us_per_delivery"]
+    assert generator["client"] == client and generator["value"] > 0
+    assert lines["chat_server_us_per_delivery"]["value"] > 0
 
 
 def test_bench_transport_echo_smoke() -> None:

@@ -19,6 +19,8 @@ SERVERS = {
     "trouper": "benchmarks.chat.trouper_server",
     "baseline": "benchmarks.chat.baseline_server",
 }
+#: The load generators: raw sockets in one epoll loop, or trio-websocket (the cross-check).
+CLIENTS = {"lean": "benchmarks.chat._lean", "trio": "benchmarks.chat._client"}
 GC_OFF = "import gc; gc.disable(); from {} import main; main()"
 
 
@@ -76,9 +78,11 @@ class Fleet:
                 break
         return time.monotonic() - started
 
-    def start_clients(self, procs: int, connections: int, rooms: int, concurrency: int) -> None:
+    def start_clients(
+        self, procs: int, connections: int, rooms: int, concurrency: int, client: str = "lean"
+    ) -> None:
         for proc in range(procs):
-            argv = [sys.executable, "-m", "benchmarks.chat._client", self.url]
+            argv = [sys.executable, "-m", CLIENTS[client], self.url]
             argv += [str(n) for n in (proc, procs, connections, rooms, concurrency)]
             self.clients.append(
                 subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

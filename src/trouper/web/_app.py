@@ -30,6 +30,7 @@ from ._statuses import json_error
 if TYPE_CHECKING:
     from ..runtime import ActorRef
     from ._config import WebGateway
+    from ._wsfast import WsSocket
 
 log = logging.getLogger("trouper.web")
 
@@ -105,8 +106,14 @@ class GatewayApp:
     # -------------------------------------------------------------- websocket
 
     async def _websocket(
-        self, scope: Mapping[str, Any], receive: ASGIReceive, send: ASGISend
+        self,
+        scope: Mapping[str, Any],
+        receive: ASGIReceive,
+        send: ASGISend,
+        socket: WsSocket | None = None,
     ) -> None:
+        """One WebSocket, from hypercorn or (``socket``) the gateway's own
+        HTTP/1.1 path, which frames it itself (``_wsfast``)."""
         event = await receive()
         if event["type"] != "websocket.connect":
             return
@@ -117,9 +124,9 @@ class GatewayApp:
         if scope["path"] != config.ws_path or self.state.stopping:
             await send({"type": "websocket.close", "code": 1000})  # before accept: HTTP 403
             return
-        if config.peers_path is not None:  # hypercorn's limit is the peers' one
+        if config.peers_path is not None and socket is None:  # hypercorn's limit is the peers'
             receive, send = limit_session_messages(receive, send, config.max_message_size)
-        conn = WebSocketConnection(scope, receive, send, config, self.state)
+        conn = WebSocketConnection(scope, receive, send, config, self.state, socket)
         metrics = self.state.metrics
         counted = False
         try:

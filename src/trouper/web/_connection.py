@@ -15,6 +15,7 @@ from ._web_metrics import WebMetrics
 
 if TYPE_CHECKING:
     from ._config import WebGateway
+    from ._wsfast import WsSocket
 
 ASGIEvent = dict[str, Any]
 ASGIReceive = Any  # Callable[[], Awaitable[ASGIEvent]]
@@ -82,6 +83,7 @@ class WebSocketConnection:
         "scope",
         "send",
         "session",
+        "socket",
     )
 
     def __init__(
@@ -91,8 +93,12 @@ class WebSocketConnection:
         send: ASGISend,
         config: WebGateway,
         gateway: GatewayState,
+        socket: WsSocket | None = None,
     ) -> None:
         self.scope = scope
+        #: The fast path's own WebSocket (batched and direct writes), or None
+        #: under hypercorn, where every frame is one ASGI ``websocket.send``.
+        self.socket = socket
         self.gateway = gateway
         self.receive = receive
         self.send = send

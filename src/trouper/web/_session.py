@@ -7,6 +7,13 @@ at a time, like any handler. The writer drains a bounded outbox into the
 socket; ``send_text``/``send_bytes`` never block: a full outbox drops the
 message and starts the slow-consumer timer.
 
+On the gateway's own HTTP/1.1 path (``connection.socket`` set) a frame
+offered while nothing is queued is written straight into the socket by the
+sender's task (``WsSocket.write_now``): the writer task only wakes for
+what the socket could not take at once, and then writes everything queued
+in one ``send_all``. Queued or being written, a session holds at most
+``outbox_size`` frames.
+
 hypercorn writes to the socket in a shielded ``send_all``, so a client that
 stops reading can hold a write for ever. The session never waits for such a
 write longer than ``close_timeout``: the ASGI handler then returns without a
@@ -33,13 +40,14 @@ from ._connection import (
     CLOSE_INTERNAL_ERROR,
     CLOSE_NORMAL,
     CLOSE_POLICY,
-    ASGIEvent,
     WebSocketConnection,
     WsOpen,
     WsPeerClosed,
     WsReceived,
     WsSlowCheck,
 )
+from ._wsfast import FLUSH, OWING, WRITTEN
+from ._wsframe import Outgoing
 
 
 @message(name="trouper.web.SendText")
@@ -92,7 +100,9 @@ class WebSocketSession(Actor):
     def __init__(self, connection: WebSocketConnection) -> None:
         self.connection = connection
         config = connection.config
-        self._outbox, self._outbox_out = trio.open_memory_channel[ASGIEvent](config.outbox_size)
+        self._outbox, self._outbox_out = trio.open_memory_channel[Outgoing](config.outbox_size)
+        self._outbox_size = config.outbox_size
+        self._queued = 0  # frames in the outbox and in the writer's hands
         self._inflight = trio.Semaphore(config.inbox_size)
         self._accepted = trio.Event()
         self._writer_done = trio.Event()
@@ -115,6 +125,11 @@ class WebSocketSession(Actor):
         """True once a close was asked for or the client went away."""
         return self._close_request is not None or self.connection.disconnected.is_set()
 
+    @property
+    def queued(self) -> int:
+        """Frames queued or being written now (never more than ``outbox_size``)."""
+        return self._queued
+
     async def on_connect(self) -> None:
         """The WebSocket was accepted (runs in the actor's task)."""
 
@@ -131,11 +146,17 @@ class WebSocketSession(Actor):
 
     def send_text(self, text: str) -> bool:
         """Queue a text frame; False if it was dropped (closing, or outbox full)."""
-        return self._offer({"type": "websocket.send", "text": text})
+        return self._offer(Outgoing(text))
 
     def send_bytes(self, data: bytes) -> bool:
         """Queue a binary frame; False if it was dropped (closing, or outbox full)."""
-        return self._offer({"type": "websocket.send", "bytes": bytes(data)})
+        return self._offer(Outgoing(None, bytes(data)))
+
+    def send_shared(self, frame: Outgoing, direct: bool = True) -> bool:
+        """Queue ``frame``, shared with other sessions (``trouper.web.send_text``
+        encodes a broadcast's frame once for all of them); ``direct=False``
+        leaves the write to this session's writer task."""
+        return self._offer(frame, direct)
 
     async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
         """Close the connection after what is queued, then stop this actor.
@@ -172,11 +193,22 @@ class WebSocketSession(Actor):
 
     # ------------------------------------------------------------ internals
 
-    def _offer(self, event: ASGIEvent) -> bool:
+    def _offer(self, frame: Outgoing, direct: bool = True) -> bool:
         if self.closing:
             return False
+        socket = self.connection.socket
+        if direct and not self._queued and socket is not None and self._accepted.is_set():
+            written = socket.write_now(frame)
+            if written == WRITTEN:
+                self.connection.gateway.metrics.frames_sent += 1
+                return True
+            if written == OWING:
+                frame = FLUSH  # the writer task sends the rest of the frame
         try:
-            self._outbox.send_nowait(event)
+            if self._queued >= self._outbox_size:
+                raise trio.WouldBlock
+            self._outbox.send_nowait(frame)
+            self._queued += 1
         except trio.WouldBlock:
             self.dropped += 1
             if self._full_since is None:
@@ -197,6 +229,7 @@ class WebSocketSession(Actor):
                 self._outbox_out.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
                 return
+            self._queued -= 1
 
     @handler
     async def _trouper_ws_open(self, msg: WsOpen) -> None:
@@ -264,18 +297,28 @@ class WebSocketSession(Actor):
 
     async def _writer(self) -> None:
         conn = self.connection
+        socket = conn.socket
         half = conn.config.outbox_size // 2
         try:
             await self._accepted.wait()
-            async for event in self._outbox_out:
+            async for frame in self._outbox_out:
                 if conn.close_sent:
                     break
-                await conn.send(event)
-                conn.gateway.metrics.frames_sent += 1
-                if (
-                    self._full_since is not None
-                    and self._outbox_out.statistics().current_buffer_used <= half
-                ):
+                if socket is None:
+                    await conn.send(frame.event())
+                    sent = 1
+                else:  # everything queued, in one write
+                    batch = [frame]
+                    while True:
+                        try:
+                            batch.append(self._outbox_out.receive_nowait())
+                        except (trio.WouldBlock, trio.EndOfChannel):
+                            break
+                    await socket.send_frames(batch)
+                    sent = len(batch)
+                self._queued -= sent
+                conn.gateway.metrics.frames_sent += sent
+                if self._full_since is not None and self._queued <= half:
                     self._full_since = None  # drained: the client keeps up after all
                     self._slow_token += 1
             code, reason = self._close_request or (CLOSE_NORMAL, "")
