@@ -83,7 +83,7 @@ def test_server_frames_render_as_the_protocol_says() -> None:
     assert json.loads(render(Presence("r", "bo", "online")))["type"] == "presence"
     joined = json.loads(render(Joined("r", [message], ["ada"])))
     assert joined["type"] == "joined" and joined["history"][0]["id"] == 3
-    assert json.loads(render_error("bad")) == {"type": "error", "reason": "bad"}
+    assert json.loads(render_error("bad")) == {"type": "error", "reason": "bad", "code": "invalid"}
 
 
 class Session(trouper.Actor):
