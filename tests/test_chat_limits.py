@@ -101,9 +101,10 @@ async def test_a_10000_room_flood_on_one_connection_is_refused_at_the_limit(
             # Refused before any room was created: 21 rooms (warm-up included).
             directory = await node.lookup("chat-rooms")
             assert len(trouper.runtime.child_cells(trouper.runtime.cell_of(directory))) == 21
-            # 10,000 rooms would hold ~10,000 actors (tens of MB); 20 hold far less.
+            # Measured on the development machine: the flood grows RSS by about
+            # 0.1 MiB; with the limit lifted, its 10,000 rooms grow it by 50 MiB.
             grown = rss_bytes() - rss
-            assert grown < 40 * 1024 * 1024, f"RSS grew by {grown / 2**20:.1f} MiB"
+            assert grown < 10 * 1024 * 1024, f"RSS grew by {grown / 2**20:.1f} MiB"
             assert open_fds() - fds < 5, (fds, open_fds())
             # The connection is still usable: leave one, join another.
             await send(ws, type="leave", room="flood-0")
