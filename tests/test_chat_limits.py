@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from random import Random
 from typing import Any
 
 import pytest
@@ -185,3 +186,29 @@ async def test_a_room_with_members_does_not_passivate() -> None:
             assert await node.lookup("room:busy") == room
             await send(ws, type="say", room="busy", text="still here")
             assert (await recv(ws))["text"] == "still here"
+
+
+async def test_joins_racing_a_passivating_room_all_succeed(tmp_path: Path) -> None:
+    # With a 10 ms quiet period, leaving and joining again keeps meeting a
+    # room that is stopping: the join waits for its successor, never fails.
+    with trio.fail_after(60):
+        async with (
+            chat_server(f"sqlite:///{tmp_path}/chat.db", passivate_after=0.01) as (node, url),
+            open_websocket_url(url) as ws,
+        ):
+            random = Random(14)
+            texts = []
+            incarnations = set()
+            for i in range(40):
+                await send(ws, type="join", room="flicker", user="ada")
+                joined = await recv(ws)
+                assert joined["type"] == "joined", joined
+                texts = [m["text"] for m in joined["history"]]
+                incarnations.add(await node.lookup("room:flicker"))
+                await send(ws, type="say", room="flicker", text=f"m{i}", seq=i + 1)
+                assert (await recv(ws))["text"] == f"m{i}"
+                await send(ws, type="leave", room="flicker")
+                # Join again around the moment the room stops (deadline above).
+                await trio.sleep(random.uniform(0.005, 0.03))
+            assert texts == [f"m{i}" for i in range(39)]  # nothing lost across the reloads
+            assert len(incarnations) > 10  # the room did passivate, again and again

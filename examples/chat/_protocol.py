@@ -15,7 +15,7 @@ built from client bytes.
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated, cast
+from typing import Annotated
 
 import msgspec
 
@@ -126,7 +126,7 @@ def parse_client_frame(text: str) -> Join | Say | Leave | Hello | Ping:
         raise ProtocolViolation(f"text over {MAX_TEXT_BYTES} bytes")
     if isinstance(frame, Join) and (bad := _bad_name(frame.user)):
         raise ProtocolViolation(f"invalid message: {bad}")
-    return cast(Join | Say | Leave | Hello | Ping, frame)
+    return frame
 
 
 def render(event: ChatMessage | Presence | Joined) -> str:

@@ -70,6 +70,8 @@ UNAVAILABLE = (*ROOM_GONE, trouper.ActorNotFound, trouper.SpawnRefused, trouper.
 CLAIM_TIMEOUT = 15.0
 #: How long a claim by a node that this one has never heard of is respected.
 UNKNOWN_OWNER_WAIT = 2.0
+#: Joins tried on a room that is passivating before answering "unavailable".
+CLOSING_RETRIES = 5
 #: Rooms one connection may be in at once.
 MAX_ROOMS_PER_CONNECTION = 20
 #: Rooms one node may host at once.
@@ -252,16 +254,22 @@ class ChatSession(WebSocketSession):
             reason = f"room limit: a connection may be in at most {limit} rooms; leave one first"
             self.send_text(render_error(reason, "room_limit", room))
             return
-        for _attempt in range(2):
+        unavailable = closing = 0
+        while unavailable < 2 and closing < CLOSING_RETRIES:
             try:
                 refused = await self._enter(room, user, rejoin=False)
             except UNAVAILABLE:
+                unavailable += 1
                 continue
             if refused is None:
                 return
-            if refused.code != "closing":  # a closing room: the next one is created
+            if refused.code != "closing":
                 self.send_text(render_error(refused.reason, refused.code, room))
                 return
+            # The room is passivating: its name goes a moment after its claim,
+            # and then the directory creates it again. Give it that moment.
+            closing += 1
+            await trio.sleep(0.05 * closing)
         self.send_text(render_error(f"room {room!r} unavailable, retry", "unavailable", room))
 
     def _welcome(self) -> None:
