@@ -308,3 +308,37 @@ async def test_the_server_log_says_development_mode(tmp_path: Path) -> None:
                 output += chunk
             process.terminate()
         assert b"development mode: user names are NOT authenticated" in output
+
+
+async def test_a_reconnecting_page_takes_its_name_back_at_once() -> None:
+    # The idle timeout is long: only the resume secret can free the name now.
+    with trio.fail_after(20):
+        async with (
+            chat_server(ChatSettings(idle_timeout=60)) as url,
+            open_websocket_url(url) as bo,
+            open_websocket_url(url) as old,
+            open_websocket_url(url) as thief,
+            open_websocket_url(url) as new,
+        ):
+            await send(bo, type="join", room="lobby", user="bo")
+            await recv(bo)
+            await send(old, type="hello")
+            await recv(old)
+            await send(old, type="join", room="lobby", user="ada", resume="tab-1-secret")
+            await recv(old)
+            assert (await recv(bo))["status"] == "online"
+            # The old connection now looks alive but says nothing (half-dead).
+            for resume in ("", "tab-2-secret"):
+                await send(thief, type="join", room="lobby", user="ada", resume=resume)
+                assert (await recv(thief))["code"] == "name_taken"
+            await send(new, type="join", room="lobby", user="ada", resume="tab-1-secret")
+            assert (await recv(new))["members"] == ["ada", "bo"]
+            replaced = await recv(old)
+            assert (replaced["code"], replaced["room"]) == ("replaced", "lobby")
+            await send(old, type="say", room="lobby", text="from the old one")
+            assert (await recv(old))["code"] == "not_joined"
+            await send(new, type="say", room="lobby", text="back")
+            # bo saw no "offline" and "online" in between: ada never left.
+            assert (await recv(bo))["text"] == "back"
+            await send(thief, type="join", room="lobby", user="ada", resume="tab-1-secret")
+            assert (await recv(thief))["type"] == "joined"  # the secret is what counts

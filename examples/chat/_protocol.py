@@ -37,6 +37,9 @@ Seq = Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
 class Join(msgspec.Struct, tag="join", tag_field="type", forbid_unknown_fields=True):
     room: RoomName
     user: UserName  # in JWT mode, the token's name: any other is refused
+    #: A secret of the page (per browser tab): a join with the same one takes
+    #: the name over from the tab's previous, maybe half-dead, session.
+    resume: Annotated[str, msgspec.Meta(max_length=64)] = ""
 
 
 class Say(msgspec.Struct, tag="say", tag_field="type", forbid_unknown_fields=True):

@@ -33,7 +33,10 @@ keys (after a restart, those of the history it reloads).
 A user name is claimed per room, in its canonical form
 (``canonical_name``): one live session per name. Names of the previous
 incarnation's members stay reserved for their re-entering sessions until
-``grace`` is over.
+``grace`` is over. A join with the resume secret of the name's holder (the
+same browser tab, reconnected while its old session still looks alive) takes
+the name over at once: the old session is told ``Replaced``, and the others
+see no presence change.
 
 A room with no members for ``passivate_after`` seconds stops (it is
 spawned ``restart="transient"``) and gives up its claim in the store, so its
@@ -43,6 +46,7 @@ from the store.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from collections import OrderedDict, deque
@@ -68,6 +72,15 @@ class EnterRoom(msgspec.Struct, frozen=True):
     user: str
     session: trouper.ActorRef
     rejoin: bool = False  # re-entering a room re-created after a failure
+    resume: str = ""  # the page's secret: a session with the same one may take the name over
+
+
+@trouper.message
+class Replaced(msgspec.Struct, frozen=True):
+    """Told to a session whose name in ``room`` a newer session of the same
+    page (same resume secret) took over: it is no longer in the room."""
+
+    room: str
 
 
 @trouper.message
@@ -147,6 +160,7 @@ class RoomActor(trouper.Actor):
         self.members_key = f"chat/members/{room}"
         self.owner_key = f"chat/owner/{room}"  # the directory's claim (see _server)
         self.claims: dict[str, trouper.ActorRef] = {}  # canonical name -> its session
+        self.resumes: dict[str, str] = {}  # canonical name -> its holder's resume secret
         self.passivating = False
         self._idle_token = 0
         #: Users of the previous incarnation that have not re-entered yet.
@@ -233,12 +247,30 @@ class RoomActor(trouper.Actor):
             return Refused("closing", f"room {self.room!r} is closing, retry")
         name = canonical_name(msg.user)
         holder = self.claims.get(name)
-        if holder is not None and holder != msg.session:
+        if holder is not None and holder != msg.session and not self._resumes(name, msg):
             return Refused("name_taken", f"the name {msg.user!r} is taken in room {self.room!r}")
         if not msg.rejoin and name in {canonical_name(user) for user in self.previous}:
             # Reserved for its member's session, re-entering after a failover.
             return Refused("name_taken", f"the name {msg.user!r} is taken in room {self.room!r}")
         return None
+
+    def _resumes(self, name: str, msg: EnterRoom) -> bool:
+        secret = self.resumes.get(name)
+        return bool(secret and msg.resume) and hmac.compare_digest(secret or "", msg.resume)
+
+    def _take_over(self, name: str, session: trouper.ActorRef) -> bool:
+        """Hand the name's claim to ``session`` (same resume secret); True if
+        another session held it."""
+        holder = self.claims.get(name)
+        if holder is None or holder == session:
+            return False
+        self.ctx.unwatch(holder)
+        self.members.pop(holder, None)
+        try:
+            holder.tell_nowait(Replaced(self.room))
+        except trouper.TrouperError:
+            pass  # gone already (half-dead sessions often are, by now)
+        return True
 
     @trouper.handler
     async def enter(self, msg: EnterRoom) -> Refused | None:
@@ -251,12 +283,18 @@ class RoomActor(trouper.Actor):
         if old is not None and old != msg.user:  # the session changes its name here
             self.ctx.unwatch(msg.session)
             await self._remove(msg.session)
-        first = msg.user not in self.members.values()
+        name = canonical_name(msg.user)
+        took_over = self._take_over(name, msg.session)
+        first = msg.user not in self.members.values() and not took_over
         others = [session for session in self.members if session != msg.session]
         if msg.session not in self.members:
             self.ctx.watch(msg.session)
         self.members[msg.session] = msg.user
-        self.claims[canonical_name(msg.user)] = msg.session
+        self.claims[name] = msg.session
+        if msg.resume:
+            self.resumes[name] = msg.resume
+        else:
+            self.resumes.pop(name, None)
         self._idle_soon()
         returning = msg.rejoin and msg.user in self.previous
         self.previous.discard(msg.user)
@@ -302,6 +340,7 @@ class RoomActor(trouper.Actor):
             return
         if self.claims.get(canonical_name(user)) == session:
             del self.claims[canonical_name(user)]  # free for a reconnect
+            self.resumes.pop(canonical_name(user), None)
         self._idle_soon()
         if user not in self.members.values():
             self._deliver(Presence(self.room, user, "offline"))

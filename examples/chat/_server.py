@@ -52,7 +52,7 @@ from ._protocol import (
     render_error,
     render_welcome,
 )
-from ._room import PASSIVATE_AFTER, EnterRoom, ExitRoom, Post, Refused, RoomActor
+from ._room import PASSIVATE_AFTER, EnterRoom, ExitRoom, Post, Refused, Replaced, RoomActor
 
 STATIC = Path(__file__).parent / "static"
 
@@ -185,6 +185,7 @@ class ChatSession(WebSocketSession):
         self.settings = settings
         self.rooms: dict[str, trouper.ActorRef] = {}
         self.users: dict[str, str] = {}  # room -> the user this session is there
+        self.resumes: dict[str, str] = {}  # room -> the page's resume secret there
         self.posts = 0  # sequence numbers of this session's posts
         self.identity: str | None = None  # the token's user (JWT mode)
         self.last_seen = 0.0  # trio time of the last frame
@@ -215,7 +216,8 @@ class ChatSession(WebSocketSession):
         room = await self.directory.ask(GetRoom(name), timeout=CLAIM_TIMEOUT + 5)
         if isinstance(room, Refused):
             return room
-        refused: Refused | None = await room.ask(EnterRoom(user, self.ctx.self_ref, rejoin))
+        resume = self.resumes.get(name, "")
+        refused: Refused | None = await room.ask(EnterRoom(user, self.ctx.self_ref, rejoin, resume))
         if refused is not None:
             return refused
         old = self.rooms.get(name)
@@ -254,6 +256,15 @@ class ChatSession(WebSocketSession):
             reason = f"room limit: a connection may be in at most {limit} rooms; leave one first"
             self.send_text(render_error(reason, "room_limit", room))
             return
+        self.resumes[room] = frame.resume
+        try:
+            await self._enter_as(room, user)
+        finally:
+            if room not in self.rooms:  # refused: keep nothing of it
+                self.resumes.pop(room, None)
+
+    async def _enter_as(self, room: str, user: str) -> None:
+        """Enter ``room`` for a join, or send the error frame that says why not."""
         unavailable = closing = 0
         while unavailable < 2 and closing < CLOSING_RETRIES:
             try:
@@ -306,6 +317,7 @@ class ChatSession(WebSocketSession):
         elif isinstance(frame, Leave):
             room = self.rooms.pop(frame.room, None)
             self.users.pop(frame.room, None)
+            self.resumes.pop(frame.room, None)
             if room is None:
                 reason = f"not in room {frame.room!r}"
                 self.send_text(render_error(reason, "not_joined", frame.room))
@@ -315,6 +327,17 @@ class ChatSession(WebSocketSession):
                 await room.ask(ExitRoom(me))
             except ROOM_GONE:
                 pass  # the room is gone, and we with it
+
+    @trouper.handler
+    async def replaced(self, msg: Replaced) -> None:
+        """The same page joined this room from a newer connection."""
+        room = self.rooms.pop(msg.room, None)
+        self.users.pop(msg.room, None)
+        self.resumes.pop(msg.room, None)
+        if room is not None:
+            self.ctx.unwatch(room)
+        reason = f"you joined room {msg.room!r} again from another connection"
+        self.send_text(render_error(reason, "replaced", msg.room))
 
     @trouper.handler
     async def room_stopped(self, msg: trouper.Terminated) -> None:
@@ -329,6 +352,7 @@ class ChatSession(WebSocketSession):
             if refused is not None:
                 self.rooms.pop(name, None)
                 self.users.pop(name, None)
+                self.resumes.pop(name, None)
                 self.send_text(render_error(refused.reason, refused.code, name))
 
     async def on_disconnect(self, code: int) -> None:
