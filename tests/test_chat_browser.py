@@ -15,6 +15,7 @@ over-long message refused with the text kept, a refused join that adds no
 room and leaves the next reload alone, name and rooms remembered across a
 reload, the Leave button, the development-mode notice and the favicon. bo's
 page with an error showing is saved as ``docs/images/chat-errors.png``.
+A third test opens the page in JWT mode with a token in its address.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from typing import Any
 
 import pytest
 import trio
-from examples.chat._server import RoomDirectory, gateway_config
+from examples.chat._auth import issue_token
+from examples.chat._server import ChatSettings, RoomDirectory, gateway_config
 
 import trouper
 from trouper.web import open_gateway
@@ -239,3 +241,54 @@ async def test_two_users_chat_in_chromium(tmp_path: Path) -> None:
     ]
     assert SCREENSHOT.stat().st_size > 1000
     assert ERRORS_SCREENSHOT.stat().st_size > 1000
+
+
+def _jwt_page(base_url: str, token: str, profiles: Path) -> None:
+    """The page in JWT mode: the token from the address, the name from it."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=STEP_TIMEOUT_MS)
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            profiles / "jwt",
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=FLAGS,
+            timeout=30_000,
+        )
+        try:
+            context.set_default_timeout(STEP_TIMEOUT_MS)
+            page = context.pages[0] if context.pages else context.new_page()
+            page.goto(f"{base_url}#token={token}")
+            expect(page.locator("#mode")).to_have_text("signed in as ada (token)")
+            expect(page.locator("#user")).to_have_value("ada")
+            expect(page.locator("#user")).not_to_be_editable()
+            assert "token" not in page.url  # taken out of the address bar
+            page.click("#join")
+            expect(page.locator("#rooms button")).to_have_text(["# lobby"])
+            expect(page.locator("#members")).to_have_text("online: ada")
+            page.reload()  # the token and the room are remembered
+            expect(page.locator("#mode")).to_have_text("signed in as ada (token)")
+            expect(page.locator("#rooms button")).to_have_text(["# lobby"])
+        finally:
+            context.close()
+
+
+async def test_the_page_in_jwt_mode(tmp_path: Path) -> None:
+    _require_browser()
+    secret = b"a-browser-test-secret-of-32-bytes!!"
+    settings = ChatSettings(jwt_secret=secret)
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with trouper.open_node() as node:
+            directory = await node.spawn(
+                RoomDirectory, f"memory://browser-jwt-{tmp_path.name}", name="chat-rooms"
+            )
+            config = gateway_config(directory, settings=settings)
+            async with open_gateway(node, config) as gateway:
+                await trio.to_thread.run_sync(
+                    _jwt_page,
+                    f"{gateway.url}/",
+                    issue_token("ada", secret),
+                    tmp_path,
+                    abandon_on_cancel=True,
+                )
