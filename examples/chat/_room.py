@@ -46,7 +46,6 @@ from the store.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from collections import OrderedDict, deque
@@ -57,6 +56,7 @@ import trouper
 import trouper.web
 from trouper.stores import Store
 
+from ._claims import NameClaims
 from ._protocol import HISTORY, ChatMessage, Joined, Presence, canonical_name, render
 
 log = logging.getLogger("examples.chat")
@@ -159,8 +159,7 @@ class RoomActor(trouper.Actor):
         self.log_name = f"chat/{room}"
         self.members_key = f"chat/members/{room}"
         self.owner_key = f"chat/owner/{room}"  # the directory's claim (see _server)
-        self.claims: dict[str, trouper.ActorRef] = {}  # canonical name -> its session
-        self.resumes: dict[str, str] = {}  # canonical name -> its holder's resume secret
+        self.names: NameClaims[trouper.ActorRef] = NameClaims()  # one session per name
         self.passivating = False
         self._idle_token = 0
         #: Users of the previous incarnation that have not re-entered yet.
@@ -245,32 +244,22 @@ class RoomActor(trouper.Actor):
     def _refusal(self, msg: EnterRoom) -> Refused | None:
         if self.passivating:
             return Refused("closing", f"room {self.room!r} is closing, retry")
-        name = canonical_name(msg.user)
-        holder = self.claims.get(name)
-        if holder is not None and holder != msg.session and not self._resumes(name, msg):
+        if not self.names.may_claim(msg.user, msg.session, msg.resume):
             return Refused("name_taken", f"the name {msg.user!r} is taken in room {self.room!r}")
+        name = canonical_name(msg.user)
         if not msg.rejoin and name in {canonical_name(user) for user in self.previous}:
             # Reserved for its member's session, re-entering after a failover.
             return Refused("name_taken", f"the name {msg.user!r} is taken in room {self.room!r}")
         return None
 
-    def _resumes(self, name: str, msg: EnterRoom) -> bool:
-        secret = self.resumes.get(name)
-        return bool(secret and msg.resume) and hmac.compare_digest(secret or "", msg.resume)
-
-    def _take_over(self, name: str, session: trouper.ActorRef) -> bool:
-        """Hand the name's claim to ``session`` (same resume secret); True if
-        another session held it."""
-        holder = self.claims.get(name)
-        if holder is None or holder == session:
-            return False
+    def _drop_replaced(self, holder: trouper.ActorRef) -> None:
+        """The name's previous holder (same tab, older connection) is out."""
         self.ctx.unwatch(holder)
         self.members.pop(holder, None)
         try:
             holder.tell_nowait(Replaced(self.room))
         except trouper.TrouperError:
             pass  # gone already (half-dead sessions often are, by now)
-        return True
 
     @trouper.handler
     async def enter(self, msg: EnterRoom) -> Refused | None:
@@ -283,18 +272,14 @@ class RoomActor(trouper.Actor):
         if old is not None and old != msg.user:  # the session changes its name here
             self.ctx.unwatch(msg.session)
             await self._remove(msg.session)
-        name = canonical_name(msg.user)
-        took_over = self._take_over(name, msg.session)
-        first = msg.user not in self.members.values() and not took_over
+        replaced = self.names.claim(msg.user, msg.session, msg.resume)
+        if replaced is not None:
+            self._drop_replaced(replaced)
+        first = msg.user not in self.members.values() and replaced is None
         others = [session for session in self.members if session != msg.session]
         if msg.session not in self.members:
             self.ctx.watch(msg.session)
         self.members[msg.session] = msg.user
-        self.claims[name] = msg.session
-        if msg.resume:
-            self.resumes[name] = msg.resume
-        else:
-            self.resumes.pop(name, None)
         self._idle_soon()
         returning = msg.rejoin and msg.user in self.previous
         self.previous.discard(msg.user)
@@ -338,9 +323,7 @@ class RoomActor(trouper.Actor):
         user = self.members.pop(session, None)
         if user is None:
             return
-        if self.claims.get(canonical_name(user)) == session:
-            del self.claims[canonical_name(user)]  # free for a reconnect
-            self.resumes.pop(canonical_name(user), None)
+        self.names.release(user, session)  # free for a reconnect
         self._idle_soon()
         if user not in self.members.values():
             self._deliver(Presence(self.room, user, "offline"))
