@@ -297,6 +297,8 @@ class ChatSession(WebSocketSession):
         self.send_text(render_welcome(auth, self.identity, limits))
 
     async def on_text(self, text: str) -> None:
+        if self.settings.jwt_secret is not None and self.identity is None:
+            return  # refused at connect and closing: nothing it sends counts
         self.last_seen = trio.current_time()
         try:
             frame = parse_client_frame(text)
