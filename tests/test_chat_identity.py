@@ -5,6 +5,7 @@ messages resent across a reconnect without being stored twice."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import subprocess
@@ -186,6 +187,8 @@ async def test_jwt_mode_refuses_a_connection_without_a_valid_token(query: str, r
             chat_server(ChatSettings(jwt_secret=SECRET)) as url,
             open_websocket_url(url + query) as ws,
         ):
+            with contextlib.suppress(ConnectionClosed):  # it may be closed already
+                await send(ws, type="join", room="lobby", user="mallory")
             error = await recv(ws)
             assert error["code"] == "unauthorized" and reason in error["reason"]
             with pytest.raises(ConnectionClosed) as info:
