@@ -14,12 +14,15 @@ import trio.testing
 from examples.chat._protocol import (
     MAX_TEXT_BYTES,
     ChatMessage,
+    Hello,
     Join,
     Joined,
     Leave,
+    Ping,
     Presence,
     ProtocolViolation,
     Say,
+    canonical_name,
     parse_client_frame,
     render,
     render_error,
@@ -36,6 +39,32 @@ def test_valid_frames_parse() -> None:
     assert parse_client_frame('{"type":"join","room":"r","user":"ada"}') == Join("r", "ada")
     assert parse_client_frame('{"type":"say","room":"r","text":"hi"}') == Say("r", "hi")
     assert parse_client_frame('{"type":"leave","room":"r"}') == Leave("r")
+    assert parse_client_frame('{"type":"say","room":"r","text":"hi","seq":7}') == Say("r", "hi", 7)
+    assert parse_client_frame('{"type":"hello"}') == Hello()
+    assert parse_client_frame('{"type":"ping"}') == Ping()
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"type":"say","room":"r","text":"hi","seq":-1}',
+        '{"type":"say","room":"r","text":"hi","seq":9007199254740992}',
+        '{"type":"join","room":"r","user":"   "}',
+        '{"type":"join","room":"r","user":"ad\\u0000min"}',
+        '{"type":"join","room":"r","user":"ad\\u200bmin"}',
+        '{"type":"hello","user":"x"}',
+    ],
+)
+def test_bad_sequence_numbers_and_names_are_violations(frame: str) -> None:
+    with pytest.raises(ProtocolViolation):
+        parse_client_frame(frame)
+
+
+@given(st.text(min_size=1, max_size=30))
+def test_a_canonical_name_is_its_own_canonical_name(name: str) -> None:
+    once = canonical_name(name)
+    assert canonical_name(once) == once
+    assert canonical_name(name.upper()) == canonical_name(name.lower()) or not name.isascii()
 
 
 @pytest.mark.parametrize(
@@ -83,7 +112,7 @@ def test_server_frames_render_as_the_protocol_says() -> None:
     assert json.loads(render(Presence("r", "bo", "online")))["type"] == "presence"
     joined = json.loads(render(Joined("r", [message], ["ada"])))
     assert joined["type"] == "joined" and joined["history"][0]["id"] == 3
-    assert json.loads(render_error("bad")) == {"type": "error", "reason": "bad"}
+    assert json.loads(render_error("bad")) == {"type": "error", "reason": "bad", "code": "invalid"}
 
 
 class Session(trouper.Actor):

@@ -1,5 +1,7 @@
 """``python -m examples.chat --http HOST:PORT [--listen URL] [--seed URL]
-[--cookie-file F] [--store URL]``: run a chat node until Ctrl-C.
+[--cookie-file F] [--store URL] [--jwt-secret-file F]``: run a chat node
+until Ctrl-C. ``python -m examples.chat token NAME --jwt-secret-file F``
+prints a token for NAME (JWT mode).
 
 Several nodes sharing one store (``sqlite:///abs/path.db``) and one cookie
 form a cluster: start the first with ``--listen``, the others with ``--seed``
@@ -9,6 +11,7 @@ pointing at it. ``--heartbeat-interval``, ``--acceptable-pause`` and
 import argparse
 import gc
 import signal
+import sys
 from pathlib import Path
 
 import trio
@@ -16,7 +19,16 @@ import trio
 import trouper
 from trouper.web import open_gateway
 
-from ._server import RoomDirectory, gateway_config
+from ._auth import issue_token, read_secret
+from ._room import PASSIVATE_AFTER
+from ._server import (
+    IDLE_TIMEOUT,
+    MAX_ROOMS_PER_CONNECTION,
+    MAX_ROOMS_PER_NODE,
+    ChatSettings,
+    RoomDirectory,
+    gateway_config,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,6 +40,23 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--store", default="sqlite:///.chat/chat.db", metavar="URL")
     for flag in ("--heartbeat-interval", "--acceptable-pause", "--down-after"):
         parser.add_argument(flag, type=float, metavar="SECONDS")
+    parser.add_argument("--jwt-secret-file", type=Path, metavar="FILE")
+    parser.add_argument("--max-rooms", type=int, default=MAX_ROOMS_PER_NODE, metavar="N")
+    parser.add_argument(
+        "--max-rooms-per-connection", type=int, default=MAX_ROOMS_PER_CONNECTION, metavar="N"
+    )
+    parser.add_argument("--passivate-after", type=float, default=PASSIVATE_AFTER, metavar="SECONDS")
+    parser.add_argument("--idle-timeout", type=float, default=IDLE_TIMEOUT, metavar="SECONDS")
+    return parser
+
+
+def _token_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.chat token", description="Print an HS256 token for NAME."
+    )
+    parser.add_argument("name")
+    parser.add_argument("--jwt-secret-file", type=Path, required=True, metavar="FILE")
+    parser.add_argument("--ttl", type=float, default=12 * 3600, metavar="SECONDS")
     return parser
 
 
@@ -39,6 +68,8 @@ async def serve(args: argparse.Namespace) -> None:
     gc.set_threshold(50_000, 50, 1000)
     host, _, port = args.http.rpartition(":")
     cookie = args.cookie_file.read_bytes().strip() if args.cookie_file else None
+    secret = read_secret(args.jwt_secret_file) if args.jwt_secret_file else None
+    settings = ChatSettings(args.max_rooms_per_connection, args.idle_timeout, secret)
     tuning = {
         option: value
         for option in ("heartbeat_interval", "acceptable_pause", "down_after")
@@ -52,11 +83,29 @@ async def serve(args: argparse.Namespace) -> None:
                 await node.wait_for_members(2, timeout=10)
             except trouper.NodeDown:
                 print("chat: no seed answered yet; serving alone for now", flush=True)
-        directory = await node.spawn(RoomDirectory, name="chat-rooms")  # the node's store
-        config = gateway_config(directory, host or "127.0.0.1", int(port))
+        directory = await node.spawn(  # the node's store
+            RoomDirectory,
+            None,
+            max_rooms=args.max_rooms,
+            passivate_after=args.passivate_after,
+            name="chat-rooms",
+        )
+        config = gateway_config(directory, host or "127.0.0.1", int(port), settings)
         async with open_gateway(node, config) as gateway:
             if node.addresses:
                 print(f"chat: node {node.id} listens on {' '.join(node.addresses)}", flush=True)
+            if secret is None:
+                print(
+                    "chat: development mode: user names are NOT authenticated"
+                    " (anyone can join under any free name; see --jwt-secret-file)",
+                    flush=True,
+                )
+            else:
+                print(
+                    "chat: JWT mode: users come from HS256 tokens; open"
+                    f" {gateway.url}/#token=TOKEN (python -m examples.chat token NAME ...)",
+                    flush=True,
+                )
             print(f"chat: open {gateway.url}/ in a browser (Ctrl-C stops)", flush=True)
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for _ in signals:
@@ -64,6 +113,10 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["token"]:
+        args = _token_parser().parse_args(sys.argv[2:])
+        print(issue_token(args.name, read_secret(args.jwt_secret_file), args.ttl))
+        return
     trio.run(serve, _parser().parse_args())
 
 
