@@ -12,7 +12,6 @@ To add a case: write both functions in a module under ``benchmarks/cases/`` and 
 
 from __future__ import annotations
 
-import os as _os
 from dataclasses import dataclass
 from typing import Literal
 
@@ -349,23 +348,22 @@ register(
     )
 )
 
-# persist_postgres / persist_redis: the same case against a server named by
-# TROUPER_BENCH_POSTGRES_URL / TROUPER_BENCH_REDIS_URL (run only when set).
+# persist_postgres / persist_redis: the same case against a server each sample
+# starts (or the one TROUPER_BENCH_POSTGRES_URL / TROUPER_BENCH_REDIS_URL names).
 for _backend in ("postgres", "redis"):
-    if _os.environ.get(f"TROUPER_BENCH_{_backend.upper()}_URL"):
-        register(
-            Case(
-                name=f"persist_{_backend}",
-                trouper=f"persistence:persist_{_backend}",
-                baseline=f"persistence:raw_append_{_backend}",
-                baseline_name=f"raw store.append of same-size records, same {_backend} store",
-                unit="events/s",
-                better="higher",
-                target=0.7,
-                size=2_000,
-                quick_size=100,
-            )
+    register(
+        Case(
+            name=f"persist_{_backend}",
+            trouper=f"persistence:persist_{_backend}",
+            baseline=f"persistence:raw_append_{_backend}",
+            baseline_name=f"raw store.append of same-size records, same {_backend} store",
+            unit="events/s",
+            better="higher",
+            target=0.7,
+            size=2_000,
+            quick_size=100,
         )
+    )
 register(
     Case(
         name="transport_echo_tcp",

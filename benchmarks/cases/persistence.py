@@ -8,9 +8,10 @@ appends ``n`` ready-made records of the same encoded size with
 directory; for the server backends, a URL from the environment with a fresh
 log name per sample) and ``WARMUP`` writes happen before the timed region.
 
-Server backends: ``TROUPER_BENCH_POSTGRES_URL`` / ``TROUPER_BENCH_REDIS_URL``
-name a running server (the postgres and redis cases register once their
-stores exist; until then ``python -m benchmarks`` runs the sqlite case).
+Server backends: each sample starts its own PostgreSQL or redis-server on a
+free loopback port (``benchmarks/_postgres_server.py``, ``_redis_server.py``),
+unless ``TROUPER_BENCH_POSTGRES_URL`` / ``TROUPER_BENCH_REDIS_URL`` name a
+running one.
 """
 
 from __future__ import annotations
@@ -41,11 +42,18 @@ def store_url(backend: str) -> Iterator[str]:
     elif backend == "sqlite":
         with tempfile.TemporaryDirectory(prefix="trouper-bench-") as tmp:
             yield f"sqlite:///{tmp}/persist.db"
+    elif os.environ.get(_ENV[backend]):
+        yield os.environ[_ENV[backend]]
+    elif backend == "postgres":
+        from benchmarks._postgres_server import PostgresServer
+
+        with PostgresServer() as server:
+            yield server.create_database().replace("postgresql://", "postgres://", 1)
     else:
-        url = os.environ.get(_ENV[backend])
-        if not url:
-            raise RuntimeError(f"set {_ENV[backend]} to a running {backend} server's URL")
-        yield url
+        from benchmarks._redis_server import redis_store_url
+
+        with redis_store_url() as url:
+            yield url
 
 
 def _persist(n: int, backend: str) -> float:
