@@ -8,6 +8,7 @@ import select
 import statistics
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -85,18 +86,33 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
+_PENDING: dict[int, bytes] = {}
+
+
 def read_line(stream: IO[str] | None, timeout: float, what: str) -> str:
     """The next stdout line of a child; raise if none comes within ``timeout``
-    or the child has exited."""
+    or the child has exited.
+
+    Reads the pipe's file descriptor directly: a text wrapper's ``readline``
+    would buffer the lines after this one, where ``select`` cannot see them,
+    and a second call would then wait for output that already came.
+    """
     if stream is None:
         raise RuntimeError(f"{what}: no stdout pipe")
-    ready, _, _ = select.select([stream], [], [], timeout)
-    if not ready:
-        raise TimeoutError(f"{what}: no output within {timeout:.0f} s")
-    line = stream.readline()
-    if not line:
-        raise RuntimeError(f"{what}: exited without output")
-    return line
+    fd = stream.fileno()
+    deadline = time.monotonic() + timeout
+    while b"\n" not in _PENDING.get(fd, b""):
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise TimeoutError(f"{what}: no output within {timeout:.0f} s")
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            _PENDING.pop(fd, None)
+            raise RuntimeError(f"{what}: exited without output")
+        _PENDING[fd] = _PENDING.get(fd, b"") + chunk
+    line, _, rest = _PENDING[fd].partition(b"\n")
+    _PENDING[fd] = rest
+    return line.decode() + "\n"
 
 
 def child_env() -> dict[str, str]:

@@ -1,9 +1,9 @@
 """Fixtures for the persistence tests: every test runs over every store backend.
 
-``store_url`` is the one of tests/stores (same params, so the persistence
-tests run on memory and sqlite, and on postgres and redis once those backends
-add their params there). ``process_store_url`` is for tests where two
-processes share the store, which a ``memory://`` store cannot do.
+``store_url`` is the one of tests/stores (same params: memory, sqlite,
+postgres and redis). ``process_store_url`` is for tests where two processes
+share the store, which a ``memory://`` store cannot do: sqlite, postgres and
+redis.
 """
 
 from __future__ import annotations
@@ -28,7 +28,12 @@ _spec.loader.exec_module(_stores)
 store_url = _stores.store_url
 
 
-@pytest.fixture(params=["sqlite"])  # the server backends add their params here
+@pytest.fixture(params=["sqlite", "postgres", "redis"])
 def process_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A store URL that several processes can share."""
+    if request.param == "postgres":  # a fresh database on the session's server
+        url: str = request.getfixturevalue("postgres_url")
+        return url.replace("postgresql://", "postgres://", 1)
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url"))  # a fresh key prefix
     return f"sqlite:///{tmp_path}/shared.db"

@@ -1,8 +1,8 @@
 """kill -9 of a real node process in the middle of persisting, then recovery
 in another process: every acknowledged event is there.
 
-The store must be shared by processes (``process_store_url``: sqlite here,
-the server backends once they exist). The child node imports
+The store must be shared by processes (``process_store_url``: sqlite,
+PostgreSQL and Redis, each a real server). The child node imports
 ``persist_actors`` through ``PYTHONPATH``, as this module does.
 """
 

@@ -44,6 +44,7 @@ TREE = (
     "trouper.cli",
     "trouper.deadletters",
     "trouper.discovery",
+    "trouper.persistence",
     "trouper.pools",
     "trouper.remote",
     "trouper.services",
