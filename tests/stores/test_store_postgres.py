@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import trio
 
-from pg_helpers import others, wait_until
+from pg_helpers import wait_until
 from servers import PostgresServer
 from trouper._errors import ConfigurationError
 from trouper.pools import postgres
-from trouper.stores import Store, StoreError, StoreUnavailable, open_store
+from trouper.stores import StoreError, StoreUnavailable, open_store
 from trouper.stores._pg_schema import MIGRATIONS, SCHEMA_VERSION, migrate
 from trouper.stores._postgres import PostgresStore
 
@@ -216,27 +216,6 @@ def test_bad_urls_fail_at_open_store_without_echoing_the_password(url: str) -> N
     with pytest.raises(ConfigurationError) as info:
         open_store(url)
     assert "secret" not in str(info.value)
-
-
-async def test_a_store_may_be_closed_by_another_task_than_opened_it(postgres_url: str) -> None:
-    cm = open_store(postgres_url)
-    opened: list[Store] = []
-
-    async def enter() -> None:
-        opened.append(await cm.__aenter__())
-
-    with trio.fail_after(20):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(enter)
-        assert await opened[0].append("log", b"x") == 1
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(cm.__aexit__, None, None, None)
-        assert opened[0].statistics().closed
-
-        async def none_left() -> bool:
-            return await others(postgres_url) == []
-
-        await wait_until(none_left)  # the pool closed every connection
 
 
 async def test_expired_keys_are_swept_by_later_writes(postgres_url: str) -> None:

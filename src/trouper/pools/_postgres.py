@@ -18,9 +18,9 @@ literal ``%`` is written ``%%`` when the query has arguments).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, cast
+from typing import Any
 
 import trio
 
@@ -33,7 +33,7 @@ from ._pg_settings import Replace, Settings, settings
 from ._policy import PoolPolicy, PoolStatus
 from ._resource import ResourcePool, open_resource_pool
 
-__all__ = ["PgPool", "PgTransaction", "postgres", "postgres_pool", "start_detached"]
+__all__ = ["PgPool", "PgTransaction", "open_configured", "postgres", "postgres_pool"]
 
 log = logging.getLogger("trouper.pools")
 
@@ -236,6 +236,12 @@ def postgres(
         policy=policy,
     )
 
+    return open_configured(config)
+
+
+def open_configured(config: Settings) -> AbstractAsyncContextManager[PgPool]:
+    """``postgres()`` on settings already parsed (the ``postgres://`` store's)."""
+
     @asynccontextmanager
     async def manage() -> AsyncIterator[PgPool]:
         raised: BaseException | None = None
@@ -284,43 +290,3 @@ def postgres_pool(
     )
     pool: ResourcePool[PgConnection] = ResourcePool(config.where, **config.resource)
     return PgPool(pool, config.where, config.policy)
-
-
-class _Started:
-    def __init__(self) -> None:
-        self.event = trio.Event()
-
-    def started(self, value: object = None) -> None:
-        self.event.set()
-
-
-async def start_detached(config: Settings) -> tuple[PgPool, Callable[[], Awaitable[None]]]:
-    """A pool whose own task is a Trio system task; returns it and its ``stop()``.
-
-    For the ``postgres://`` store: a store handle may be closed by another
-    task than the one that opened it (a node's shared store, a test's state
-    machine), which no nursery allows. ``stop()`` drains the pool (from any
-    task); the end of the Trio run closes it too.
-    """
-    pool: ResourcePool[PgConnection] = ResourcePool(config.where, **config.resource)
-    await pool.fill()
-    status, stopped = _Started(), trio.Event()
-
-    async def run() -> None:
-        try:
-            await pool.run(task_status=cast("trio.TaskStatus[None]", status))
-        except Exception:
-            log.exception("pool %r: its task failed", config.where)
-        finally:
-            status.event.set()
-            stopped.set()
-
-    trio.lowlevel.spawn_system_task(run, name=f"trouper pool {config.where}")
-    await status.event.wait()
-
-    async def stop() -> None:
-        with trio.CancelScope(shield=True):
-            await pool.drain()
-            await stopped.wait()
-
-    return PgPool(pool, config.where, config.policy), stop

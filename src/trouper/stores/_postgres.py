@@ -233,11 +233,12 @@ class PostgresStore(BaseStore):
 def open_postgres_store(url: str) -> AbstractAsyncContextManager[Store]:
     """``open_store`` factory for ``postgres://`` and ``postgresql://`` URLs.
 
-    The store's pool runs detached (``start_detached``): a store may be
-    closed by another task than the one that opened it, as sqlite's may.
+    The store's pool runs in the nursery of this context manager, so the
+    store must be opened and closed by one task (a node's shared store is:
+    its host actor holds it in a task of its own).
     """
     from trouper.pools._pg_settings import settings
-    from trouper.pools._postgres import start_detached
+    from trouper.pools._postgres import open_configured
 
     _, _, rest = url.partition("://")
     if not rest:
@@ -248,8 +249,7 @@ def open_postgres_store(url: str) -> AbstractAsyncContextManager[Store]:
 
     @asynccontextmanager
     async def manage() -> AsyncIterator[Store]:
-        pool, stop = await start_detached(config)
-        try:
+        async with open_configured(config) as pool:
             with _pool_errors(pool):
                 await migrate(pool, pool.name)
             store = PostgresStore(pool, pool.name)
@@ -257,7 +257,5 @@ def open_postgres_store(url: str) -> AbstractAsyncContextManager[Store]:
                 yield store
             finally:
                 await store.aclose()
-        finally:
-            await stop()
 
     return manage()
