@@ -243,3 +243,11 @@ async def test_random_holds_and_cancels_lose_no_member(clock: trio.testing.MockC
         assert factory.live == status.size
         assert status.size <= 6
     assert factory.live == 0
+
+
+async def test_an_error_of_the_block_comes_out_as_itself(clock: trio.testing.MockClock) -> None:
+    factory = Factory()
+    with pytest.raises(KeyError, match="the block's own"):
+        async with pool_of(factory):
+            raise KeyError("the block's own")
+    assert factory.live == 0  # drained and closed on the way out

@@ -235,7 +235,6 @@ def postgres(
         connect_timeout=connect_timeout,
         policy=policy,
     )
-
     return open_configured(config)
 
 
@@ -244,21 +243,8 @@ def open_configured(config: Settings) -> AbstractAsyncContextManager[PgPool]:
 
     @asynccontextmanager
     async def manage() -> AsyncIterator[PgPool]:
-        raised: BaseException | None = None
-        try:
-            async with open_resource_pool(config.where, **config.resource) as pool:
-                try:
-                    yield PgPool(pool, config.where, config.policy)
-                except BaseException as exc:
-                    raised = exc
-                    raise
-        except BaseExceptionGroup as group:
-            # The pool's nursery wraps what the block raised: give the
-            # caller back its own exception, as if there were no nursery.
-            if raised is None or list(group.exceptions) != [raised]:
-                raise
-        if raised is not None:
-            raise raised
+        async with open_resource_pool(config.where, **config.resource) as pool:
+            yield PgPool(pool, config.where, config.policy)
 
     return manage()
 

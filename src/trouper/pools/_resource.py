@@ -388,15 +388,29 @@ class ResourcePool(Generic[T]):
 
 @asynccontextmanager
 async def open_resource_pool(name: str, **kwargs: Any) -> AsyncIterator[ResourcePool[Any]]:
-    """A ``ResourcePool`` running in a nursery of its own; drained on exit."""
+    """A ``ResourcePool`` running in a nursery of its own; drained on exit.
+
+    An exception raised by the ``async with`` block comes out as itself, as
+    if there were no nursery (Trio's nursery would wrap it in a group).
+    """
     drain_timeout = kwargs.pop("drain_timeout", 30.0)
     pool: ResourcePool[Any] = ResourcePool(name, **kwargs)
     await pool.fill()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(pool.run)
-        try:
-            yield pool
-        finally:
-            with trio.CancelScope(shield=True):
-                await pool.drain(drain_timeout)
-            nursery.cancel_scope.cancel()
+    raised: BaseException | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(pool.run)
+            try:
+                yield pool
+            except BaseException as exc:
+                raised = exc
+                raise
+            finally:
+                with trio.CancelScope(shield=True):
+                    await pool.drain(drain_timeout)
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        if raised is None or list(group.exceptions) != [raised]:
+            raise
+    if raised is not None:
+        raise raised
