@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from bench_run import quick_case
+
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = {"name", "value", "unit", "baseline", "baseline_value", "ratio"}
 
@@ -58,18 +60,9 @@ def test_bench_chat_measures_both_servers(client: str) -> None:
     assert lines["chat_server_us_per_delivery"]["value"] > 0
 
 
-def test_bench_transport_echo_smoke() -> None:
+def test_bench_transport_echo_smoke(tmp_path: Path) -> None:
     """`transport_echo_tcp`, shrunk: both sides measured, one JSON line."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--only", "transport_echo_tcp"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    (line,) = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    (line,) = quick_case("transport_echo_tcp", tmp_path)
     assert line["name"] == "transport_echo_tcp" and set(line) >= KEYS
     assert line["value"] > 0 and line["baseline_value"] > 0
 
@@ -99,17 +92,6 @@ def test_bench_http_smoke_runs_every_case() -> None:
 
 def test_bench_redis_store_append_smoke(tmp_path: Path) -> None:
     """The redis_store_append case, shrunk: both sides start their own redis-server."""
-    out = tmp_path / "results.json"
-    argv = [sys.executable, "-m", "benchmarks", "--quick", "--only", "redis_store_append"]
-    proc = subprocess.run(
-        [*argv, "--output", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    (line,) = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    (line,) = quick_case("redis_store_append", tmp_path)
     assert line["name"] == "redis_store_append" and set(line) >= KEYS
     assert line["value"] > 0 and line["baseline_value"] > 0
