@@ -1,0 +1,1 @@
+"""The session service: one ``Session`` actor per session, with TTL and heartbeats."""

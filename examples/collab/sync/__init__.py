@@ -1,0 +1,1 @@
+"""The state-sync service: documents, operations, locks, statistics, subscriptions."""
