@@ -7,6 +7,7 @@ announces its end.
 Real time throughout (the stores' TTLs are wall-clock): TTLs of 1 s.
 """
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -94,7 +95,9 @@ async def test_two_nodes_share_sessions(
             service_b = await spawn_session_service(b, store_url=url)
             on_a = a.proxy(SessionService, balance="local-first")
             on_b = b.proxy(SessionService, members=[service_b])  # b's own service only
-            async with a.subscribe(SESSION_EVENTS) as events:
+            async with b.subscribe(SESSION_EVENTS) as events:
+                # The actor will live on a: its event must cross to b's subscriber.
+                await eventually(_knows_subscriber(a))
                 record = await on_a.create("ada", "c-1", ttl=30.0)
                 actor = await b.lookup(f"session:{record.id}", timeout=5)
                 assert actor.node_id == "a"
@@ -106,7 +109,7 @@ async def test_two_nodes_share_sessions(
                 assert (await on_a.get(record.id)).data == {"x": "1"}
                 assert f"session:{record.id}" not in b.registry.local()  # no second actor
 
-                # Published on a's subscription when b deletes (cluster-wide event).
+                # a's actor publishes its end; b's subscriber gets it.
                 assert await on_b.delete(record.id) is True
                 assert await events.receive() == SessionEnded(record.id, "ada", "deleted")
                 with pytest.raises(trouper.ActorNotFound):
@@ -153,3 +156,10 @@ async def _found(node: trouper.Node, name: str, expected: trouper.ActorRef) -> b
         return await node.lookup(name) == expected
     except trouper.ActorNotFound:
         return False
+
+
+def _knows_subscriber(node: trouper.Node) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return node.subscribers(SESSION_EVENTS) >= 1
+
+    return check
