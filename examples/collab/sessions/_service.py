@@ -50,6 +50,8 @@ ASK_TIMEOUT = 5.0
 #: (the next sweep takes the rest).
 SWEEP_INTERVAL = 5.0
 SWEEP_BATCH = 1000
+#: The longest a create that failed after writing may spend undoing it.
+CLEANUP_TIMEOUT = 5.0
 #: Errors that mean "the actor (or its node) went away": resolve it again.
 _GONE = (trouper.ActorDead, trouper.NodeDown, trouper.ConnectionLost)
 
@@ -111,13 +113,16 @@ class SessionService(trouper.Actor):
 
     # ------------------------------------------------------------ helpers
 
-    async def _spawn(self, record: SessionRecord) -> trouper.ActorRef:
-        name = f"session:{record.id}"
+    def _check_room(self) -> None:
         if len(self.hosted) >= self.limits.max_sessions_per_node:
             raise trouper.InvalidArgument(
                 f"this node hosts {len(self.hosted)} sessions, its limit"
                 f" ({self.limits.max_sessions_per_node}): no room for another one"
             )
+
+    async def _spawn(self, record: SessionRecord) -> trouper.ActorRef:
+        name = f"session:{record.id}"
+        self._check_room()
         try:
             ref = await self.ctx.spawn(
                 Session, record, self.store, self.ctx.node.id, name=name, restart="temporary"
@@ -196,11 +201,7 @@ class SessionService(trouper.Actor):
         check_name("connection", connection)
         ttl = check_ttl(self.default_ttl if ttl is None else ttl, self.limits)
         data = check_data(data or {})
-        if len(self.hosted) >= self.limits.max_sessions_per_node:
-            raise trouper.InvalidArgument(
-                f"this node hosts {len(self.hosted)} sessions, its limit"
-                f" ({self.limits.max_sessions_per_node}): no room for another one"
-            )
+        self._check_room()  # before anything is written
         now = time.time()
         record = SessionRecord(new_session_id(), user, connection, now, now, ttl, data)
         try:
@@ -213,7 +214,9 @@ class SessionService(trouper.Actor):
             try:
                 await self._spawn(record)
             except BaseException:
-                with trio.CancelScope(shield=True):  # do not leave an actorless record
+                # Do not leave an actorless record behind (even when cancelled;
+                # bounded, and the sweep would take it after its TTL anyway).
+                with trio.move_on_after(CLEANUP_TIMEOUT, shield=True):
                     await self.store.remove(record.id)
                 raise
         return Opened(record, created)
