@@ -100,8 +100,9 @@ async def test_two_nodes_share_sessions(
             assert (await remote.list(user="cy")) == [opened.record]
             with pytest.raises(trouper.InvalidArgument, match=r"ttl -1\.0 is out of range"):
                 await remote.create("cy", "c-other", ttl=-1.0)
-            with pytest.raises(trouper.ActorNotFound):
+            with pytest.raises(trouper.RemoteError) as boxed:  # not a trouper class
                 await remote.get("Z" * 22)
+            assert boxed.value.type_name.endswith(".SessionNotFound")
             on_a = a.proxy(SessionService, balance="local-first")
             on_b = b.proxy(SessionService, members=[service_b])  # b's own service only
             async with b.subscribe(SESSION_EVENTS) as events:

@@ -27,6 +27,7 @@ from trouper.stores import StoreError, StoreUnavailable
 from .._shared import SESSION_EVENTS, SessionEnded
 from ._record import (
     SessionLimits,
+    SessionNotFound,
     SessionRecord,
     check_data,
     check_id,
@@ -69,8 +70,8 @@ class _Sweep(msgspec.Struct, frozen=True):
     pass
 
 
-def _not_found(session_id: str) -> trouper.ActorNotFound:
-    return trouper.ActorNotFound(f"no session {session_id!r} (unknown, expired or deleted)")
+def _not_found(session_id: str) -> SessionNotFound:
+    return SessionNotFound(f"no session {session_id!r} (unknown, expired or deleted)")
 
 
 @trouper.service("collab.sessions")
@@ -79,12 +80,14 @@ class SessionService(trouper.Actor):
         self,
         store_url: str | None,
         default_ttl: float,
-        limits: SessionLimits,
+        limits: SessionLimits | None,
         sweep_interval: float,
     ) -> None:
+        # Plain arguments (None: the default bounds), so another node can
+        # spawn a service here (``node.spawn(..., on=)`` sends msgpack).
         self.store_url = store_url
         self.default_ttl = default_ttl
-        self.limits = limits
+        self.limits = SessionLimits() if limits is None else limits
         self.sweep_interval = sweep_interval
         self.hosted: set[trouper.ActorRef] = set()
         self.open_error: StoreError | None = None
@@ -135,7 +138,7 @@ class SessionService(trouper.Actor):
 
     async def _find(self, session_id: str, recreate: bool) -> trouper.ActorRef | SessionRecord:
         """The session's actor; with ``recreate=False`` its stored record if
-        it has no actor; ``ActorNotFound`` if there is no such live session."""
+        it has no actor; ``SessionNotFound`` if there is no such live session."""
         node = self.ctx.node
         name = f"session:{session_id}"
         try:
