@@ -90,7 +90,7 @@ class SessionService(trouper.Actor):
         self.limits = SessionLimits() if limits is None else limits
         self.sweep_interval = sweep_interval
         self.hosted: set[trouper.ActorRef] = set()
-        self.open_error: StoreError | None = None
+        self.open_error: StoreError | trouper.ConfigurationError | None = None
 
     async def on_start(self) -> None:
         ready = trio.Event()
@@ -108,11 +108,15 @@ class SessionService(trouper.Actor):
                 self.store: SessionStore = store
                 ready.set()
                 await trio.sleep_forever()
-        except StoreError as exc:
+        except (StoreError, trouper.ConfigurationError) as exc:
             if ready.is_set():
                 raise  # the actor fails and its supervisor restarts it
-            self.open_error = exc
-            ready.set()
+            self.open_error = exc  # spawn refuses the service, naming it
+        finally:
+            if not ready.is_set():  # never leave on_start waiting
+                if self.open_error is None:
+                    self.open_error = StoreError("the session store could not be opened")
+                ready.set()
 
     # ------------------------------------------------------------ helpers
 
@@ -130,8 +134,11 @@ class SessionService(trouper.Actor):
             ref = await self.ctx.spawn(
                 Session, record, self.store, self.ctx.node.id, name=name, restart="temporary"
             )
-        except trouper.NameTaken:
-            return await self.ctx.node.lookup(name, timeout=OWNER_WAIT)
+        except trouper.NameTaken:  # a racing call of this node made it first
+            try:
+                return await self.ctx.node.lookup(name, timeout=OWNER_WAIT)
+            except trouper.ActorNotFound:
+                raise _not_found(record.id) from None
         self.hosted.add(ref)
         self.ctx.watch(ref)
         return ref
