@@ -194,3 +194,17 @@ async def test_the_per_user_bound_holds_when_two_nodes_race(
             assert all("'eve' has 5 live sessions" in reason for reason in refused)
             listed = await a.proxy(SessionService, balance="local-first").list(user="eve")
             assert sorted(r.id for r in listed) == sorted(made)
+
+
+async def test_heartbeats_in_a_loop_hold_one_timer() -> None:
+    """A client that heartbeats as fast as it can (a long TTL) does not grow
+    the node's timers: each heartbeat replaces its session's one timer."""
+    with trio.fail_after(20):
+        async with trouper.open_node() as node:
+            await spawn_session_service(node, store_url="memory://")
+            sessions = node.proxy(SessionService)
+            record = await sessions.create("ada", "c", ttl=3600.0)
+            before = node.stats().timers
+            for _ in range(1000):
+                await sessions.heartbeat(record.id)
+            assert node.stats().timers <= before + 1

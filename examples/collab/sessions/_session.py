@@ -73,15 +73,19 @@ class Session(trouper.Actor):
         self.store = store  # the service's: same node, same process
         self.owner = owner
         self.generation = 0
+        self.timer: trouper.Timer | None = None
 
     async def on_start(self) -> None:
         self._arm()
 
     def _arm(self) -> None:
-        # A new timer per heartbeat; the generation makes an older one that
-        # already fired harmless.
+        # One timer per session: the last one is cancelled (a client that
+        # heartbeats every millisecond must not fill the node's timer heap),
+        # and the generation makes one that already fired harmless.
+        if self.timer is not None:
+            self.timer.cancel()
         self.generation += 1
-        self.ctx.send_after(self.record.ttl, _Expire(self.generation))
+        self.timer = self.ctx.send_after(self.record.ttl, _Expire(self.generation))
 
     async def _end(self, reason: str) -> None:
         user = await self.store.remove(self.record.id)
