@@ -43,6 +43,7 @@ from trouper.stores import Store, StoreError
 from .. import _shared
 from . import _history
 from ._awareness import AwarenessError, AwarenessTable
+from ._document_history import HistoryHandlers
 from ._fanout import SubscriberQueue
 from ._locks import Lease, LockError, LockTable
 from ._messages import (
@@ -63,17 +64,12 @@ from ._protocol import (
     DocState,
     DocStats,
     GetStats,
-    ListSnapshots,
     LockGranted,
     LockLease,
     LockReleased,
-    OperationsSince,
     Passivate,
     ReleaseLock,
     RenewLock,
-    RestoreSnapshot,
-    SaveSnapshot,
-    SnapshotInfo,
     Updated,
 )
 from ._rate import RateWindow
@@ -84,8 +80,6 @@ log = logging.getLogger("examples.collab.sync")
 MAX_UPDATE_BYTES = 1 << 20
 #: Subscribe streams on one document (a hub per node subscribes once).
 MAX_SUBSCRIBERS = 1024
-#: Operations one ``OperationsSince`` returns at most.
-MAX_OPERATIONS = 1000
 #: A document idle this long (no subscriber, no call) passivates (seconds).
 PASSIVATE_AFTER = 60.0
 #: Events between two automatic snapshots.
@@ -107,7 +101,7 @@ def _granted(lease: Lease) -> LockGranted:
     return LockGranted(lease.scope, lease.session_id, lease.token, lease.expires_at)
 
 
-class DocumentActor(trouper.PersistentActor):
+class DocumentActor(HistoryHandlers, trouper.PersistentActor):
     def __init__(
         self,
         doc_id: str,
@@ -356,65 +350,6 @@ class DocumentActor(trouper.PersistentActor):
         editors = len(self.awareness)
         version = self.last_sequence_nr
         return DocStats(self.doc_id, editors, len(self.subs), rate, size, version, len(live))
-
-    @trouper.handler
-    async def operations(self, msg: OperationsSince) -> list[tuple[int, bytes]]:
-        self._touch()
-        limit = max(1, min(msg.limit, MAX_OPERATIONS))
-        found: list[tuple[int, bytes]] = []
-        after = max(0, msg.version)
-        while len(found) < limit:  # lock events are in the log too: skip them
-            events = await self.read_events(after, limit)
-            for seq, event in events:
-                if isinstance(event, Updated):
-                    found.append((seq, event.update))
-                elif isinstance(event, DocReset):
-                    found.clear()  # what came before the reset is not this document
-                after = seq
-            if len(events) < limit:
-                break
-        return found[:limit]
-
-    @trouper.handler
-    async def save_named(self, msg: SaveSnapshot) -> SnapshotInfo | None:
-        self._touch()
-        update = self.doc.get_update()
-        info = SnapshotInfo(msg.name, self.last_sequence_nr, time.time(), len(update))
-        try:
-            await _history.save(self.store, self.doc_id, info, update)
-        except trouper.InvalidArgument as exc:
-            self._refuse(exc)
-            return None
-        return info
-
-    @trouper.handler
-    async def list_named(self, msg: ListSnapshots) -> list[SnapshotInfo]:
-        self._touch()
-        return await _history.listing(self.store, self.doc_id)
-
-    @trouper.handler
-    async def restore_named(self, msg: RestoreSnapshot) -> int | None:
-        """A new update on the live document that makes "content" the saved
-        text (delete, then insert, in one transaction): every client applies
-        it like any other edit, and converges."""
-        self._touch()
-        try:
-            saved = await _history.load(self.store, self.doc_id, msg.name)
-        except trouper.InvalidArgument as exc:
-            self._refuse(exc)
-            return None
-        if saved is None:
-            self._refuse(trouper.ActorNotFound(f"{self.doc_id!r} has no snapshot {msg.name!r}"))
-            return None
-        old = pycrdt.Doc()
-        old.apply_update(saved.update)
-        text = str(old.get("content", type=pycrdt.Text))
-        before = self.doc.get_state()
-        content = self.doc.get("content", type=pycrdt.Text)
-        with self.doc.transaction(origin="restore"):
-            del content[:]
-            content += text
-        return await self._update(self.doc.get_update(before), f"restore:{msg.name}")
 
     @trouper.handler
     async def delete(self, msg: DeleteDocument) -> None:
