@@ -19,7 +19,7 @@ from examples.collab.sync._messages import (
     OpenDocument,
     SyncRequest,
 )
-from examples.collab.sync._protocol import CountHosted, OperationsSince
+from examples.collab.sync._protocol import CountHosted, Operation, Operations, OperationsSince
 
 import trouper
 
@@ -46,7 +46,7 @@ async def test_two_clients_converge_ack_after_store_and_recover(store_url: str) 
                 version = await who.send(ref, update)
                 # Acknowledged only once stored: the log already holds it.
                 stored = await ref.ask(OperationsSince(version - 1, 1))
-                assert stored == [(version, update)]
+                assert stored == Operations([Operation(version, update)])
             await a.sync(ref)
             await b.sync(ref)
             assert str(a) == str(b) == await server_text(ref)
@@ -101,7 +101,7 @@ async def test_malformed_and_huge_updates_are_refused_and_the_actor_lives() -> N
             with pytest.raises(trouper.InvalidArgument, match="state vector"):
                 await ref.ask(SyncRequest(b"\xff\xff\xff"))
             # Nothing was stored, and it is the same actor, not a restart.
-            assert await ref.ask(OperationsSince(version, 10)) == []
+            assert await ref.ask(OperationsSince(version, 10)) == Operations([])
             assert await open_doc(node, "hostile") == ref
             assert await server_text(ref) == "good"
             assert await a.send(ref, a.insert(4, "!")) == version + 1

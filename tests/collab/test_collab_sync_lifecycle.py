@@ -92,7 +92,7 @@ async def test_named_snapshots_restore_on_every_subscriber() -> None:
                 await client.sync(ref)
                 assert str(client) == "The first draft."
             assert await server_text(ref) == "The first draft."
-            assert [info.name for info in await ref.ask(ListSnapshots())] == ["v1"]
+            assert [info.name for info in (await ref.ask(ListSnapshots())).snapshots] == ["v1"]
             with pytest.raises(trouper.ActorNotFound, match="no snapshot 'v9'"):
                 await ref.ask(RestoreSnapshot("v9"))
             with pytest.raises(trouper.InvalidArgument, match="bad snapshot name"):

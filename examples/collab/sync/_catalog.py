@@ -39,6 +39,15 @@ class DocumentMeta(msgspec.Struct, frozen=True):
     created: float  # wall clock
 
 
+@trouper.message(name="collab-sync:DocumentPage")
+class DocumentPage(msgspec.Struct, frozen=True):
+    """One page of the catalog; ``next_after`` is the ``after`` of the next
+    page ("" when this is the last)."""
+
+    documents: list[DocumentMeta]
+    next_after: str = ""
+
+
 _encode = msgspec.msgpack.Encoder().encode
 _decode_meta = msgspec.msgpack.Decoder(DocumentMeta).decode
 _decode_index = msgspec.msgpack.Decoder(list[str]).decode
@@ -106,14 +115,14 @@ async def delete(store: Store, doc: str) -> bool:
     return found or existed
 
 
-async def listing(store: Store, limit: int = 100, after: str = "") -> list[DocumentMeta]:
+async def listing(store: Store, limit: int = 100, after: str = "") -> DocumentPage:
     """Up to ``limit`` documents with ids after ``after``, in id order."""
     raw = await store.get(INDEX_KEY)
     ids = _decode_index(raw) if raw else []
     start = bisect.bisect_right(ids, after) if after else 0
-    page = ids[start : start + max(1, min(limit, MAX_PAGE))]
+    end = start + max(1, min(limit, MAX_PAGE))
     metas = []
-    for doc in page:
+    for doc in ids[start:end]:
         meta = await get(store, doc)
         metas.append(meta if meta is not None else DocumentMeta(doc, doc, 0.0))
-    return metas
+    return DocumentPage(metas, metas[-1].id if end < len(ids) else "")
