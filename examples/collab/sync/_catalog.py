@@ -20,7 +20,7 @@ import msgspec
 import trouper
 from trouper.stores import Store, StoreBusy
 
-#: Documents in one catalog (the index is one store value of ~30 bytes each).
+#: Documents in one catalog (the index is one store value: at most ~1.3 MB of ids).
 MAX_CATALOG = 10_000
 #: Characters of a document's title.
 MAX_TITLE = 200
