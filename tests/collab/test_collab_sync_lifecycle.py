@@ -14,6 +14,7 @@ from examples.collab.sync import DocumentActor, spawn_state_sync
 from examples.collab.sync._messages import DIRECTORY_NAME, OpenDocument, Subscribe
 from examples.collab.sync._protocol import (
     CountHosted,
+    DeleteDocument,
     ListSnapshots,
     RestoreSnapshot,
     SaveSnapshot,
@@ -141,3 +142,21 @@ async def test_five_thousand_updates_persisted_then_recovered(tmp_path: object) 
             took = trio.current_time() - started
             assert recovered == str(a) and len(recovered) == 5000
             assert took < 5.0, f"recovery took {took:.2f} s"
+
+
+async def test_deleting_a_document_ends_its_streams_and_empties_it(tmp_path: object) -> None:
+    a = Client("a")
+    with trio.fail_after(20):
+        async with trouper.open_node(store=f"sqlite:///{tmp_path}/deleted.db") as node:
+            await spawn_state_sync(node)
+            ref = await open_doc(node, "gone")
+            await a.send(ref, a.insert(0, "secret"))
+            await ref.ask(SaveSnapshot("v1"))
+            async with ref.stream(Subscribe("hub")) as events:
+                await events.__anext__()
+                await ref.ask(DeleteDocument())
+                assert [event async for event in events] == []  # ended, normally
+            again = await open_doc(node, "gone")
+            assert again != ref
+            assert await server_text(again) == ""  # the reset is in the log
+            assert (await again.ask(ListSnapshots())).snapshots == []
