@@ -95,11 +95,11 @@ async def test_a_stale_owner_cannot_write(tmp_path: Path) -> None:
 
 
 async def test_kill_9_of_the_owners_node_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    shared_store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     paths = [str(ROOT), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p))
-    url = f"sqlite:///{tmp_path}/killed.db"
+    url = shared_store
     editor = Client("ed")
     with trio.fail_after(60):
         async with trouper.open_node(
