@@ -63,8 +63,10 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 DOC_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 #: A user name: 1 to this many characters, no control characters.
 MAX_USER_CHARS = 64
-#: Attempts at an update (or sync) when the document's owner is gone meanwhile.
-APPLY_ATTEMPTS = 5
+#: How long an update (or sync) is retried while the document's owner is gone
+#: (its node must first be declared down, then the document re-created): past
+#: it, the connection closes with 1013 and the client reconnects and resyncs.
+RETRY_FOR = 30.0
 #: The longest wait between two of those attempts (seconds; doubled from 0.05).
 RETRY_MAX_DELAY = 1.0
 #: How long an ask of the owner may take (a SyncStep2 of a big document included).
@@ -183,19 +185,19 @@ class CollabSession(WebSocketSession):
     async def _owner_ask(self, msg: object) -> object:
         """Ask the document's owner; when it is gone, find its successor and retry."""
         delay = 0.05
-        for attempt in range(APPLY_ATTEMPTS):
+        give_up = trio.current_time() + RETRY_FOR
+        while True:
             try:
                 if self.owner is None:
                     self.owner = await self._open()
                 return await self.owner.ask(msg, timeout=OWNER_TIMEOUT)
             except DOC_GONE as exc:
-                if attempt == APPLY_ATTEMPTS - 1:
+                if trio.current_time() + delay > give_up:
                     raise
                 log.info("collab %s: owner of %s gone (%s), retrying", self.origin, self.doc, exc)
                 self.owner = None
                 await trio.sleep(delay)  # a backoff before asking the directory again
                 delay = min(RETRY_MAX_DELAY, delay * 2)
-        raise AssertionError("unreachable")
 
     @trouper.handler
     async def keepalive(self, msg: _Keepalive) -> None:

@@ -15,7 +15,7 @@ protocol as the browser page (tests and the benchmark use it).
 backoff, and syncs again there: nothing typed meanwhile is lost.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlencode
@@ -72,6 +72,8 @@ class CollabClient:
         #: Connections made so far, and the close (code, reason) of each that ended.
         self.connections = 0
         self.closes: list[tuple[int | None, str | None]] = []
+        #: Bytes of the last SyncStep2 received (what a sync brought).
+        self.last_sync_bytes = 0
         #: The URL of the current (or last) connection.
         self.url: str | None = None
         self._wanted = True
@@ -128,6 +130,12 @@ class CollabClient:
         """Come back online (sync with ``await synced()``)."""
         self._wanted = True
         self._wake.set()
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate()`` holds, checked after each message and
+        connection change (bound it with ``trio.fail_after``)."""
+        while not predicate():
+            await self._changed.wait()
 
     def states(self) -> dict[int, dict[str, Any]]:
         """The awareness states known here, this client's own included."""
@@ -254,6 +262,7 @@ class CollabClient:
             self._ready = True
         elif isinstance(message, _wire.SyncStep2):
             self._apply(message.update)
+            self.last_sync_bytes = len(message.update)
             self._step2_received += 1
         elif isinstance(message, _wire.SyncUpdate):
             self._apply(message.update)
