@@ -278,9 +278,16 @@ class CollabClient:
 async def open_client(urls: list[str], doc: str, user: str) -> AsyncIterator[CollabClient]:
     """A ``CollabClient`` of ``doc`` as ``user``, connected (and reconnecting) in the block."""
     client = CollabClient(urls, doc, user)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(client.run)
-        try:
-            yield client
-        finally:
-            nursery.cancel_scope.cancel()
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client.run)
+            try:
+                yield client
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The block's own exception (or the client's), as itself: the
+        # nursery is this function's business, not its caller's.
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from group.exceptions[0].__cause__
+        raise

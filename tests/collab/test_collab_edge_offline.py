@@ -48,6 +48,9 @@ async def test_offline_edits_merge_on_reconnect(tmp_path: Path) -> None:
                 await cy.synced()
                 final = str(cy.text)
             assert str(ada.text) == str(bo.text) == final
-            for piece in ("The paragraph. ", "first ", "second ", " ada's end.", base):
+            assert final.startswith("The ") and final[4:].startswith(
+                ("first second ", "second first ")
+            )
+            for piece in ("paragraph. ", "first ", "second ", " ada's end.", base):
                 assert final.count(piece) == 1, piece
             assert len(final) == len("The paragraph. first second  ada's end.") + len(base)
