@@ -84,17 +84,13 @@ async def start_edge(
 async def start_collab(node: trouper.Node, settings: CollabSettings) -> GatewayHandle:
     """Spawn the session service, the state sync and the hubs on ``node``,
     and start its gateway serving all of them; returns once serving."""
+    from .sessions import add_session_routes, spawn_session_service
     from .sync import spawn_state_sync
 
     routes = Routes()
     if settings.sessions:
-        try:
-            from .sessions import add_session_routes, spawn_session_service
-        except ImportError:  # TEMPORARY until collab-sessions is merged
-            settings = attrs.evolve(settings, sessions=False)
-        else:
-            await spawn_session_service(node, store_url=settings.sessions_store_url)
-            add_session_routes(routes, node)
+        await spawn_session_service(node, store_url=settings.sessions_store_url)
+        add_session_routes(routes, node)
     await spawn_state_sync(
         node, store_url=settings.store_url, passivate_after=settings.passivate_after
     )

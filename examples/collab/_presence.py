@@ -13,6 +13,8 @@ import logging
 
 import trouper
 
+from .sessions import SessionService
+
 log = logging.getLogger("examples.collab.edge")
 
 #: How long one call to the session service may take (seconds).
@@ -31,20 +33,13 @@ class SessionLink:
         self.ttl = ttl
         self.session_id: str | None = None
 
-    def _proxy(self) -> object | None:
-        try:
-            from .sessions import SessionService
-        except ImportError:  # the session service is not part of this tree
-            return None
+    def _proxy(self) -> SessionService:
         return self.node.proxy(SessionService, timeout=CALL_TIMEOUT)
 
     async def create(self) -> float | None:
         """Create the session; the heartbeat interval, or None without a session."""
-        service = self._proxy()
-        if service is None:
-            return None
         try:
-            record = await service.create(self.user, self.connection, ttl=self.ttl)  # type: ignore[attr-defined]
+            record = await self._proxy().create(self.user, self.connection, ttl=self.ttl)
         except trouper.TrouperError as exc:
             log.warning("collab %s: no session (%s): no locks for it", self.connection, exc)
             return None
@@ -52,20 +47,18 @@ class SessionLink:
         return float(record.ttl) / HEARTBEATS_PER_TTL
 
     async def heartbeat(self) -> None:
-        service = self._proxy()
-        if service is None or self.session_id is None:
+        if self.session_id is None:
             return
         try:
-            await service.heartbeat(self.session_id)  # type: ignore[attr-defined]
+            await self._proxy().heartbeat(self.session_id)
         except trouper.TrouperError as exc:
             log.warning("collab %s: heartbeat failed: %s", self.connection, exc)
 
     async def delete(self) -> None:
-        service = self._proxy()
-        if service is None or self.session_id is None:
+        if self.session_id is None:
             return
         session_id, self.session_id = self.session_id, None
         try:
-            await service.delete(session_id)  # type: ignore[attr-defined]
+            await self._proxy().delete(session_id)
         except trouper.TrouperError as exc:
             log.info("collab %s: session %s expires instead (%s)", self.connection, session_id, exc)
