@@ -101,6 +101,13 @@ class WaitSubscribed(msgspec.Struct, frozen=True):
     after it misses no update in between."""
 
 
+@trouper.message(name="collab:GetHub")
+class GetHub(msgspec.Struct, frozen=True):
+    """Asked of the registry: the hub of ``doc`` on this node, or None."""
+
+    doc: str
+
+
 @trouper.message(name="collab:HubInfo")
 class HubInfo(msgspec.Struct, frozen=True):
     """Asked of the registry: {doc: number of local sessions}; of a hub: its
@@ -226,6 +233,10 @@ class HubRegistry(trouper.Actor):
     async def session_stopped(self, msg: trouper.Terminated) -> None:
         for doc in list(self.docs_of.get(msg.ref, ())):
             await self._leave(doc, msg.ref)
+
+    @trouper.handler
+    async def get_hub(self, msg: GetHub) -> trouper.ActorRef | None:
+        return self.hubs.get(msg.doc)
 
     @trouper.handler
     async def info(self, msg: HubInfo) -> dict[str, int]:
