@@ -78,6 +78,8 @@ log = logging.getLogger("examples.collab.sync")
 
 #: Bytes of one Yjs update a client may send (a large paste is ~100 KB).
 MAX_UPDATE_BYTES = 1 << 20
+#: The Yjs update that changes nothing (no structs, no deletions): not stored.
+EMPTY_UPDATE = b"\x00\x00"
 #: Subscribe streams on one document (a hub per node subscribes once).
 MAX_SUBSCRIBERS = 1024
 #: A document idle this long (no subscriber, no call) passivates (seconds).
@@ -236,6 +238,8 @@ class DocumentActor(HistoryHandlers, trouper.PersistentActor):
             except LockError as exc:
                 self._refuse(trouper.InvalidArgument(str(exc)))
                 return None
+        if msg.update == EMPTY_UPDATE:  # a SyncStep2 with nothing in it
+            return Applied(self.last_sequence_nr)
         try:
             self.doc.apply_update(msg.update)
         except ValueError as exc:
