@@ -47,6 +47,18 @@ async def test_one_hub_per_document_until_its_last_session(tmp_path: Path) -> No
                 assert await registry.ask(GetHub("b")) is None
                 hub = await registry.ask(GetHub("a"))
                 assert await hub.ask(HubInfo()) == 1  # one stream for both sessions
+
+                # A hub that stops on its own is replaced, with its sessions,
+                # and they are resynced (whatever it had not passed on yet).
+                await node.stop(hub)
+                while True:  # polled, bounded: the registry sees it stop
+                    replacement = await registry.ask(GetHub("a"))
+                    if replacement not in (None, hub):
+                        break
+                    await trio.sleep(0.02)
+                assert await _counts(node) == {"a": 2}
+                ada.text += "after the replacement"
+                await bo.wait_for(lambda: str(bo.text) == "after the replacement")
             await _until_counts(node, {})
 
 
