@@ -252,7 +252,7 @@ class CollabClient:
                 await self._on_message(_wire.parse(frame))
         except ConnectionClosed:
             return
-        except _wire.WireError as exc:  # the server's bytes: drop this connection
+        except (_wire.WireError, ValueError) as exc:  # the server's bytes: drop this connection
             self.closes.append((None, f"bad message from the server: {exc}"))
 
     async def _on_message(self, message: _wire.Message) -> None:
