@@ -43,8 +43,12 @@ function currentDoc() {
 function initialName() {
   const asked = new URLSearchParams(location.search).get("user");
   const kept = localStorage.getItem("collab-user");
-  const name = asked || kept || `guest-${Math.floor(Math.random() * 9000 + 1000)}`;
-  return name.slice(0, MAX_NAME);
+  const name = (asked || kept || `guest-${Math.floor(Math.random() * 9000 + 1000)}`).slice(
+    0,
+    MAX_NAME,
+  );
+  localStorage.setItem("collab-user", name);
+  return name;
 }
 
 function showError(text) {
