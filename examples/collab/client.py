@@ -196,6 +196,8 @@ class CollabClient:
             failures += 1
             with trio.move_on_after(delay):  # a backoff; reconnect() cuts it short
                 await self._wake.wait()
+            if self._wake.is_set():
+                self._wake = trio.Event()  # used up: the next backoff waits again
 
     async def _connection(self, url: str) -> None:
         async with open_websocket_url(
