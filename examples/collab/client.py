@@ -185,8 +185,8 @@ class CollabClient:
                 self._wake = trio.Event()
             self.url = self.urls[index % len(self.urls)]
             try:
-                await self._connection(self.url)
-                failures = 0
+                if await self._connection(self.url):
+                    failures = 0  # it synced: a later drop starts the backoff afresh
             except (HandshakeError, ConnectionClosed, OSError) as exc:
                 self.closes.append((None, f"{type(exc).__name__}: {exc}"))
             if not self._wanted:
@@ -199,7 +199,8 @@ class CollabClient:
             if self._wake.is_set():
                 self._wake = trio.Event()  # used up: the next backoff waits again
 
-    async def _connection(self, url: str) -> None:
+    async def _connection(self, url: str) -> bool:
+        """One connection, until it ends; True if it got as far as syncing."""
         async with open_websocket_url(
             _ws_url(url, self.doc_id, self.user),
             max_message_size=MAX_MESSAGE_BYTES,
@@ -221,11 +222,13 @@ class CollabClient:
                         await self._reader(ws)
                         nursery.cancel_scope.cancel()
             finally:
+                synced = self._ready
                 self._ws, self._pending, self._scope, self._ready = None, None, None, False
                 self._step1_sent = self._step2_received = 0
                 closed = ws.closed
                 self.closes.append((closed.code, closed.reason) if closed else (None, None))
                 self._notify()
+        return synced
 
     async def _writer(
         self,
