@@ -73,8 +73,10 @@ from ._rate import RateWindow
 
 log = logging.getLogger("examples.collab.sync")
 
-#: Bytes of one Yjs update a client may send (a large paste is ~100 KB).
-MAX_UPDATE_BYTES = 1 << 20
+#: Bytes of one Yjs update a client may send: the gateway's message bound
+#: (``examples.collab._edge.MAX_MESSAGE_BYTES``), because a client back from a
+#: long time offline sends everything it typed as one SyncStep2.
+MAX_UPDATE_BYTES = 8 << 20
 #: The Yjs update that changes nothing (no structs, no deletions): not stored.
 EMPTY_UPDATE = b"\x00\x00"
 #: Subscribe streams on one document (a hub per node subscribes once).
