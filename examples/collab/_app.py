@@ -23,6 +23,7 @@ import trouper
 from trouper.web import GatewayHandle, Routes, WebGateway, start_gateway
 
 from ._edge import KEEPALIVE_INTERVAL, MAX_MESSAGE_BYTES, CollabSession, EdgeSettings
+from ._gateways import GatewayAnnouncer, add_gateway_routes
 from ._hub import HUB_REGISTRY_NAME, MAX_HUBS_PER_NODE, MAX_SESSIONS_PER_HUB, HubRegistry
 
 log = logging.getLogger("examples.collab")
@@ -68,6 +69,8 @@ async def start_edge(
         settings.max_sessions_per_hub,
         name=HUB_REGISTRY_NAME,
     )
+    routes = routes if routes is not None else Routes()
+    add_gateway_routes(routes, node)
     edge = EdgeSettings(
         keepalive_interval=settings.keepalive_interval,
         sessions=settings.sessions,
@@ -81,10 +84,13 @@ async def start_edge(
         max_message_size=settings.max_message_size,
         session=CollabSession,
         session_args=(edge,),
-        routes=routes or Routes(),
+        routes=routes,
         title="trouper collab",
     )
-    return await start_gateway(node, config)
+    gateway = await start_gateway(node, config)
+    # Pages learn every node's address from it (GET /api/gateways) to fail over.
+    await node.spawn(GatewayAnnouncer, gateway.url)
+    return gateway
 
 
 async def start_collab(node: trouper.Node, settings: CollabSettings) -> GatewayHandle:

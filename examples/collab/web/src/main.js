@@ -116,6 +116,34 @@ function setStatus(text) {
   $("status").className = text;
 }
 
+// Failover: every collab node's gateway (GET /api/gateways, learned while this
+// page's node is up). After FAILOVER_AFTER closes in a row without a connection,
+// the WebSocket moves to the next gateway; the document goes on there (its
+// owner is re-created from the store if it was on the node that died). The
+// sidebar's HTTP calls stay on the node that served the page.
+const FAILOVER_AFTER = 2;
+const GATEWAYS_EVERY_MS = 15000;
+const gateways = { urls: [], closes: 0 };
+state.gateways = gateways; // for tests and the console
+
+async function refreshGateways() {
+  try {
+    const urls = listOf(await api("GET", "/api/gateways"), "gateways");
+    if (urls.length) gateways.urls = urls.map((u) => u.replace(/^http/, "ws"));
+  } catch (err) {
+    // This node may be the one that is down: keep the list learned before.
+  }
+}
+
+function failOver(provider) {
+  gateways.closes += 1;
+  if (gateways.closes < FAILOVER_AFTER || gateways.urls.length < 2) return;
+  gateways.closes = 0;
+  const here = gateways.urls.indexOf(provider.serverUrl);
+  provider.serverUrl = gateways.urls[(here + 1) % gateways.urls.length];
+  $("server").textContent = provider.serverUrl.replace(/^ws/, "http");
+}
+
 function open(docId) {
   if (state.provider) {
     state.provider.destroy();
@@ -134,7 +162,12 @@ function open(docId) {
   });
   const [color, light] = colourOf(state.user);
   provider.awareness.setLocalStateField("user", { name: state.user, color, colorLight: light });
-  provider.on("status", ({ status }) => setStatus(status));
+  provider.on("status", ({ status }) => {
+    if (status === "connected") gateways.closes = 0;
+    setStatus(status);
+  });
+  provider.on("connection-close", () => failOver(provider));
+  $("server").textContent = provider.serverUrl.replace(/^ws/, "http");
   provider.on("sync", (synced) => {
     if (synced) setStatus("connected");
   });
@@ -298,8 +331,9 @@ $("new-doc-form").addEventListener("submit", createDoc);
 $("snapshot-form").addEventListener("submit", saveSnapshot);
 $("refresh-history").addEventListener("click", refreshHistory);
 window.addEventListener("hashchange", () => {
-  if (currentDoc() !== state.docId) setInterval(refreshStats, STATS_EVERY_MS);
-open(currentDoc());
+  if (currentDoc() !== state.docId) open(currentDoc());
 });
 setInterval(refreshStats, STATS_EVERY_MS);
+setInterval(refreshGateways, GATEWAYS_EVERY_MS);
+refreshGateways();
 open(currentDoc());
