@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo demo-supervision demo-services test bench lint clean
+.PHONY: venv demo demo-supervision demo-services demo-collab collab-assets test bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,6 +18,45 @@ venv: $(STAMP)
 # The chat on 127.0.0.1:8000 with the embedded sqlite store (Ctrl-C stops it).
 demo: $(STAMP)
 	$(BIN)/python -m examples.chat --http 127.0.0.1:8000
+
+# The collaborative editor's page (examples/collab/web): Yjs, y-websocket's
+# client and CodeMirror 6 from npm, pinned in package-lock.json, bundled by a
+# pinned esbuild into examples/collab/static/bundle.js (not committed). Built
+# only when the bundle is missing or older than the sources or the lock file:
+# the server itself never builds anything. Installs Debian's npm when missing.
+COLLAB_WEB := examples/collab/web
+COLLAB_BUNDLE := examples/collab/static/bundle.js
+.PHONY: npm
+npm:
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "npm: installing nodejs and npm with apt-get"; \
+	    log=$$(mktemp); \
+	    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install \
+	        -y -qq --no-install-recommends nodejs npm; } >"$$log" 2>&1; then \
+	      cat "$$log" >&2; rm -f "$$log"; exit 1; \
+	    fi; \
+	    rm -f "$$log"; \
+	  else \
+	    echo "npm: npm is missing and apt-get is unusable (not root or absent)" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+
+$(COLLAB_WEB)/node_modules/.installed: $(COLLAB_WEB)/package.json $(COLLAB_WEB)/package-lock.json
+	@$(MAKE) --no-print-directory npm
+	cd $(COLLAB_WEB) && npm ci --quiet --no-audit --no-fund
+	touch $@
+
+$(COLLAB_BUNDLE): $(COLLAB_WEB)/node_modules/.installed $(wildcard $(COLLAB_WEB)/src/*.js)
+	cd $(COLLAB_WEB) && npm run --silent build
+
+collab-assets: $(COLLAB_BUNDLE)
+
+# The collaborative editor on 127.0.0.1:8000 with the embedded sqlite store
+# (.collab/collab.db); open it in two browsers (Ctrl-C stops it).
+demo-collab: $(STAMP) collab-assets
+	$(BIN)/python -m examples.collab --http 127.0.0.1:8000
 
 demo-supervision: $(STAMP)
 	$(BIN)/python -m examples.supervision_demo
@@ -109,7 +148,7 @@ postgres:
 	  fi; \
 	fi
 
-test: $(STAMP) browser redis prometheus postgres
+test: $(STAMP) browser redis prometheus postgres collab-assets
 	$(BIN)/python -m pytest
 
 bench: $(STAMP) postgres redis

@@ -283,3 +283,36 @@ async def test_escalation_past_the_guardian_fails_the_node() -> None:
                 await trio.sleep_forever()
         cause = info.value.exceptions[0].__cause__
         assert isinstance(cause, RuntimeError)
+
+
+class Picky(trouper.Actor):
+    """Refuses negative numbers without failing (ctx.refuse)."""
+
+    def __init__(self) -> None:
+        self.starts = 0
+        self.told: list[bool] = []
+
+    async def on_start(self) -> None:
+        self.starts += 1
+
+    @trouper.handler
+    async def take(self, msg: int) -> int:
+        if msg < 0:
+            self.told.append(self.ctx.refuse(trouper.InvalidArgument(f"{msg} is negative")))
+            return 0
+        return self.starts
+
+    @trouper.handler
+    async def report(self, msg: str) -> list[bool]:
+        return self.told
+
+
+async def test_refuse_answers_with_an_error_and_keeps_the_actor() -> None:
+    with trio.fail_after(5):
+        async with trouper.open_node() as node:
+            ref = await node.spawn(Picky)
+            with pytest.raises(trouper.InvalidArgument, match="-1 is negative"):
+                await ref.ask(-1)
+            await ref.tell(-2)  # a tell: nothing to answer, and no failure either
+            assert await ref.ask(1) == 1  # the same instance: never restarted
+            assert await ref.ask("told") == [True, False]

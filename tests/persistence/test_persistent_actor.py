@@ -259,3 +259,25 @@ async def test_snapshot_every_without_the_hooks_is_refused(store_url: str) -> No
         async with trouper.open_node() as node:
             with pytest.raises(trouper.SpawnRefused, match=r"snapshot\(\)"):
                 await node.spawn(NoHooks)
+
+
+class ReadBack(msgspec.Struct, frozen=True):
+    after_id: int
+    limit: int
+
+
+class Reader(Counter):
+    @trouper.handler
+    async def read_back(self, msg: ReadBack) -> list[tuple[int, Added]]:
+        return await self.read_events(msg.after_id, msg.limit)
+
+
+async def test_read_events_reads_the_actors_own_log(store_url: str) -> None:
+    with trio.fail_after(20):
+        async with trouper.open_node() as node:
+            ref = await node.spawn(Reader, "read-back", store_url)
+            for n in (5, 7, 11):
+                await ref.ask(Add(n))
+            assert await ref.ask(ReadBack(1, 10)) == [(2, Added(7)), (3, Added(11))]
+            assert await ref.ask(ReadBack(0, 1)) == [(1, Added(5))]
+            assert await ref.ask(ReadBack(3, 10)) == []

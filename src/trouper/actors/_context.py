@@ -150,6 +150,18 @@ class ActorContext:
         """No more events of ``topic`` (those not yet in the mailbox are dropped)."""
         self._cell.node.kernel.events.unsubscribe_actor(self._cell, topic)
 
+    def refuse(self, exc: BaseException) -> bool:
+        """Answer the ask being handled with ``exc`` (the asker gets it
+        raised, as if the handler had raised it) *without* failing this
+        actor: for a request the actor refuses (bad input, a stale token)
+        while its state stays good. The handler's return value then answers
+        nothing. False (and nothing sent) for a tell, or once answered."""
+        reply = self._cell.take_reply()
+        if reply is None:
+            return False
+        reply.fail(exc)
+        return True
+
     def stop(self, ref: ActorRef | None = None) -> None:
         """Stop this actor (after the current message), or one of its children.
 

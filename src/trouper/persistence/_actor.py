@@ -217,6 +217,19 @@ class PersistentActor(Actor):
         earlier ones stored and applied)."""
         return [await self.persist(event) for event in events]
 
+    async def read_events(self, after_id: int = 0, limit: int = 100) -> list[tuple[int, Any]]:
+        """Up to ``limit`` of this actor's stored events with ids above
+        ``after_id``, oldest first, as ``(id, event)`` (read back through
+        ``upcast``): its own log, for a reader that resumes from an id."""
+        store, keys, _token = self._live()
+        upcast = self._upcaster()
+        records = await store.read(keys.events, after_id=after_id, limit=limit)
+        where = self.persistence_id
+        return [
+            (seq, _codec.decode_event(f"{where} event {seq}", record, upcast))
+            for seq, record in records
+        ]
+
     async def save_snapshot(self) -> None:
         """Store a snapshot of the state now (``snapshot_every`` calls this).
 

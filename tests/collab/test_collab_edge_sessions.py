@@ -1,0 +1,41 @@
+"""Each editor connection holds a session of the session service: created
+on connect with its user and connection id, deleted when it closes (so the
+locks taken under it go with it)."""
+
+from pathlib import Path
+
+import trio
+from collab_edge_helpers import STEP, collab_node
+from examples.collab.client import open_client
+from examples.collab.sessions import SessionRecord, SessionService
+
+import trouper
+
+
+async def _sessions_of(node: trouper.Node, user: str) -> list[SessionRecord]:
+    return await node.proxy(SessionService, timeout=STEP).list(user=user)
+
+
+async def _until_count(node: trouper.Node, user: str, count: int) -> list[SessionRecord]:
+    while True:  # polled (the caller bounds it): the session is made after the sync starts
+        found = await _sessions_of(node, user)
+        if len(found) == count:
+            return found
+        await trio.sleep(0.02)
+
+
+async def test_a_connection_holds_a_session(tmp_path: Path) -> None:
+    with trio.fail_after(STEP * 2):
+        async with collab_node(tmp_path / "collab.db", session_ttl=3.0) as (node, gateway):
+            async with open_client([gateway.url], "doc", "ada") as ada:
+                await ada.synced()
+                (record,) = await _until_count(node, "ada", 1)
+                assert record.connection.startswith(f"{node.id}/") and record.ttl == 3.0
+                # Heartbeats (every ttl/3) keep it alive past its TTL.
+                await trio.sleep(record.ttl * 1.5)  # real time: the store's TTL is wall-clock
+                (alive,) = await _sessions_of(node, "ada")
+                assert alive.id == record.id and alive.last_heartbeat > record.last_heartbeat
+                async with open_client([gateway.url], "doc", "ada") as again:
+                    await again.synced()
+                    assert len(await _until_count(node, "ada", 2)) == 2
+            await _until_count(node, "ada", 0)  # both connections closed: both deleted
