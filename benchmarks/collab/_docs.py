@@ -43,14 +43,17 @@ from examples.collab.sync._messages import (
 )
 
 import trouper
-from benchmarks._runner import REPO_ROOT, child_env
+from benchmarks._runner import REPO_ROOT, child_env, read_line
 from benchmarks.chat._limits import rss_bytes
 
 #: Concurrent writers in the recovery case: each sends its own edits in order,
 #: one ``ApplyUpdate`` at a time (as one client connection does).
 WRITERS = 32
-#: Longer than any run: the memory case keeps every document open.
-NO_PASSIVATION = 24 * 3600.0
+#: Documents one node may host here (the example's default is 1,000; the
+#: memory case opens one more to warm up). Passivation is off: all stay open.
+MAX_DOCUMENTS = 100_000
+#: The longest a child may take to persist its updates (seconds).
+PERSIST_LIMIT = 1800.0
 #: Documents opened at once while populating and opening.
 OPEN_CONCURRENCY = 32
 
@@ -58,9 +61,10 @@ OPEN_CONCURRENCY = 32
 @asynccontextmanager
 async def state_sync(store: str, snapshots: str = "default") -> AsyncIterator[trouper.ActorRef]:
     """A node running the state-sync core on ``store``; yields its directory."""
-    options: dict[str, Any] = {"store_url": store, "passivate_after": NO_PASSIVATION}
+    options: dict[str, Any] = {"store_url": store, "passivate_after": None}
+    options["max_documents"] = MAX_DOCUMENTS
     if snapshots == "off":
-        options["snapshot_every"] = 0
+        options["snapshot_every"] = None  # PersistentActor: no automatic snapshots
     async with trouper.open_node(store=store) as node:
         await spawn_state_sync(node, **options)
         yield await node.lookup(DIRECTORY_NAME, timeout=10)
@@ -187,9 +191,9 @@ def writer_updates(writers: int, total: int) -> list[list[bytes]]:
     return streams
 
 
-async def persist_and_recover(store: str, updates: int, snapshots: str) -> dict[str, Any]:
+async def persist(store: str, updates: int, snapshots: str) -> None:
+    """Persist ``updates`` updates, print the figures, then wait to be killed."""
     streams = writer_updates(WRITERS, updates)
-    chars = sum(len(f"<{n % WRITERS}:{n}>") for n in range(updates))
     async with state_sync(store, snapshots) as directory:
         ref = await open_doc(directory, "recovery")
 
@@ -201,27 +205,52 @@ async def persist_and_recover(store: str, updates: int, snapshots: str) -> dict[
         async with trio.open_nursery() as nursery:
             for number, stream in enumerate(streams):
                 nursery.start_soon(write, number, stream)
-        persist_secs = time.monotonic() - started
-    # The node above is closed: its document stopped. A new node reopens it from the store.
+        secs = time.monotonic() - started
+        line = {"persist_secs": round(secs, 2), "persist_per_sec": round(updates / secs, 1)}
+        print(json.dumps(line), flush=True)
+        await trio.sleep_forever()  # every update is acknowledged: kill -9 comes now
+
+
+async def recover(store: str, snapshots: str) -> tuple[float, SyncReply]:
+    """A new node opens the document of the killed one: the time to its first SyncReply."""
     async with state_sync(store, snapshots) as directory:
         started = time.monotonic()
         ref = await open_doc(directory, "recovery")
         reply: SyncReply = await ref.ask(SyncRequest(b"\x00"))
-        recovery_secs = time.monotonic() - started
+        return time.monotonic() - started, reply
+
+
+def persist_kill_recover(store: str, updates: int, snapshots: str) -> dict[str, Any]:
+    """Persist in a child process, ``kill -9`` it once all is acknowledged (no
+    final snapshot on the way out: a crash), then recover here."""
+    argv = [sys.executable, "-m", "benchmarks.collab._docs", "persist", "--store", store]
+    argv += ["--updates", str(updates), "--snapshots", snapshots]
+    child = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT, env=child_env()
+    )
+    try:
+        persisted = json.loads(read_line(child.stdout, PERSIST_LIMIT, "persisting child"))
+    finally:
+        child.kill()
+        child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
+    secs, reply = trio.run(recover, store, snapshots)
     doc = pycrdt.Doc()
     doc.apply_update(reply.update)
     got = len(str(doc.get("content", type=pycrdt.Text)))
+    chars = sum(len(f"<{n % WRITERS}:{n}>") for n in range(updates))
     if got != chars:
         raise RuntimeError(f"recovered {got} chars, persisted {chars}")
     return {
         "updates": updates,
         "in_flight": WRITERS,
-        "persist_secs": round(persist_secs, 2),
-        "persist_per_sec": round(updates / persist_secs, 1),
-        "recovery_secs": round(recovery_secs, 4),
+        **persisted,
+        "recovery_secs": round(secs, 4),
         "version": reply.version,
         "state_bytes": len(reply.update),
-        "snapshots": snapshots,
+        "snapshots": "every 500 events" if snapshots == "default" else "off",
+        "stopped_by": "kill -9 after the last acknowledgement",
     }
 
 
@@ -229,10 +258,8 @@ def recovery(args: argparse.Namespace) -> dict[str, Any]:
     if args.backend == "sqlite":
         with tempfile.TemporaryDirectory(prefix="bench-collab-rec-") as tmp:
             store = f"sqlite:///{Path(tmp) / 'docs.db'}"
-            return {
-                "backend": "sqlite",
-                **trio.run(persist_and_recover, store, args.updates, args.snapshots),
-            }
+            result = persist_kill_recover(store, args.updates, args.snapshots)
+            return {"backend": "sqlite", **result}
     from benchmarks._postgres_server import PostgresServer, postgres_bin
 
     try:
@@ -240,14 +267,13 @@ def recovery(args: argparse.Namespace) -> dict[str, Any]:
     except RuntimeError as exc:
         return {"skipped": str(exc)}
     with PostgresServer() as server:
-        store = server.create_database()
-        result = trio.run(persist_and_recover, store, args.updates, args.snapshots)
+        result = persist_kill_recover(server.create_database(), args.updates, args.snapshots)
     return {"backend": "postgres (fsync=off)", **result}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.collab._docs")
-    parser.add_argument("what", choices=("memory", "open", "recovery"))
+    parser.add_argument("what", choices=("memory", "open", "recovery", "persist"))
     parser.add_argument("--documents", type=int, default=1000)
     parser.add_argument("--doc-kb", type=int, default=10)
     parser.add_argument("--store", default="")
@@ -261,6 +287,9 @@ def main() -> None:
     elif args.what == "open":
         chars = args.doc_kb * 1024
         result = trio.run(open_all, args.store, args.documents, chars, args.traced)
+    elif args.what == "persist":
+        trio.run(persist, args.store, args.updates, args.snapshots)
+        return
     else:
         result = recovery(args)
     print(json.dumps(result), flush=True)

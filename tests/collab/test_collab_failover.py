@@ -17,8 +17,17 @@ from pathlib import Path
 
 import pytest
 import trio
-from collab_bench_helpers import CollabNode, Typist, collab_node, get_json, token_counts
+from collab_bench_helpers import (
+    COOKIE,
+    FAST_FAILURE,
+    CollabNode,
+    Typist,
+    collab_node,
+    token_counts,
+)
 from examples.collab.client import open_client
+
+import trouper
 
 DOC = "failover-doc"
 CLIENTS_PER_NODE = 2
@@ -40,11 +49,10 @@ async def wait_until_converged(clients: list, expected: set[str], limit: float) 
     raise AssertionError(f"no convergence within {limit} s; missing per client: {missing}")
 
 
-async def owner_of(nodes: list[CollabNode], doc: str) -> CollabNode:
-    """The node that runs the document, as the state-sync routes report it."""
-    meta = await get_json(f"{nodes[0].http}/api/docs/{doc}")
-    owner = meta["node"]
-    (node,) = [n for n in nodes if n.node_id == owner]
+async def owner_of(observer: trouper.Node, nodes: list[CollabNode], doc: str) -> CollabNode:
+    """The node that runs the document: its actor's name, looked up cluster-wide."""
+    ref = await observer.lookup(f"doc:{doc}", timeout=10)
+    (node,) = [n for n in nodes if n.node_id == ref.node_id]
     return node
 
 
@@ -63,15 +71,26 @@ async def test_kill_9_of_the_owner_mid_editing_loses_and_duplicates_nothing(
                 collab_node(tmp_path, "b", store, "--seed", a.address)
             )
             nodes = [a, b]
+            # The test's own node joins the cluster to see where the document runs.
+            observer = await stack.enter_async_context(
+                trouper.open_node(
+                    "observer",
+                    listen="tcp://127.0.0.1:0",
+                    seeds=[a.address],
+                    cookie=COOKIE,
+                    **FAST_FAILURE,
+                )
+            )
+            await observer.wait_for_members(3, timeout=10)
             typists: list[Typist] = []
             for number in range(CLIENTS_PER_NODE * len(nodes)):
                 home = nodes[number % len(nodes)]
-                urls = [home.ws, *(n.ws for n in nodes if n is not home)]
+                urls = [home.http, *(n.http for n in nodes if n is not home)]
                 name = f"{home.tag}{number}"
                 client = await stack.enter_async_context(open_client(urls, DOC, name))
                 await client.synced()
                 typists.append(Typist(name, client, seed=1500 + number))
-            owner = await owner_of(nodes, DOC)
+            owner = await owner_of(observer, nodes, DOC)
             survivor = b if owner is a else a
 
             async with trio.open_nursery() as nursery:
@@ -94,9 +113,20 @@ async def test_kill_9_of_the_owner_mid_editing_loses_and_duplicates_nothing(
             assert max(counts.values()) == 1, [t for t, n in counts.items() if n > 1]
             assert text == "".join(token for token in counts.elements())
 
+            # The owner's clients failed over to the survivor by themselves; the
+            # survivor's kept their one connection.
+            for typist in typists:
+                client = typist.client
+                assert client.url == survivor.http, (typist.name, client.url)
+                moved = typist.name.startswith(owner.tag)
+                assert (client.connections >= 2) if moved else (client.connections == 1), (
+                    typist.name,
+                    client.closes,
+                )
+
             # The survivor now runs the document, rebuilt from the store and the
             # clients' resends: a newcomer sees exactly the same text.
-            async with open_client([survivor.ws], DOC, "fresh") as fresh:
+            async with open_client([survivor.http], DOC, "fresh") as fresh:
                 await fresh.synced()
                 assert str(fresh.text) == text
-            assert (await owner_of([survivor], DOC)) is survivor
+            assert (await owner_of(observer, [survivor], DOC)) is survivor
