@@ -114,7 +114,6 @@ class Run:
         self.sel = selectors.DefaultSelector()
         self.sent_at: dict[bytes, float] = {}  # token -> send time (measured phase only)
         self.sent_bytes: set[bytes] = set()
-        self.measuring = False
         self.latencies: list[float] = []
         self.duplicated = self.echoes = self.identical = self.deliveries = 0
         self.errors: list[str] = []
@@ -145,13 +144,9 @@ class Run:
             raise ConnectionError(f"editor {editor.number}: {status.splitlines()[0]!r}")
         editor.sock = sock
         self.sel.register(sock, selectors.EVENT_READ, editor)
-        editor.send(sync_message(STEP1, self._state(editor)))
+        editor.send(sync_message(STEP1, editor.doc.get_state()))
         if rest:
             self._frames(editor, rest)
-
-    @staticmethod
-    def _state(editor: Editor) -> bytes:
-        return editor.doc.get_state()
 
     def connect_all(self) -> None:
         for editor in self.editors:
@@ -281,7 +276,6 @@ class Run:
         seq = self.edit_for(args.warmup, 0, measured=False)
         pid = args.server_pid
         cpu0, own0, wall0 = cpu_seconds(pid) if pid else 0.0, _own_cpu(), time.monotonic()
-        self.measuring = True
         self.edit_for(args.duration, seq, measured=True)
         held = sum(not e.closed for e in self.editors)
         expected = len(self.sent_at) * (held - 1)
