@@ -292,6 +292,27 @@ async def test_streams_yield_with_flow_control() -> None:
                     await items.__anext__()
 
 
+async def test_leaving_a_stream_ends_a_quiet_producer_at_once() -> None:
+    ended = trio.Event()
+
+    class Quiet(trouper.Actor):
+        @trouper.handler
+        async def watch(self, msg: int) -> AsyncIterator[int]:
+            try:
+                yield msg
+                await trio.sleep_forever()  # a subscription with nothing to say
+                yield -1
+            finally:
+                ended.set()
+
+    with trio.fail_after(5):
+        async with trouper.open_node() as node:
+            ref = await node.spawn(Quiet)
+            async with ref.stream(7) as items:
+                assert await items.__anext__() == 7
+            await ended.wait()  # not at its next yield: now
+
+
 async def test_names_are_unique_and_vanish_with_their_actor() -> None:
     with trio.fail_after(5):
         async with trouper.open_node() as node:

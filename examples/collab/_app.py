@@ -85,7 +85,7 @@ async def start_collab(node: trouper.Node, settings: CollabSettings) -> GatewayH
     """Spawn the session service, the state sync and the hubs on ``node``,
     and start its gateway serving all of them; returns once serving."""
     from .sessions import add_session_routes, spawn_session_service
-    from .sync import spawn_state_sync
+    from .sync import add_document_routes, spawn_state_sync
 
     routes = Routes()
     if settings.sessions:
@@ -94,12 +94,7 @@ async def start_collab(node: trouper.Node, settings: CollabSettings) -> GatewayH
     await spawn_state_sync(
         node, store_url=settings.store_url, passivate_after=settings.passivate_after
     )
-    try:
-        from .sync import add_document_routes  # type: ignore[attr-defined]
-    except ImportError:  # TEMPORARY until the sync routes are merged
-        pass
-    else:
-        add_document_routes(routes, node)
+    add_document_routes(routes, node)
     return await start_edge(node, settings, routes)
 
 

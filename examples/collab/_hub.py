@@ -101,6 +101,13 @@ class WaitSubscribed(msgspec.Struct, frozen=True):
     after it misses no update in between."""
 
 
+@trouper.message(name="collab:GetHub")
+class GetHub(msgspec.Struct, frozen=True):
+    """Asked of the registry: the hub of ``doc`` on this node, or None."""
+
+    doc: str
+
+
 @trouper.message(name="collab:HubInfo")
 class HubInfo(msgspec.Struct, frozen=True):
     """Asked of the registry: {doc: number of local sessions}; of a hub: its
@@ -110,11 +117,15 @@ class HubInfo(msgspec.Struct, frozen=True):
 class DocHub(trouper.Actor):
     """The fan-out of one document on this node."""
 
-    def __init__(self, doc: str) -> None:
+    def __init__(
+        self, doc: str, sessions: dict[trouper.ActorRef, str] | None = None, replacing: bool = False
+    ) -> None:
         self.doc = doc
-        self.sessions: dict[trouper.ActorRef, str] = {}  # session -> its origin
-        self.by_origin: dict[str, trouper.ActorRef] = {}
+        self.sessions = dict(sessions or {})  # session -> its origin
+        self.by_origin = {origin: session for session, origin in self.sessions.items()}
         self.subscribed = trio.Event()
+        if replacing:  # its sessions synced long ago: they need the first resync too
+            self.subscribed.set()
         self.subscriptions = 0  # streams opened so far: >1 means a resubscription
 
     async def on_start(self) -> None:
@@ -190,8 +201,19 @@ class HubRegistry(trouper.Actor):
         self.max_hubs = max_hubs
         self.max_sessions = max_sessions
         self.hubs: dict[str, trouper.ActorRef] = {}
-        self.members: dict[str, set[trouper.ActorRef]] = {}
+        self.doc_of_hub: dict[trouper.ActorRef, str] = {}
+        self.members: dict[str, dict[trouper.ActorRef, str]] = {}  # doc -> {session: origin}
         self.docs_of: dict[trouper.ActorRef, set[str]] = {}  # session -> its documents
+
+    async def _spawn(self, doc: str, replacing: bool) -> trouper.ActorRef:
+        # Not restarted by the supervisor (a fresh instance would forget its
+        # sessions): the registry replaces a hub that stopped on its own.
+        members = self.members.get(doc, {})
+        hub = await self.ctx.spawn(DocHub, doc, members, replacing, restart="temporary")
+        self.ctx.watch(hub)
+        self.hubs[doc] = hub
+        self.doc_of_hub[hub] = doc
+        return hub
 
     @trouper.handler
     async def join(self, msg: JoinHub) -> trouper.ActorRef:
@@ -202,15 +224,14 @@ class HubRegistry(trouper.Actor):
                     f"this node has hubs for {self.max_hubs} documents, its limit:"
                     f" document {msg.doc!r} cannot be opened here now"
                 )
-            hub = await self.ctx.spawn(DocHub, msg.doc, restart="permanent")
-            self.hubs[msg.doc] = hub
-            self.members[msg.doc] = set()
+            self.members[msg.doc] = {}
+            hub = await self._spawn(msg.doc, replacing=False)
         members = self.members[msg.doc]
         if msg.session not in members and len(members) >= self.max_sessions:
             raise trouper.InvalidArgument(
                 f"document {msg.doc!r} has {self.max_sessions} sessions on this node, its limit"
             )
-        members.add(msg.session)
+        members[msg.session] = msg.origin
         if msg.session not in self.docs_of:
             self.docs_of[msg.session] = set()
             self.ctx.watch(msg.session)
@@ -223,9 +244,19 @@ class HubRegistry(trouper.Actor):
         await self._leave(msg.doc, msg.session)
 
     @trouper.handler
-    async def session_stopped(self, msg: trouper.Terminated) -> None:
-        for doc in list(self.docs_of.get(msg.ref, ())):
+    async def stopped(self, msg: trouper.Terminated) -> None:
+        doc = self.doc_of_hub.pop(msg.ref, None)
+        if doc is not None:  # a hub: replaced if it still has sessions
+            if self.hubs.get(doc) == msg.ref and self.members.get(doc):
+                log.warning("hub of %s stopped (%s): replacing it", doc, msg.reason)
+                await self._spawn(doc, replacing=True)
+            return
+        for doc in list(self.docs_of.get(msg.ref, ())):  # a session
             await self._leave(doc, msg.ref)
+
+    @trouper.handler
+    async def get_hub(self, msg: GetHub) -> trouper.ActorRef | None:
+        return self.hubs.get(msg.doc)
 
     @trouper.handler
     async def info(self, msg: HubInfo) -> dict[str, int]:
@@ -241,10 +272,11 @@ class HubRegistry(trouper.Actor):
         members = self.members.get(doc)
         if members is None or session not in members:
             return
-        members.discard(session)
+        del members[session]
         hub = self.hubs[doc]
         if members:
             await hub.tell(Detach(session))
             return
-        del self.members[doc], self.hubs[doc]
+        del self.members[doc], self.hubs[doc], self.doc_of_hub[hub]
+        self.ctx.unwatch(hub)
         self.ctx.stop(hub)  # its last session left: its subscription goes with it

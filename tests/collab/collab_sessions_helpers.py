@@ -20,6 +20,9 @@ from trouper.stores import open_store
 def url_for(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if kind == "redis":
         return str(request.getfixturevalue("redis_url"))
+    if kind == "postgres":  # through trouper's store interface, like sqlite
+        url = str(request.getfixturevalue("postgres_url"))
+        return url.replace("postgresql://", "postgres://", 1)
     if kind == "memory":
         return f"memory://sessions-{uuid.uuid4().hex}"
     return f"sqlite:///{tmp_path}/sessions.db"

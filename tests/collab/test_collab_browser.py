@@ -153,3 +153,66 @@ async def test_two_browsers_edit_one_paragraph(tmp_path: Path) -> None:
                 assert str(py.text) == final
     assert (IMAGES / "collab.png").stat().st_size > 1000
     assert (IMAGES / "collab-history.png").stat().st_size > 1000
+
+
+def _page_with_pycrdt(base_url: str) -> str:
+    """One page types, waits for pycrdt's insertion, and returns its text."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=STEP_TIMEOUT_MS)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(STEP_TIMEOUT_MS)
+            page.goto(f"{base_url}?user=ada#mixed")
+            expect(page.locator("#status")).to_have_text("connected")
+            page.click(".cm-content")
+            page.keyboard.type("typed in chromium.")
+            page.wait_for_function("window.collab.ytext.toString().includes('pycrdt')")
+            return _text(page)
+        finally:
+            browser.close()
+
+
+async def test_pycrdt_provider_and_chromium_converge(tmp_path: Path) -> None:
+    """pycrdt's own Provider (pycrdt.websocket's client channel, unchanged)
+    and a Chromium page edit one document at the same time."""
+    import httpx
+    import pycrdt
+    from httpx_ws import aconnect_ws
+    from pycrdt.websocket.websocket import HttpxWebsocket
+
+    _require_browser()
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with collab_node(tmp_path / "collab.db") as (_, gateway):
+            doc: pycrdt.Doc = pycrdt.Doc()
+            text = doc.get("content", type=pycrdt.Text)
+            changed = trio.Event()
+
+            def wake(_: object) -> None:
+                changed.set()
+
+            doc.observe(wake)
+            url = f"{gateway.ws_url}?doc=mixed&user=pycrdt"
+            async with (
+                httpx.AsyncClient() as http,
+                aconnect_ws(url, http) as ws,
+                pycrdt.Provider(doc, HttpxWebsocket(ws, "mixed")) as provider,
+                trio.open_nursery() as nursery,
+            ):
+                await provider.synced.wait()
+                seen: list[str] = []
+
+                async def browse() -> None:
+                    page_text = await trio.to_thread.run_sync(
+                        _page_with_pycrdt, f"{gateway.url}/", abandon_on_cancel=True
+                    )
+                    seen.append(page_text)
+
+                nursery.start_soon(browse)
+                while "typed in chromium." not in str(text):
+                    changed = trio.Event()
+                    await changed.wait()
+                text.insert(0, "pycrdt was here: ")
+            assert seen == [str(text)] == ["pycrdt was here: typed in chromium."]

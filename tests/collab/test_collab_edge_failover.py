@@ -30,36 +30,34 @@ async def test_kill_9_of_the_owner_mid_edit(tmp_path: Path) -> None:
             seed = a.info["addresses"][0]
             async with collab_process(tmp_path, "b", "--seed", seed, *common) as b:
                 url_a, url_b = a.info["http"], b.info["http"]
-                async with (
-                    open_client([url_a, url_b], "minutes", "ada") as ada,
-                    open_client([url_b], "minutes", "bo") as bo,
-                ):
-                    await ada.synced()  # ada opened it first: it lives on a
+                async with open_client([url_a, url_b], "minutes", "ada") as ada:
+                    await ada.synced()  # before bo connects: the document lives on a
                     ada.text += "ada-acked. "
                     await ada.synced()
-                    await bo.synced()
-                    bo.text += "bo-acked. "
-                    await bo.synced()
-                    await ada.wait_for(lambda: "bo-acked" in str(ada.text))
+                    async with open_client([url_b], "minutes", "bo") as bo:
+                        await bo.synced()
+                        bo.text += "bo-acked. "
+                        await bo.synced()
+                        await ada.wait_for(lambda: "bo-acked" in str(ada.text))
 
-                    ada.text += "ada-in-flight. "  # sent, maybe not stored: a dies now
-                    a.process.kill()
-                    await a.process.wait()
-                    ada.text += "ada-during-failover. "
-                    bo.text += "bo-during-failover. "
+                        ada.text += "ada-in-flight. "  # sent, maybe not stored: a dies now
+                        a.process.kill()
+                        await a.process.wait()
+                        ada.text += "ada-during-failover. "
+                        bo.text += "bo-during-failover. "
 
-                    await ada.wait_for(lambda: ada.online and ada.url == url_b)
-                    await ada.synced()
-                    await bo.synced()
-                    pieces = ["ada-acked. ", "bo-acked. ", "ada-in-flight. "]
-                    pieces += ["ada-during-failover. ", "bo-during-failover. "]
-                    await ada.wait_for(lambda: all(p in str(ada.text) for p in pieces))
-                    await bo.wait_for(lambda: all(p in str(bo.text) for p in pieces))
-                    async with open_client([url_b], "minutes", "cy") as cy:
-                        await cy.synced()
-                        final = str(cy.text)
-                    assert str(ada.text) == str(bo.text) == final
-                    for piece in pieces:
-                        assert final.count(piece) == 1, (piece, final)
-                    assert len(final) == sum(map(len, pieces))
-                    assert bo.connections == 1  # bo never lost his connection
+                        await ada.wait_for(lambda: ada.online and ada.url == url_b)
+                        await ada.synced()
+                        await bo.synced()
+                        pieces = ["ada-acked. ", "bo-acked. ", "ada-in-flight. "]
+                        pieces += ["ada-during-failover. ", "bo-during-failover. "]
+                        await ada.wait_for(lambda: all(p in str(ada.text) for p in pieces))
+                        await bo.wait_for(lambda: all(p in str(bo.text) for p in pieces))
+                        async with open_client([url_b], "minutes", "cy") as cy:
+                            await cy.synced()
+                            final = str(cy.text)
+                        assert str(ada.text) == str(bo.text) == final
+                        for piece in pieces:
+                            assert final.count(piece) == 1, (piece, final)
+                        assert len(final) == sum(map(len, pieces))
+                        assert bo.connections == 1  # bo never lost his connection

@@ -12,11 +12,13 @@ from examples.collab.sessions import (
     MAX_DATA_BYTES,
     MAX_SESSIONS_PER_USER,
     SessionLimits,
+    SessionNotFound,
     SessionService,
     spawn_session_service,
 )
 
 import trouper
+from redis_helper import free_port
 
 
 @pytest.mark.parametrize("kind", ["redis", "sqlite"])
@@ -133,3 +135,28 @@ async def test_a_bad_service_configuration_is_refused() -> None:
             await spawn_session_service(node, default_ttl=0.1)
         with pytest.raises(trouper.ConfigurationError, match="sweep_interval"):
             await spawn_session_service(node, sweep_interval=math.nan)
+        with trio.fail_after(10):  # a store that cannot be opened refuses the spawn, named
+            for url, words in [
+                ("nosuch://x", "no store registered for nosuch://"),
+                ("redis://127.0.0.1:1/0?bogus=1", "unknown redis URL option 'bogus'"),
+                (f"redis://127.0.0.1:{free_port()}/0", "Unable to establish a connection"),
+            ]:
+                with pytest.raises(trouper.SpawnRefused) as refused:
+                    await spawn_session_service(node, store_url=url)
+                assert words in str(refused.value.__cause__)
+            assert "collab-sessions" not in node.registry.local()
+
+
+async def test_lookups_of_unknown_sessions_do_not_open_the_breaker() -> None:
+    """A not-found is the caller's answer, not the service's failure: a
+    proxy's breaker (5 failures in a row by default) must not open over it."""
+    with trio.fail_after(10):
+        async with trouper.open_node() as node:
+            await spawn_session_service(node, store_url="memory://")
+            sessions = node.proxy(SessionService)
+            for _ in range(20):
+                with pytest.raises(SessionNotFound) as missing:
+                    await sessions.heartbeat("N" * 22)
+                assert isinstance(missing.value, trouper.ActorNotFound)
+                assert not missing.value.is_retryable
+            assert (await sessions.create("ada", "c")).user == "ada"  # no CircuitOpen

@@ -91,7 +91,7 @@ async def test_heartbeats_keep_a_session_alive_then_it_expires(
                 await sessions.heartbeat(record.id)
 
 
-@pytest.mark.parametrize("kind", ["redis", "sqlite", "memory"])
+@pytest.mark.parametrize("kind", ["redis", "sqlite", "memory", "postgres"])
 async def test_delete_ends_the_session_and_cleans_up(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
@@ -113,7 +113,7 @@ async def test_delete_ends_the_session_and_cleans_up(
                 assert await sessions.list(user="cy") == []
 
 
-@pytest.mark.parametrize("kind", ["redis", "sqlite", "memory"])
+@pytest.mark.parametrize("kind", ["redis", "sqlite", "memory", "postgres"])
 async def test_list_update_and_the_connection_rule(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:

@@ -63,7 +63,7 @@ async def test_the_routes(kind: str, request: pytest.FixtureRequest, tmp_path: P
                 assert await events.receive() == SessionEnded(sid, "ada", "deleted")
                 missing = await http.get(f"/api/sessions/{sid}")
                 assert missing.status_code == 404
-                assert missing.json()["error"] == "actor-not-found"
+                assert missing.json()["error"] == "session-not-found"
                 assert "no session" in missing.json()["message"]
                 assert (await http.delete(f"/api/sessions/{sid}")).status_code == 404
                 assert (await http.post(f"/api/sessions/{sid}/heartbeat")).status_code == 404
@@ -122,3 +122,30 @@ async def test_bad_requests_get_a_status_and_a_reason(tmp_path: Path) -> None:
                 assert over.status_code == 413  # the gateway's own body bound
                 # None of that left anything behind.
                 assert (await http.get("/api/sessions", params={"active": "true"})).json() == []
+
+
+async def test_a_gateway_without_a_service_of_its_own_uses_another_node(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/s.db"
+    with trio.fail_after(20):
+        async with (
+            trouper.open_node("a", listen="tcp://127.0.0.1:0", cookie="http-test") as a,
+            trouper.open_node("b", seeds=a.addresses, cookie="http-test") as b,
+        ):
+            await spawn_session_service(a, store_url=url)  # b runs none
+            await b.registry.wait_for_members("collab.sessions", 1, timeout=5)
+            routes = Routes()
+            add_session_routes(routes, b)
+            async with (
+                open_gateway(b, WebGateway(routes=routes)) as gw,
+                httpx.AsyncClient(base_url=gw.url) as http,
+            ):
+                made = await http.post("/api/sessions", json={"user": "ada", "connection": "c"})
+                assert made.status_code == 201
+                assert (await b.lookup(f"session:{made.json()['id']}")).node_id == "a"
+                # A's refusals and not-founds arrive boxed; the routes answer
+                # them as they would locally.
+                missing = await http.get("/api/sessions/" + "Q" * 22)
+                assert missing.status_code == 404, missing.text
+                assert missing.json()["error"] == "session-not-found"
+                bad = await http.post("/api/sessions", json={"user": "", "connection": "c"})
+                assert (bad.status_code, bad.json()["message"]) == (400, "user is empty (on a)")

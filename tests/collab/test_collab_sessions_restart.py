@@ -91,8 +91,18 @@ async def test_two_nodes_share_sessions(
             trouper.open_node("b", seeds=a.addresses, cookie=COOKIE) as b,
         ):
             await a.wait_for_members(2, timeout=5)
-            await spawn_session_service(a, store_url=url)
+            service_a = await spawn_session_service(a, store_url=url)
             service_b = await spawn_session_service(b, store_url=url)
+            # Calls across the wire: records, Opened and refusals travel.
+            remote = b.proxy(SessionService, members=[service_a])
+            opened = await remote.open("cy", "c-remote", data={"k": "v"})
+            assert opened.created and opened.record.data == {"k": "v"}
+            assert (await remote.list(user="cy")) == [opened.record]
+            with pytest.raises(trouper.InvalidArgument, match=r"ttl -1\.0 is out of range"):
+                await remote.create("cy", "c-other", ttl=-1.0)
+            with pytest.raises(trouper.RemoteError) as boxed:  # not a trouper class
+                await remote.get("Z" * 22)
+            assert boxed.value.type_name.endswith(".SessionNotFound")
             on_a = a.proxy(SessionService, balance="local-first")
             on_b = b.proxy(SessionService, members=[service_b])  # b's own service only
             async with b.subscribe(SESSION_EVENTS) as events:

@@ -91,3 +91,15 @@ def test_updates_per_second_over_a_sliding_window() -> None:
     assert window.rate(5.0) == pytest.approx(10.0)
     assert window.rate(12.0) == pytest.approx(2.0)  # seconds 3 and 4 still inside
     assert window.rate(30.0) == 0.0
+
+
+def test_states_not_renewed_expire() -> None:
+    table = AwarenessTable()
+    table.apply(encode([Entry(1, 1, '"a"', "")]), "conn-a", now=0.0)
+    table.apply(encode([Entry(2, 1, '"b"', "")]), "conn-b", now=20.0)
+    assert table.expire(now=29.0, timeout=30.0) == b""
+    removed = decode(table.expire(now=31.0, timeout=30.0))
+    assert [(e.client, e.clock, e.state) for e in removed] == [(1, 2, "null")]
+    assert table.states() == {2: '"b"'}
+    table.apply(encode([Entry(2, 2, '"b2"', "")]), "conn-b", now=45.0)  # renewed
+    assert table.expire(now=60.0, timeout=30.0) == b""

@@ -8,7 +8,7 @@ import random
 import pytest
 import trio
 from collab_sync_helpers import Client, open_doc, server_text
-from examples.collab.sync import spawn_state_sync
+from examples.collab.sync import _catalog, spawn_state_sync
 from examples.collab.sync._document import MAX_UPDATE_BYTES
 from examples.collab.sync._messages import (
     DIRECTORY_NAME,
@@ -19,7 +19,7 @@ from examples.collab.sync._messages import (
     OpenDocument,
     SyncRequest,
 )
-from examples.collab.sync._protocol import CountHosted, OperationsSince
+from examples.collab.sync._protocol import CountHosted, Operation, Operations, OperationsSince
 
 import trouper
 
@@ -46,7 +46,7 @@ async def test_two_clients_converge_ack_after_store_and_recover(store_url: str) 
                 version = await who.send(ref, update)
                 # Acknowledged only once stored: the log already holds it.
                 stored = await ref.ask(OperationsSince(version - 1, 1))
-                assert stored == [(version, update)]
+                assert stored == Operations([Operation(version, update)])
             await a.sync(ref)
             await b.sync(ref)
             assert str(a) == str(b) == await server_text(ref)
@@ -101,7 +101,7 @@ async def test_malformed_and_huge_updates_are_refused_and_the_actor_lives() -> N
             with pytest.raises(trouper.InvalidArgument, match="state vector"):
                 await ref.ask(SyncRequest(b"\xff\xff\xff"))
             # Nothing was stored, and it is the same actor, not a restart.
-            assert await ref.ask(OperationsSince(version, 10)) == []
+            assert await ref.ask(OperationsSince(version, 10)) == Operations([])
             assert await open_doc(node, "hostile") == ref
             assert await server_text(ref) == "good"
             assert await a.send(ref, a.insert(4, "!")) == version + 1
@@ -147,3 +147,21 @@ async def test_awareness_is_kept_per_origin_and_dropped_with_it() -> None:
                 await ref.ask(ApplyAwareness(_awareness(3, 1, "x" * 5000), "conn-3"))
             await ref.tell(ApplyAwareness(b"\x05\x01", "conn-3"))  # a tell: logged, no failure
             assert await open_doc(node, "aware") == ref
+
+
+async def test_the_catalog_is_bounded_and_empty_updates_are_not_stored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_catalog, "MAX_CATALOG", 3)
+    with trio.fail_after(20):
+        async with trouper.open_node() as node:
+            directory = await spawn_state_sync(node)
+            refs = [await open_doc(node, f"d{i}") for i in range(3)]
+            with pytest.raises(trouper.InvalidArgument, match=r"holds 3 documents.*MAX_CATALOG"):
+                await directory.ask(OpenDocument("d3"))
+            assert await directory.ask(CountHosted()) == 3  # nothing was created for it
+            assert await open_doc(node, "d0") == refs[0]
+            a = Client("a")
+            version = await a.send(refs[0], a.insert(0, "x"))
+            assert await a.send(refs[0], b"\x00\x00") == version
+            assert await refs[0].ask(OperationsSince(version, 10)) == Operations([])

@@ -22,6 +22,7 @@ from ._record import MAX_SESSIONS_PER_USER as MAX_SESSIONS_PER_USER
 from ._record import MAX_TTL as MAX_TTL
 from ._record import MIN_TTL as MIN_TTL
 from ._record import SessionLimits as SessionLimits
+from ._record import SessionNotFound as SessionNotFound
 from ._record import SessionRecord as SessionRecord
 from ._routes import add_session_routes as add_session_routes
 from ._service import SERVICE_NAME as SERVICE_NAME
@@ -45,6 +46,7 @@ __all__ = [
     "Opened",
     "Session",
     "SessionLimits",
+    "SessionNotFound",
     "SessionRecord",
     "SessionService",
     "SessionStore",

@@ -53,8 +53,9 @@ def _bucket(session_id: str) -> str:
 
 
 class KvSessionStore:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
         self.store = store
+        self.clock = clock  # wall-clock seconds, as the store's TTLs (tests pass their own)
 
     async def _update(
         self, key: str, change: Callable[[bytes | None], Awaitable[bytes | bool | None]]
@@ -132,16 +133,26 @@ class KvSessionStore:
         stored = _decode_stored(raw)
         return stored.record, stored.owner
 
-    async def _rewrite(self, session_id: str, make: Callable[[_Stored], _Stored | None]) -> str:
+    async def _rewrite(
+        self, session_id: str, make: Callable[[_Stored], _Stored | None], renew: bool
+    ) -> str:
+        """Replace the stored record with ``make(stored)`` (None: "taken");
+        ``renew``: a full TTL from now, else what was left of it."""
         key = f"session:{session_id}"
         for _ in range(CAS_ATTEMPTS):
             raw = await self.store.get(key)
             if raw is None:
                 return "gone"
-            new = make(_decode_stored(raw))
+            stored = _decode_stored(raw)
+            new = make(stored)
             if new is None:
                 return "taken"
-            if await self.store.compare_and_set(key, raw, _encode(new), ttl=new.record.ttl):
+            ttl = new.record.ttl
+            if not renew:
+                ttl = stored.record.last_heartbeat + stored.record.ttl - self.clock()
+                if ttl <= 0:
+                    return "gone"
+            if await self.store.compare_and_set(key, raw, _encode(new), ttl=ttl):
                 return "ok"
         raise StoreBusy(f"{key!r}: {CAS_ATTEMPTS} concurrent writers in a row")
 
@@ -149,14 +160,15 @@ class KvSessionStore:
         def make(stored: _Stored) -> _Stored | None:
             return _Stored(record, owner) if stored.owner == owner else None
 
-        outcome = await self._rewrite(record.id, make)
+        outcome = await self._rewrite(record.id, make, renew=True)
         return "ok" if outcome == "ok" else "gone" if outcome == "gone" else "taken"
 
     async def claim(self, session_id: str, expected: str, owner: str) -> bool:
+        # A claim moves the session, it is no heartbeat: the TTL runs on.
         def make(stored: _Stored) -> _Stored | None:
             return _Stored(stored.record, owner) if stored.owner == expected else None
 
-        return await self._rewrite(session_id, make) == "ok"
+        return await self._rewrite(session_id, make, renew=False) == "ok"
 
     async def _drop_active(self, session_id: str) -> tuple[str, str] | None:
         removed: list[tuple[str, str]] = []
@@ -215,7 +227,7 @@ class KvSessionStore:
 
     async def sweep(self, batch: int) -> list[tuple[str, str]]:
         ended: list[tuple[str, str]] = []
-        now = time.time()
+        now = self.clock()
         for n in range(ACTIVE_BUCKETS):
             raw = await self.store.get(f"sessions:active:{n}")
             if raw is None:

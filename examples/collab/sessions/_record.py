@@ -68,6 +68,22 @@ class SessionRecord(msgspec.Struct, frozen=True):
     data: dict[str, str] = {}
 
 
+class SessionNotFound(trouper.ActorNotFound):
+    """No such live session: unknown, expired or deleted (HTTP 404).
+
+    Unlike its base ``ActorNotFound`` it is not retryable: asking again will
+    not make the session exist, and a proxy's circuit breaker counts only
+    retryable failures against a member, so a burst of lookups of expired
+    sessions must not open the service's breaker. A caller on another node
+    gets it as ``trouper.RemoteError`` (``type_name`` ending in
+    ``SessionNotFound``): only trouper's own classes cross as themselves.
+    """
+
+    error_code = "session-not-found"
+    is_retryable = False
+    retry_delay = None
+
+
 def new_session_id() -> str:
     return secrets.token_urlsafe(16)
 

@@ -11,16 +11,22 @@
 
 Errors go through the gateway's status map (docs/web.md): a refused
 argument (``InvalidArgument``) is 400 with the reason in ``message``, an
-unknown session (``ActorNotFound``) 404, a body that does not decode 422.
+unknown session (``SessionNotFound``, an ``ActorNotFound``) 404, a body
+that does not decode 422. When the node has no service of its own and a
+remote one answers, its ``SessionNotFound`` arrives boxed
+(``trouper.RemoteError``): it is unboxed here, so it is a 404 all the same.
 """
 
 # No ``from __future__ import annotations``: the gateway reads the handlers' annotations.
+from collections.abc import Awaitable
+from typing import TypeVar
+
 import msgspec
 
 import trouper
 from trouper.web import Response, Routes
 
-from ._record import SessionRecord
+from ._record import SessionNotFound, SessionRecord
 from ._service import SessionService
 
 #: The deadline of one HTTP call of the service: finding a session's actor
@@ -39,6 +45,18 @@ class NewData(msgspec.Struct, frozen=True):
     data: dict[str, str]
 
 
+T = TypeVar("T")
+
+
+async def _unboxed(call: Awaitable[T]) -> T:
+    try:
+        return await call
+    except trouper.RemoteError as exc:
+        if exc.type_name.endswith(".SessionNotFound"):
+            raise SessionNotFound(exc.message) from None
+        raise
+
+
 def _json(record: SessionRecord, status: int) -> Response:
     return Response(msgspec.json.encode(record), status, content_type="application/json")
 
@@ -51,7 +69,7 @@ def add_session_routes(routes: Routes, node: trouper.Node) -> None:
     @routes.route("/api/sessions", methods=["POST"], tags=("sessions",))
     async def create_session(body: NewSession) -> Response:
         """Create a session (or return the live one of this user on this connection)."""
-        opened = await sessions.open(body.user, body.connection, body.ttl, body.data)
+        opened = await _unboxed(sessions.open(body.user, body.connection, body.ttl, body.data))
         return _json(opened.record, 201 if opened.created else 200)
 
     @routes.route("/api/sessions", methods=["GET"], tags=("sessions",))
@@ -62,21 +80,21 @@ def add_session_routes(routes: Routes, node: trouper.Node) -> None:
         limit: int = 100,
     ) -> list[SessionRecord]:
         """Live sessions by user, by connection, or all active ones."""
-        return await sessions.list(user, connection, active, limit)
+        return await _unboxed(sessions.list(user, connection, active, limit))
 
     @routes.route("/api/sessions/{session_id}", methods=["GET"], tags=("sessions",))
     async def get_session(session_id: str) -> SessionRecord:
-        return await sessions.get(session_id)
+        return await _unboxed(sessions.get(session_id))
 
     @routes.route("/api/sessions/{session_id}", methods=["PATCH"], tags=("sessions",))
     async def update_session(session_id: str, body: NewData) -> SessionRecord:
-        return await sessions.update(session_id, body.data)
+        return await _unboxed(sessions.update(session_id, body.data))
 
     @routes.route("/api/sessions/{session_id}", methods=["DELETE"], tags=("sessions",))
     async def delete_session(session_id: str) -> None:
-        if not await sessions.delete(session_id):
-            raise trouper.ActorNotFound(f"no session {session_id!r}")
+        if not await _unboxed(sessions.delete(session_id)):
+            raise SessionNotFound(f"no session {session_id!r} (unknown, expired or deleted)")
 
     @routes.route("/api/sessions/{session_id}/heartbeat", methods=["POST"], tags=("sessions",))
     async def heartbeat_session(session_id: str) -> SessionRecord:
-        return await sessions.heartbeat(session_id)
+        return await _unboxed(sessions.heartbeat(session_id))

@@ -27,6 +27,7 @@ from trouper.stores import StoreError, StoreUnavailable
 from .._shared import SESSION_EVENTS, SessionEnded
 from ._record import (
     SessionLimits,
+    SessionNotFound,
     SessionRecord,
     check_data,
     check_id,
@@ -50,6 +51,8 @@ ASK_TIMEOUT = 5.0
 #: (the next sweep takes the rest).
 SWEEP_INTERVAL = 5.0
 SWEEP_BATCH = 1000
+#: The longest a create that failed after writing may spend undoing it.
+CLEANUP_TIMEOUT = 5.0
 #: Errors that mean "the actor (or its node) went away": resolve it again.
 _GONE = (trouper.ActorDead, trouper.NodeDown, trouper.ConnectionLost)
 
@@ -67,8 +70,8 @@ class _Sweep(msgspec.Struct, frozen=True):
     pass
 
 
-def _not_found(session_id: str) -> trouper.ActorNotFound:
-    return trouper.ActorNotFound(f"no session {session_id!r} (unknown, expired or deleted)")
+def _not_found(session_id: str) -> SessionNotFound:
+    return SessionNotFound(f"no session {session_id!r} (unknown, expired or deleted)")
 
 
 @trouper.service("collab.sessions")
@@ -77,15 +80,17 @@ class SessionService(trouper.Actor):
         self,
         store_url: str | None,
         default_ttl: float,
-        limits: SessionLimits,
+        limits: SessionLimits | None,
         sweep_interval: float,
     ) -> None:
+        # Plain arguments (None: the default bounds), so another node can
+        # spawn a service here (``node.spawn(..., on=)`` sends msgpack).
         self.store_url = store_url
         self.default_ttl = default_ttl
-        self.limits = limits
+        self.limits = SessionLimits() if limits is None else limits
         self.sweep_interval = sweep_interval
         self.hosted: set[trouper.ActorRef] = set()
-        self.open_error: StoreError | None = None
+        self.open_error: StoreError | trouper.ConfigurationError | None = None
 
     async def on_start(self) -> None:
         ready = trio.Event()
@@ -103,34 +108,44 @@ class SessionService(trouper.Actor):
                 self.store: SessionStore = store
                 ready.set()
                 await trio.sleep_forever()
-        except StoreError as exc:
+        except (StoreError, trouper.ConfigurationError) as exc:
             if ready.is_set():
                 raise  # the actor fails and its supervisor restarts it
-            self.open_error = exc
-            ready.set()
+            self.open_error = exc  # spawn refuses the service, naming it
+        finally:
+            if not ready.is_set():  # never leave on_start waiting
+                if self.open_error is None:
+                    self.open_error = StoreError("the session store could not be opened")
+                ready.set()
 
     # ------------------------------------------------------------ helpers
 
-    async def _spawn(self, record: SessionRecord) -> trouper.ActorRef:
-        name = f"session:{record.id}"
+    def _check_room(self) -> None:
         if len(self.hosted) >= self.limits.max_sessions_per_node:
             raise trouper.InvalidArgument(
                 f"this node hosts {len(self.hosted)} sessions, its limit"
                 f" ({self.limits.max_sessions_per_node}): no room for another one"
             )
+
+    async def _spawn(self, record: SessionRecord) -> trouper.ActorRef:
+        name = f"session:{record.id}"
+        self._check_room()
         try:
             ref = await self.ctx.spawn(
                 Session, record, self.store, self.ctx.node.id, name=name, restart="temporary"
             )
-        except trouper.NameTaken:
-            return await self.ctx.node.lookup(name, timeout=OWNER_WAIT)
+        except trouper.NameTaken:  # a racing call of this node made it first
+            try:
+                return await self.ctx.node.lookup(name, timeout=OWNER_WAIT)
+            except trouper.ActorNotFound:
+                raise _not_found(record.id) from None
         self.hosted.add(ref)
         self.ctx.watch(ref)
         return ref
 
     async def _find(self, session_id: str, recreate: bool) -> trouper.ActorRef | SessionRecord:
         """The session's actor; with ``recreate=False`` its stored record if
-        it has no actor; ``ActorNotFound`` if there is no such live session."""
+        it has no actor; ``SessionNotFound`` if there is no such live session."""
         node = self.ctx.node
         name = f"session:{session_id}"
         try:
@@ -196,11 +211,7 @@ class SessionService(trouper.Actor):
         check_name("connection", connection)
         ttl = check_ttl(self.default_ttl if ttl is None else ttl, self.limits)
         data = check_data(data or {})
-        if len(self.hosted) >= self.limits.max_sessions_per_node:
-            raise trouper.InvalidArgument(
-                f"this node hosts {len(self.hosted)} sessions, its limit"
-                f" ({self.limits.max_sessions_per_node}): no room for another one"
-            )
+        self._check_room()  # before anything is written
         now = time.time()
         record = SessionRecord(new_session_id(), user, connection, now, now, ttl, data)
         try:
@@ -213,7 +224,9 @@ class SessionService(trouper.Actor):
             try:
                 await self._spawn(record)
             except BaseException:
-                with trio.CancelScope(shield=True):  # do not leave an actorless record
+                # Do not leave an actorless record behind (even when cancelled;
+                # bounded, and the sweep would take it after its TTL anyway).
+                with trio.move_on_after(CLEANUP_TIMEOUT, shield=True):
                     await self.store.remove(record.id)
                 raise
         return Opened(record, created)

@@ -8,6 +8,7 @@ talks to the directory and to each ``DocumentActor`` with the messages of
 
 from ._directory import DocumentDirectory as DocumentDirectory
 from ._document import DocumentActor as DocumentActor
+from ._http import add_document_routes as add_document_routes
 from ._messages import DIRECTORY_NAME as DIRECTORY_NAME
 from ._service import DocumentInfo as DocumentInfo
 from ._service import StateSync as StateSync
@@ -19,5 +20,6 @@ __all__ = [
     "DocumentDirectory",
     "DocumentInfo",
     "StateSync",
+    "add_document_routes",
     "spawn_state_sync",
 ]

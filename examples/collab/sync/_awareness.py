@@ -23,6 +23,9 @@ from dataclasses import dataclass
 MAX_AWARENESS_STATES = 256
 #: Bytes of one client's JSON state (a name, a colour, a cursor: ~200 bytes).
 MAX_AWARENESS_STATE_BYTES = 4096
+#: A state not renewed for this long is removed (seconds): Yjs clients renew
+#: theirs every 15 s, so only the states of a page, or a hub, that died go.
+AWARENESS_TIMEOUT = 30.0
 #: Largest clock or client id accepted (Yjs uses 53-bit integers).
 _MAX_UINT = 2**53
 
@@ -127,15 +130,17 @@ class AwarenessTable:
         #: client id -> its latest entry, removed ones kept (with "null") so
         #: that their clock still wins over a late replay; bounded with them.
         self._entries: dict[int, Entry] = {}
+        self._seen: dict[int, float] = {}  # client id -> when its state last came
 
     def __len__(self) -> int:
         """Live states (removed clients not counted)."""
         return sum(1 for entry in self._entries.values() if entry.state != "null")
 
-    def apply(self, update: bytes, origin: str) -> bytes:
-        """Apply ``update`` from ``origin``; returns what changed, encoded
-        (empty ``b""`` when nothing did). Raises ``AwarenessError`` and changes
-        nothing if it is malformed or would exceed a bound."""
+    def apply(self, update: bytes, origin: str, now: float = 0.0) -> bytes:
+        """Apply ``update`` from ``origin`` at time ``now``; returns what
+        changed, encoded (empty ``b""`` when nothing did). Raises
+        ``AwarenessError`` and changes nothing if it is malformed or would
+        exceed a bound."""
         changed = []
         for entry in decode(update, self.max_state_bytes):
             held = self._entries.get(entry.client)
@@ -154,12 +159,25 @@ class AwarenessTable:
                 )
         for entry in changed:
             self._entries[entry.client] = entry
+            self._seen[entry.client] = now
         return encode(changed) if changed else b""
+
+    def expire(self, now: float, timeout: float = AWARENESS_TIMEOUT) -> bytes:
+        """Remove the live states not renewed since ``now - timeout``; the
+        removal, encoded (``b""`` if none)."""
+        removed = []
+        for client, entry in self._entries.items():
+            if entry.state != "null" and now - self._seen.get(client, now) > timeout:
+                removed.append(Entry(client, entry.clock + 1, "null", entry.origin))
+        for entry in removed:
+            self._entries[entry.client] = entry
+        return encode(removed) if removed else b""
 
     def _forget_removed(self, how_many: int) -> None:
         gone = [c for c, e in self._entries.items() if e.state == "null"][:how_many]
         for client in gone:
             del self._entries[client]
+            self._seen.pop(client, None)
 
     def drop_origin(self, origin: str) -> bytes:
         """Remove the live states ``origin`` brought; the removal, encoded

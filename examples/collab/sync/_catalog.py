@@ -20,7 +20,7 @@ import msgspec
 import trouper
 from trouper.stores import Store, StoreBusy
 
-#: Documents in one catalog (the index is one store value of ~30 bytes each).
+#: Documents in one catalog (the index is one store value: at most ~1.3 MB of ids).
 MAX_CATALOG = 10_000
 #: Characters of a document's title.
 MAX_TITLE = 200
@@ -37,6 +37,15 @@ class DocumentMeta(msgspec.Struct, frozen=True):
     id: str
     title: str
     created: float  # wall clock
+
+
+@trouper.message(name="collab-sync:DocumentPage")
+class DocumentPage(msgspec.Struct, frozen=True):
+    """One page of the catalog; ``next_after`` is the ``after`` of the next
+    page ("" when this is the last)."""
+
+    documents: list[DocumentMeta]
+    next_after: str = ""
 
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -106,14 +115,14 @@ async def delete(store: Store, doc: str) -> bool:
     return found or existed
 
 
-async def listing(store: Store, limit: int = 100, after: str = "") -> list[DocumentMeta]:
+async def listing(store: Store, limit: int = 100, after: str = "") -> DocumentPage:
     """Up to ``limit`` documents with ids after ``after``, in id order."""
     raw = await store.get(INDEX_KEY)
     ids = _decode_index(raw) if raw else []
     start = bisect.bisect_right(ids, after) if after else 0
-    page = ids[start : start + max(1, min(limit, MAX_PAGE))]
+    end = start + max(1, min(limit, MAX_PAGE))
     metas = []
-    for doc in page:
+    for doc in ids[start:end]:
         meta = await get(store, doc)
         metas.append(meta if meta is not None else DocumentMeta(doc, doc, 0.0))
-    return metas
+    return DocumentPage(metas, metas[-1].id if end < len(ids) else "")

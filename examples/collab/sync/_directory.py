@@ -14,7 +14,11 @@ Refusals are answers (``ctx.refuse``), never failures of the directory: a
 malformed id (``InvalidArgument``), an unknown document with
 ``create=False`` (``ActorNotFound``), a node already hosting
 ``max_documents`` documents or a full catalog (``InvalidArgument`` naming
-the limit). A refused request creates nothing.
+the limit), a store error. A refused request creates nothing.
+
+One request at a time: an ``OpenDocument`` that waits for another node's
+claim (a node not yet found down) holds up the ones behind it on this
+node, up to ``claim_timeout``.
 """
 
 # No ``from __future__ import annotations``: handler annotations are read at runtime.
@@ -79,7 +83,11 @@ class DocumentDirectory(trouper.Actor):
     async def open(self, msg: OpenDocument) -> trouper.ActorRef | None:
         try:
             return await self._open(msg)
-        except (trouper.InvalidArgument, trouper.ActorNotFound, trouper.SpawnRefused) as exc:
+        except trouper.TrouperError as exc:
+            # Refused (a bad id, a limit), not found, or the store failing
+            # for a moment (StoreUnavailable): the asker's error. Failing
+            # here would restart the directory, and stop every document of
+            # this node with it.
             self.ctx.refuse(exc)
             return None
 

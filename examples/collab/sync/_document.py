@@ -44,6 +44,7 @@ from .. import _shared
 from . import _history
 from ._awareness import AwarenessError, AwarenessTable
 from ._document_history import HistoryHandlers
+from ._document_locks import LockHandlers, granted
 from ._fanout import SubscriberQueue
 from ._locks import Lease, LockError, LockTable
 from ._messages import (
@@ -58,18 +59,14 @@ from ._messages import (
     SyncRequest,
 )
 from ._protocol import (
-    AcquireLock,
     DeleteDocument,
     DocReset,
     DocState,
     DocStats,
     GetStats,
     LockGranted,
-    LockLease,
     LockReleased,
     Passivate,
-    ReleaseLock,
-    RenewLock,
     Updated,
 )
 from ._rate import RateWindow
@@ -78,6 +75,8 @@ log = logging.getLogger("examples.collab.sync")
 
 #: Bytes of one Yjs update a client may send (a large paste is ~100 KB).
 MAX_UPDATE_BYTES = 1 << 20
+#: The Yjs update that changes nothing (no structs, no deletions): not stored.
+EMPTY_UPDATE = b"\x00\x00"
 #: Subscribe streams on one document (a hub per node subscribes once).
 MAX_SUBSCRIBERS = 1024
 #: A document idle this long (no subscriber, no call) passivates (seconds).
@@ -91,17 +90,22 @@ class _IdleCheck(msgspec.Struct, frozen=True):
     pass
 
 
+@trouper.message(name="collab-sync:AwarenessSweep")
+class _AwarenessSweep(msgspec.Struct, frozen=True):
+    pass
+
+
+#: How often a document with awareness states looks for expired ones (seconds).
+AWARENESS_SWEEP = 5.0
+
+
 @dataclass(eq=False)
 class _Subscriber:
     queue: SubscriberQueue
     wake: trio.Event = field(default_factory=trio.Event)
 
 
-def _granted(lease: Lease) -> LockGranted:
-    return LockGranted(lease.scope, lease.session_id, lease.token, lease.expires_at)
-
-
-class DocumentActor(HistoryHandlers, trouper.PersistentActor):
+class DocumentActor(HistoryHandlers, LockHandlers, trouper.PersistentActor):
     def __init__(
         self,
         doc_id: str,
@@ -123,6 +127,7 @@ class DocumentActor(HistoryHandlers, trouper.PersistentActor):
         self.rate = RateWindow(start=trio.current_time())
         self.last_call = trio.current_time()
         self._idle_timer: trouper.Timer | None = None
+        self._sweeper: trouper.Timer | None = None  # while awareness states exist
         self.persisted = 0  # events written by this incarnation
         self.passivating = False
         self.closing = False
@@ -145,7 +150,7 @@ class DocumentActor(HistoryHandlers, trouper.PersistentActor):
             self.locks.leases.clear()  # last_token stays: tokens never go back
 
     def snapshot(self) -> DocState:
-        grants = [_granted(lease) for lease in self.locks.leases.values()]
+        grants = [granted(lease) for lease in self.locks.leases.values()]
         return DocState(self.doc.get_update(), grants, self.locks.last_token)
 
     def restore(self, state: DocState) -> None:
@@ -236,6 +241,8 @@ class DocumentActor(HistoryHandlers, trouper.PersistentActor):
             except LockError as exc:
                 self._refuse(trouper.InvalidArgument(str(exc)))
                 return None
+        if msg.update == EMPTY_UPDATE:  # a SyncStep2 with nothing in it
+            return Applied(self.last_sequence_nr)
         try:
             self.doc.apply_update(msg.update)
         except ValueError as exc:
@@ -251,12 +258,24 @@ class DocumentActor(HistoryHandlers, trouper.PersistentActor):
     async def apply_awareness(self, msg: ApplyAwareness) -> None:
         self._touch()
         try:
-            changed = self.awareness.apply(msg.update, msg.origin)
+            changed = self.awareness.apply(msg.update, msg.origin, trio.current_time())
         except AwarenessError as exc:
             self._refuse(trouper.InvalidArgument(f"awareness from {msg.origin!r}: {exc}"))
             return
         if changed:
             self._broadcast("awareness", changed, msg.origin, self.last_sequence_nr)
+        if self._sweeper is None and len(self.awareness):
+            self._sweeper = self.ctx.every(AWARENESS_SWEEP, _AwarenessSweep())
+
+    @trouper.handler
+    async def sweep_awareness(self, msg: _AwarenessSweep) -> None:
+        """The states of pages (or hubs) that died without a word go."""
+        removed = self.awareness.expire(trio.current_time())
+        if removed:
+            self._broadcast("awareness", removed, "", self.last_sequence_nr)
+        if not len(self.awareness) and self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
 
     @trouper.handler
     async def drop_origin(self, msg: DropOrigin) -> None:
@@ -298,45 +317,6 @@ class DocumentActor(HistoryHandlers, trouper.PersistentActor):
         finally:
             del self.subs[key]
             self._touch()
-
-    # ------------------------------------------------------------ locks
-
-    @trouper.handler
-    async def acquire_lock(self, msg: AcquireLock) -> LockLease | None:
-        self._touch()
-        try:
-            lease = self.locks.plan_acquire(msg.scope, msg.session_id, msg.ttl, time.time())
-        except LockError as exc:
-            self._refuse(trouper.InvalidArgument(str(exc)))
-            return None
-        await self._persist(_granted(lease))
-        return LockLease(lease.scope, lease.token, msg.ttl)
-
-    @trouper.handler
-    async def renew_lock(self, msg: RenewLock) -> LockLease | None:
-        self._touch()
-        now = time.time()
-        try:
-            lease = self.locks.plan_renew(msg.scope, msg.session_id, msg.token, msg.ttl, now)
-        except LockError as exc:
-            self._refuse(trouper.InvalidArgument(str(exc)))
-            return None
-        await self._persist(_granted(lease))
-        return LockLease(lease.scope, lease.token, msg.ttl)
-
-    @trouper.handler
-    async def release_lock(self, msg: ReleaseLock) -> bool:
-        self._touch()
-        lease = self.locks.plan_release(msg.scope, msg.session_id, msg.token)
-        if lease is None:
-            return False
-        await self._persist(LockReleased(lease.scope, lease.token))
-        return True
-
-    @trouper.handler
-    async def session_ended(self, msg: _shared.SessionEnded) -> None:
-        for lease in self.locks.of_session(msg.session_id):
-            await self._persist(LockReleased(lease.scope, lease.token))
 
     # ------------------------------------------------------------ the rest
 

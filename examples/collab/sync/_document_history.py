@@ -19,10 +19,13 @@ from . import _history
 from ._protocol import (
     DocReset,
     ListSnapshots,
+    Operation,
+    Operations,
     OperationsSince,
     RestoreSnapshot,
     SaveSnapshot,
     SnapshotInfo,
+    SnapshotList,
     Updated,
 )
 
@@ -45,22 +48,22 @@ class HistoryHandlers:
         async def read_events(self, after_id: int, limit: int) -> list[tuple[int, object]]: ...
 
     @trouper.handler
-    async def operations(self, msg: OperationsSince) -> list[tuple[int, bytes]]:
+    async def operations(self, msg: OperationsSince) -> Operations:
         self._touch()
         limit = max(1, min(msg.limit, MAX_OPERATIONS))
-        found: list[tuple[int, bytes]] = []
+        found: list[Operation] = []
         after = max(0, msg.version)
         while len(found) < limit:  # lock events are in the log too: skip them
             events = await self.read_events(after, limit)
             for seq, event in events:
                 if isinstance(event, Updated):
-                    found.append((seq, event.update))
+                    found.append(Operation(seq, event.update))
                 elif isinstance(event, DocReset):
                     found.clear()  # what came before the reset is not this document
                 after = seq
             if len(events) < limit:
                 break
-        return found[:limit]
+        return Operations(found[:limit])
 
     @trouper.handler
     async def save_named(self, msg: SaveSnapshot) -> SnapshotInfo | None:
@@ -75,9 +78,9 @@ class HistoryHandlers:
         return info
 
     @trouper.handler
-    async def list_named(self, msg: ListSnapshots) -> list[SnapshotInfo]:
+    async def list_named(self, msg: ListSnapshots) -> SnapshotList:
         self._touch()
-        return await _history.listing(self.store, self.doc_id)
+        return SnapshotList(await _history.listing(self.store, self.doc_id))
 
     @trouper.handler
     async def restore_named(self, msg: RestoreSnapshot) -> int | None:

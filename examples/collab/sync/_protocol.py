@@ -98,12 +98,32 @@ class SnapshotInfo(msgspec.Struct, frozen=True):
     size: int
 
 
+@trouper.message(name="collab-sync:SnapshotList")
+class SnapshotList(msgspec.Struct, frozen=True):
+    """The answer to ``ListSnapshots``, oldest first. (Replies are Structs at
+    the top: a list of Structs would reach another node as plain dicts.)"""
+
+    snapshots: list[SnapshotInfo]
+
+
 @trouper.message(name="collab-sync:OperationsSince")
 class OperationsSince(msgspec.Struct, frozen=True):
-    """Answered with ``[(version, update bytes)]`` from the log, oldest first."""
+    """Answered with ``Operations``: the updates of the log after
+    ``version``, oldest first."""
 
     version: int
     limit: int = 1000
+
+
+@trouper.message(name="collab-sync:Operation")
+class Operation(msgspec.Struct, frozen=True, array_like=True):
+    version: int
+    update: bytes  # the Yjs update as its client sent it
+
+
+@trouper.message(name="collab-sync:Operations")
+class Operations(msgspec.Struct, frozen=True):
+    operations: list[Operation]
 
 
 @trouper.message(name="collab-sync:DeleteDocument")

@@ -18,7 +18,7 @@ import trouper
 from trouper.stores import Store
 
 from . import _catalog
-from ._catalog import DocumentMeta
+from ._catalog import DocumentPage
 from ._directory import CLAIM_TIMEOUT, MAX_DOCUMENTS_PER_NODE, DocumentDirectory
 from ._document import PASSIVATE_AFTER, SNAPSHOT_EVERY
 from ._messages import (
@@ -37,12 +37,14 @@ from ._protocol import (
     GetStats,
     ListSnapshots,
     LockLease,
+    Operations,
     OperationsSince,
     ReleaseLock,
     RenewLock,
     RestoreSnapshot,
     SaveSnapshot,
     SnapshotInfo,
+    SnapshotList,
     check_doc_id,
 )
 
@@ -101,7 +103,9 @@ class StateSync(trouper.Actor):
         return DocumentInfo(meta.id, meta.title, meta.created, stats.version, stats.size)
 
     @trouper.rpc(idempotent=True)
-    async def list_documents(self, limit: int = 100, after: str = "") -> list[DocumentMeta]:
+    async def list_documents(self, limit: int = 100, after: str = "") -> DocumentPage:
+        """One page of the catalog, in id order (``after``: the previous page's
+        ``next_after``)."""
         return await _catalog.listing(self.store, limit, after)
 
     @trouper.rpc
@@ -121,12 +125,12 @@ class StateSync(trouper.Actor):
         return applied.version
 
     @trouper.rpc(idempotent=True)
-    async def operations_since(
-        self, doc: str, version: int, limit: int = 1000
-    ) -> list[tuple[int, bytes]]:
+    async def operations_since(self, doc: str, version: int, limit: int = 1000) -> Operations:
+        """The updates stored after ``version``, oldest first (at most
+        ``limit``, and MAX_OPERATIONS)."""
         found = await self._ask(doc, OperationsSince(version, limit))
-        assert isinstance(found, list)
-        return [(int(seq), bytes(update)) for seq, update in found]
+        assert isinstance(found, Operations)
+        return found
 
     # ------------------------------------------------------------ locks
 
@@ -165,9 +169,9 @@ class StateSync(trouper.Actor):
         return info
 
     @trouper.rpc(idempotent=True)
-    async def list_snapshots(self, doc: str) -> list[SnapshotInfo]:
+    async def list_snapshots(self, doc: str) -> SnapshotList:
         infos = await self._ask(doc, ListSnapshots())
-        assert isinstance(infos, list)
+        assert isinstance(infos, SnapshotList)
         return infos
 
     @trouper.rpc

@@ -286,6 +286,7 @@ class ActorRef:
             yield StreamReader(recv, self)
         finally:
             recv.close()
+            request.consumer_left()
 
     @asynccontextmanager
     async def channel(self, msg: Any, *, window: int = 16) -> AsyncIterator[Channel[Any, Any]]:

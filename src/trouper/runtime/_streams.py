@@ -86,18 +86,40 @@ class StreamSink:
 class StreamRequest(StreamSink):
     """A local consumer: a bounded channel whose buffer is its credit."""
 
-    __slots__ = ("grace", "send_channel", "trace")
+    __slots__ = ("gone", "grace", "scope", "send_channel", "sending", "trace")
     trace: Any  # the opener's tracing context, set only while tracing is on
 
     def __init__(self, send: trio.MemorySendChannel[Any], grace: float = 5.0) -> None:
         self.send_channel = send
         self.grace = grace
+        self.scope: trio.CancelScope | None = None
+        self.sending = False
+        self.gone = False
+
+    def attach(self, scope: trio.CancelScope) -> None:
+        self.scope = scope
+        if self.gone:
+            scope.cancel()
+
+    def consumer_left(self) -> None:
+        """The consumer left its ``stream()`` block. A producer blocked in
+        ``send`` learns it there (``ConsumerGone``); one waiting inside the
+        generator for something else (a quiet subscription) is cancelled
+        now, rather than at its next ``send``, which may never come."""
+        self.gone = True
+        if self.scope is not None and not self.sending:
+            self.scope.cancel()
 
     async def send(self, value: Any) -> None:
+        self.sending = True
         try:
             await self.send_channel.send(value)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             raise ConsumerGone from None
+        finally:
+            self.sending = False
+        if self.gone:  # it left while this send finished (not cancelled: it was sending)
+            raise ConsumerGone
 
     async def end(self, exc: BaseException | None) -> None:
         marker: Any = STREAM_END if exc is None else StreamFailed(exc)
