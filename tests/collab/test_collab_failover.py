@@ -15,6 +15,7 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 from collab_bench_helpers import (
@@ -130,3 +131,9 @@ async def test_kill_9_of_the_owner_mid_editing_loses_and_duplicates_nothing(
                 await fresh.synced()
                 assert str(fresh.text) == text
             assert (await owner_of(observer, [survivor], DOC)) is survivor
+            async with httpx.AsyncClient(base_url=survivor.http, timeout=10) as http:
+                response = await http.get(f"/api/docs/{DOC}/stats")
+            stats = response.raise_for_status().json()
+            # one live hub (the survivor's) subscribes now; the text's state is stored
+            assert stats["subscribers"] == 1, stats
+            assert stats["version"] >= 1 and stats["size"] >= len(text), stats
