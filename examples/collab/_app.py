@@ -22,7 +22,7 @@ import trio
 import trouper
 from trouper.web import GatewayHandle, Routes, WebGateway, start_gateway
 
-from ._edge import MAX_MESSAGE_BYTES, CollabSession, EdgeSettings
+from ._edge import KEEPALIVE_INTERVAL, MAX_MESSAGE_BYTES, CollabSession, EdgeSettings
 from ._hub import HUB_REGISTRY_NAME, MAX_HUBS_PER_NODE, MAX_SESSIONS_PER_HUB, HubRegistry
 
 log = logging.getLogger("examples.collab")
@@ -48,6 +48,8 @@ class CollabSettings:
     session_ttl: float | None = None
     #: Hold a session of the session service per connection.
     sessions: bool = True
+    #: Seconds between the keepalives sent to each connection.
+    keepalive_interval: float = KEEPALIVE_INTERVAL
     max_message_size: int = MAX_MESSAGE_BYTES
     max_hubs: int = MAX_HUBS_PER_NODE
     max_sessions_per_hub: int = MAX_SESSIONS_PER_HUB
@@ -66,7 +68,11 @@ async def start_edge(
         settings.max_sessions_per_hub,
         name=HUB_REGISTRY_NAME,
     )
-    edge = EdgeSettings(sessions=settings.sessions, session_ttl=settings.session_ttl)
+    edge = EdgeSettings(
+        keepalive_interval=settings.keepalive_interval,
+        sessions=settings.sessions,
+        session_ttl=settings.session_ttl,
+    )
     config = WebGateway(
         host=settings.host,
         port=settings.port,

@@ -185,8 +185,8 @@ class CollabClient:
                 self._wake = trio.Event()
             self.url = self.urls[index % len(self.urls)]
             try:
-                await self._connection(self.url)
-                failures = 0
+                if await self._connection(self.url):
+                    failures = 0  # it synced: a later drop starts the backoff afresh
             except (HandshakeError, ConnectionClosed, OSError) as exc:
                 self.closes.append((None, f"{type(exc).__name__}: {exc}"))
             if not self._wanted:
@@ -196,8 +196,11 @@ class CollabClient:
             failures += 1
             with trio.move_on_after(delay):  # a backoff; reconnect() cuts it short
                 await self._wake.wait()
+            if self._wake.is_set():
+                self._wake = trio.Event()  # used up: the next backoff waits again
 
-    async def _connection(self, url: str) -> None:
+    async def _connection(self, url: str) -> bool:
+        """One connection, until it ends; True if it got as far as syncing."""
         async with open_websocket_url(
             _ws_url(url, self.doc_id, self.user),
             max_message_size=MAX_MESSAGE_BYTES,
@@ -219,11 +222,13 @@ class CollabClient:
                         await self._reader(ws)
                         nursery.cancel_scope.cancel()
             finally:
+                synced = self._ready
                 self._ws, self._pending, self._scope, self._ready = None, None, None, False
                 self._step1_sent = self._step2_received = 0
                 closed = ws.closed
                 self.closes.append((closed.code, closed.reason) if closed else (None, None))
                 self._notify()
+        return synced
 
     async def _writer(
         self,
@@ -252,7 +257,7 @@ class CollabClient:
                 await self._on_message(_wire.parse(frame))
         except ConnectionClosed:
             return
-        except _wire.WireError as exc:  # the server's bytes: drop this connection
+        except (_wire.WireError, ValueError) as exc:  # the server's bytes: drop this connection
             self.closes.append((None, f"bad message from the server: {exc}"))
 
     async def _on_message(self, message: _wire.Message) -> None:

@@ -16,6 +16,7 @@ and docs/images/collab-history.png (embedded in docs/collab.md).
 """
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,9 @@ def _edit_in_browsers(base_url: str) -> str:
             expect(bo.locator("#presence li")).to_have_text(["bo (you)", "ada"])
             expect(ada.locator(".cm-ySelectionInfo")).to_have_text("bo")
             expect(bo.locator(".cm-ySelectionInfo")).to_have_text("ada")
+            expect(ada.locator("#stats")).to_contain_text(
+                re.compile(r"version [1-9]\d* · \d+ bytes · 2 editing")
+            )
             ada.mouse.move(1, 1)
             ada.screenshot(path=str(IMAGES / "collab.png"))
 

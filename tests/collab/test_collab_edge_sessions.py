@@ -8,6 +8,7 @@ import trio
 from collab_edge_helpers import STEP, collab_node
 from examples.collab.client import open_client
 from examples.collab.sessions import SessionRecord, SessionService
+from examples.collab.sync import StateSync
 
 import trouper
 
@@ -39,3 +40,21 @@ async def test_a_connection_holds_a_session(tmp_path: Path) -> None:
                     await again.synced()
                     assert len(await _until_count(node, "ada", 2)) == 2
             await _until_count(node, "ada", 0)  # both connections closed: both deleted
+
+
+async def test_a_lock_dies_with_its_connection(tmp_path: Path) -> None:
+    """A lock taken under a connection's session is released when the
+    connection closes: the session is deleted, its end is published, and
+    the document releases the session's locks."""
+    with trio.fail_after(STEP * 2):
+        async with collab_node(tmp_path / "collab.db") as (node, gateway):
+            sync = node.proxy(StateSync, timeout=STEP)
+            async with open_client([gateway.url], "locked", "ada") as ada:
+                await ada.synced()
+                (session,) = await _until_count(node, "ada", 1)
+                lease = await sync.acquire_lock("locked", "*", session.id, 30.0)
+                assert lease.token > 0 and (await sync.stats("locked")).locks == 1
+            while True:  # polled, bounded: the session's end reaches the document
+                if (await sync.stats("locked")).locks == 0:
+                    break
+                await trio.sleep(0.02)

@@ -43,8 +43,12 @@ function currentDoc() {
 function initialName() {
   const asked = new URLSearchParams(location.search).get("user");
   const kept = localStorage.getItem("collab-user");
-  const name = asked || kept || `guest-${Math.floor(Math.random() * 9000 + 1000)}`;
-  return name.slice(0, MAX_NAME);
+  const name = (asked || kept || `guest-${Math.floor(Math.random() * 9000 + 1000)}`).slice(
+    0,
+    MAX_NAME,
+  );
+  localStorage.setItem("collab-user", name);
+  return name;
 }
 
 function showError(text) {
@@ -134,7 +138,11 @@ function open(docId) {
   provider.on("sync", (synced) => {
     if (synced) setStatus("connected");
   });
-  provider.awareness.on("change", renderPresence);
+  provider.awareness.on("change", () => {
+    renderPresence();
+    statsSoon();
+  });
+  ydoc.on("update", statsSoon);
   const view = new EditorView({
     state: EditorState.create({
       doc: ytext.toString(),
@@ -150,6 +158,7 @@ function open(docId) {
   renderPresence();
   refreshDocs();
   refreshHistory();
+  refreshStats();
 }
 
 async function refreshDocs() {
@@ -197,6 +206,34 @@ async function refreshHistory() {
   } catch (err) {
     // A document nobody saved yet has no history: an empty list, not an error.
     $("history").replaceChildren();
+  }
+}
+
+// The document's statistics (the state-sync service's), refreshed while open,
+// and soon after edits (at most once per STATS_AFTER_EDIT_MS).
+const STATS_EVERY_MS = 5000;
+const STATS_AFTER_EDIT_MS = 1000;
+let statsPending = false;
+
+function statsSoon() {
+  if (statsPending) return;
+  statsPending = true;
+  setTimeout(() => {
+    statsPending = false;
+    refreshStats();
+  }, STATS_AFTER_EDIT_MS);
+}
+
+async function refreshStats() {
+  const docId = state.docId;
+  try {
+    const s = await api("GET", `/api/docs/${encodeURIComponent(docId)}/stats`);
+    if (docId !== state.docId || !s) return;
+    const rate = Number(s.updates_per_second || 0).toFixed(1);
+    $("stats").textContent =
+      `version ${s.version} · ${s.size} bytes · ${s.editors} editing · ${rate} updates/s`;
+  } catch (err) {
+    $("stats").textContent = "";
   }
 }
 
@@ -261,6 +298,8 @@ $("new-doc-form").addEventListener("submit", createDoc);
 $("snapshot-form").addEventListener("submit", saveSnapshot);
 $("refresh-history").addEventListener("click", refreshHistory);
 window.addEventListener("hashchange", () => {
-  if (currentDoc() !== state.docId) open(currentDoc());
+  if (currentDoc() !== state.docId) setInterval(refreshStats, STATS_EVERY_MS);
+open(currentDoc());
 });
+setInterval(refreshStats, STATS_EVERY_MS);
 open(currentDoc());
