@@ -41,7 +41,6 @@ async def test_idle_documents_passivate_and_reload(tmp_path: object) -> None:
                 editor = Client(f"e{i}")
                 await editor.send(ref, editor.insert(0, f"text of {i}"))
                 texts[f"doc-{i}"] = str(editor)
-            assert await directory.ask(CountHosted()) == 40
             # A subscribed document stays, whatever its idle time.
             kept = await open_doc(node, "doc-0")
             async with kept.stream(Subscribe("hub")) as events:
