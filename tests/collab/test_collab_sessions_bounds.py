@@ -160,3 +160,51 @@ async def test_lookups_of_unknown_sessions_do_not_open_the_breaker() -> None:
                 assert isinstance(missing.value, trouper.ActorNotFound)
                 assert not missing.value.is_retryable
             assert (await sessions.create("ada", "c")).user == "ada"  # no CircuitOpen
+
+
+@pytest.mark.parametrize("kind", ["redis", "sqlite"])
+async def test_the_per_user_bound_holds_when_two_nodes_race(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    url = url_for(kind, request, tmp_path)
+    limits = SessionLimits(max_sessions_per_user=5)
+    with trio.fail_after(20):
+        async with trouper.open_node() as a, trouper.open_node() as b:
+            made: list[str] = []
+            refused: list[str] = []
+
+            async def flood(node: trouper.Node, side: str) -> None:
+                ref = await spawn_session_service(node, store_url=url, limits=limits)
+                sessions = node.proxy(SessionService, members=[ref])
+
+                async def one(i: int) -> None:
+                    try:
+                        made.append((await sessions.create("eve", f"{side}{i}")).id)
+                    except trouper.InvalidArgument as exc:
+                        refused.append(str(exc))
+
+                async with trio.open_nursery() as nursery:
+                    for i in range(15):
+                        nursery.start_soon(one, i)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(flood, a, "a")
+                nursery.start_soon(flood, b, "b")
+            assert len(made) == 5 and len(refused) == 25
+            assert all("'eve' has 5 live sessions" in reason for reason in refused)
+            listed = await a.proxy(SessionService, balance="local-first").list(user="eve")
+            assert sorted(r.id for r in listed) == sorted(made)
+
+
+async def test_heartbeats_in_a_loop_hold_one_timer() -> None:
+    """A client that heartbeats as fast as it can (a long TTL) does not grow
+    the node's timers: each heartbeat replaces its session's one timer."""
+    with trio.fail_after(20):
+        async with trouper.open_node() as node:
+            await spawn_session_service(node, store_url="memory://")
+            sessions = node.proxy(SessionService)
+            record = await sessions.create("ada", "c", ttl=3600.0)
+            before = node.stats().timers
+            for _ in range(1000):
+                await sessions.heartbeat(record.id)
+            assert node.stats().timers <= before + 1

@@ -8,6 +8,7 @@ wall-clock); the heartbeat and expiry logic itself is also run under the
 autojump clock on the memory store, where a 30 s TTL costs nothing.
 """
 
+import json
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,10 @@ import trio.testing
 from collab_sessions_helpers import Watch, Watcher, open_indexes, url_for
 from examples.collab._shared import SESSION_EVENTS, SessionEnded
 from examples.collab.sessions import SessionService, spawn_session_service
+from examples.collab.sessions._redis_store import redis_prefix
 
 import trouper
+import trouper.pools
 
 
 @pytest.mark.parametrize("kind", ["redis", "sqlite"])
@@ -150,3 +153,42 @@ async def test_list_update_and_the_connection_rule(
                 await sessions.create("mallory", "a-1")
             assert ids(await sessions.list(connection="a-1")) == [a1.id]
             assert await sessions.list(user="mallory") == []
+
+
+async def test_the_redis_layout_is_aetherflows(redis_url: str) -> None:
+    prefix = redis_prefix(redis_url)
+    with trio.fail_after(10):
+        async with trouper.open_node() as node, trouper.pools.redis(redis_url) as raw:
+            await spawn_session_service(node, store_url=redis_url)
+            sessions = node.proxy(SessionService)
+            record = await sessions.create("ada", "ws-7", ttl=30.0, data={"doc": "readme"})
+            key = f"{prefix}session:{record.id}"
+
+            async def kind(name: str) -> bytes:
+                return bytes(await raw.execute("TYPE", name))
+
+            assert await kind(key) == b"hash"
+            assert await kind(f"{prefix}sessions:user:ada") == b"set"
+            assert await kind(f"{prefix}sessions:conn:ws-7") == b"set"
+            assert await kind(f"{prefix}sessions:active") == b"zset"
+            assert await kind(f"{prefix}sessions:meta") == b"hash"
+            reply = await raw.execute("HGETALL", key)
+            flat = reply if isinstance(reply, list) else [x for kv in reply.items() for x in kv]
+            pairs = zip(flat[::2], flat[1::2], strict=True)
+            fields = {bytes(k).decode(): bytes(v).decode() for k, v in pairs}
+            assert fields["user"] == "ada" and fields["connection"] == "ws-7"
+            assert json.loads(fields["data"]) == {"doc": "readme"}
+            assert fields["node"] == node.id and float(fields["ttl"]) == 30.0
+            assert 28_000 < int(await raw.execute("PTTL", key)) <= 30_000
+            seconds, micros = await raw.execute("TIME")
+            now_ms = int(seconds) * 1000 + int(micros) // 1000
+            score = float(await raw.execute("ZSCORE", f"{prefix}sessions:active", record.id))
+            assert abs(score - (now_ms + 30_000)) < 2_000  # scored by expiry time
+            meta = await raw.execute("HGET", f"{prefix}sessions:meta", record.id)
+            assert bytes(meta) == b"ada\nws-7"
+            # A heartbeat renews the hash's TTL and moves the score on.
+            await raw.execute("PEXPIRE", key, 5_000)
+            await sessions.heartbeat(record.id)
+            assert int(await raw.execute("PTTL", key)) > 28_000
+            active = f"{prefix}sessions:active"
+            assert float(await raw.execute("ZSCORE", active, record.id)) >= score

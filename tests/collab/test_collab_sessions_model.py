@@ -161,3 +161,35 @@ class SessionStoreMachine(RuleBasedStateMachine):
 
 TestSessionStore = SessionStoreMachine.TestCase
 TestSessionStore.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
+
+
+async def test_concurrent_removals_report_an_end_once() -> None:
+    """Many removers at once (an actor's expiry, sweeps on several nodes):
+    exactly one of them removes each session's companion entry."""
+    now = [1000.0]
+    store = KvSessionStore(MemoryStore(clock=lambda: now[0]), clock=lambda: now[0])
+    records = [
+        SessionRecord(f"{n:022d}", "ada", f"c{n}", 1000.0, 1000.0, 1.0, {}) for n in range(8)
+    ]
+    for record in records:
+        assert (await store.create(record, "n1", 100))[1]
+    now[0] += 2.0  # all expired
+    reports: list[str] = []
+
+    async def remover(record: SessionRecord) -> None:
+        if await store.remove(record.id) is not None:
+            reports.append(record.id)
+
+    async def sweeper() -> None:
+        reports.extend(sid for sid, _ in await store.sweep(1000))
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            for record in records:
+                for _ in range(3):
+                    nursery.start_soon(remover, record)
+            for _ in range(3):
+                nursery.start_soon(sweeper)
+    assert sorted(reports) == [r.id for r in records]
+    assert await store.ids(None, None, True, 1000) == []
+    assert await store.ids("ada", None, False, 1000) == []

@@ -30,21 +30,39 @@ async def test_a_redis_outage_fails_calls_not_the_service(
                 sessions = node.proxy(SessionService, timeout=10)
                 record = await sessions.create("ada", "c", ttl=60.0)
                 server.kill()
-                with pytest.raises(StoreUnavailable) as failed:
+                # Each call fails within about its checkout timeout (1 s): the
+                # sweeps that fail meanwhile (every 0.1 s) hold none of them up.
+                with trio.fail_after(2.5), pytest.raises(StoreUnavailable) as failed:
                     await sessions.heartbeat(record.id)
                 assert failed.value.is_retryable
-                with pytest.raises(StoreUnavailable):
+                with trio.fail_after(2.5), pytest.raises(StoreUnavailable):
                     await sessions.create("bo", "c2")
+                with trio.fail_after(2.5), pytest.raises(StoreUnavailable):
+                    await sessions.delete(record.id)  # not deleted: the session goes on
+                await node.lookup(f"session:{record.id}")
+                assert (await sessions.get(record.id)).id == record.id  # from its actor
+                # Unavailability counts against the proxy's breaker (5 in a
+                # row open it): then calls fail fast, without waiting.
+                for _ in range(5):
+                    with pytest.raises((StoreUnavailable, trouper.CircuitOpen)):
+                        await sessions.heartbeat(record.id)
+                with trio.fail_after(0.5), pytest.raises(trouper.CircuitOpen):
+                    await sessions.heartbeat(record.id)
                 while "session sweep failed" not in caplog.text:  # noqa: ASYNC110 - a log line
                     await trio.sleep(0.05)  # the sweep's failure is logged, and it goes on
                 server.start()  # empty: this server keeps nothing across a restart
-                # The same service (not restarted) works again.
+                # The same service (not restarted) works again. (A proxy with
+                # other breaker settings has breakers of its own: no need to
+                # wait out the first one's 5 s.)
+                sessions = node.proxy(
+                    SessionService, timeout=10, breaker=trouper.Breaker(reset_after=0.2)
+                )
                 with trio.fail_after(10):
                     while True:
                         try:
                             fresh = await sessions.create("bo", "c2")
                             break
-                        except StoreUnavailable:
+                        except (StoreUnavailable, trouper.CircuitOpen):
                             await trio.sleep(0.1)
                 assert (await sessions.heartbeat(fresh.id)).id == fresh.id
                 assert await node.lookup("collab-sessions") == service

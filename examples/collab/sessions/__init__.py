@@ -9,7 +9,10 @@
   default) and ``memory://`` go through trouper's store interface.
 
 A session's end is published cluster-wide as ``examples.collab._shared.
-SessionEnded`` on ``SESSION_EVENTS``. See docs/collab-sessions.md.
+SessionEnded`` on ``SESSION_EVENTS``. An unknown or expired session is
+``SessionNotFound`` (a non-retryable ``trouper.ActorNotFound``).
+``python -m examples.collab.sessions.bench [STORE_URL]`` measures a node's
+calls per second. See docs/collab-sessions.md.
 """
 
 from ._record import MAX_DATA_BYTES as MAX_DATA_BYTES

@@ -81,7 +81,6 @@ class SessionNotFound(trouper.ActorNotFound):
 
     error_code = "session-not-found"
     is_retryable = False
-    retry_delay = None
 
 
 def new_session_id() -> str:

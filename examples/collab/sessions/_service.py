@@ -8,7 +8,7 @@ node claims the record's ``owner`` field (compare-and-set) from the owner it
 read, so of two nodes racing, one wins and spawns; the other looks the name
 up. ``get`` and ``list`` read the store when no actor is needed.
 
-Every node's service sweeps the store on a timer (``every``): sessions that
+Every node's service sweeps the store on a timer (a task of its own): sessions that
 expired without an actor to say so (their node died) leave the indexes, and
 their ``SessionEnded(..., "expired")`` is published from here.
 """
@@ -51,6 +51,8 @@ ASK_TIMEOUT = 5.0
 #: (the next sweep takes the rest).
 SWEEP_INTERVAL = 5.0
 SWEEP_BATCH = 1000
+#: The longest wait between two sweeps while they fail (the store is away).
+SWEEP_BACKOFF_MAX = 60.0
 #: The longest a create that failed after writing may spend undoing it.
 CLEANUP_TIMEOUT = 5.0
 #: Errors that mean "the actor (or its node) went away": resolve it again.
@@ -64,10 +66,6 @@ class Opened(msgspec.Struct, frozen=True):
 
     record: SessionRecord
     created: bool
-
-
-class _Sweep(msgspec.Struct, frozen=True):
-    pass
 
 
 def _not_found(session_id: str) -> SessionNotFound:
@@ -98,7 +96,7 @@ class SessionService(trouper.Actor):
         await ready.wait()
         if self.open_error is not None:
             raise self.open_error
-        self.ctx.every(self.sweep_interval, _Sweep())
+        self.ctx.start_soon(self._sweeper)
 
     async def _hold_store(self, ready: trio.Event) -> None:
         # A Redis pool runs tasks in a nursery: one task must enter and leave
@@ -280,10 +278,12 @@ class SessionService(trouper.Actor):
             return False
         if isinstance(target, trouper.ActorRef):
             try:
-                await target.ask(DeleteSession(), timeout=ASK_TIMEOUT)
-                return True
+                reply: SessionReply = await target.ask(DeleteSession(), timeout=ASK_TIMEOUT)
             except _GONE:
                 pass  # its node died meanwhile: remove it from here
+            else:
+                self._unwrap(session_id, reply)  # raises a store failure
+                return True
         user = await self.store.remove(session_id)
         if user is None:
             return False
@@ -323,15 +323,22 @@ class SessionService(trouper.Actor):
     async def session_stopped(self, msg: trouper.Terminated) -> None:
         self.hosted.discard(msg.ref)
 
-    @trouper.handler
-    async def sweep(self, msg: _Sweep) -> None:
-        try:
-            ended = await self.store.sweep(SWEEP_BATCH)
-        except StoreError as exc:  # the next sweep tries again
-            log.warning("session sweep failed: %s", exc)
-            return
-        for session_id, user in ended:
-            self._publish_end(session_id, user, "expired")
+    async def _sweeper(self) -> None:
+        # Beside the calls, not in the mailbox: a sweep that waits for a
+        # store that is away must not hold up the calls (nor pile up behind
+        # them). After a failure it waits longer, up to SWEEP_BACKOFF_MAX.
+        delay = self.sweep_interval
+        while True:
+            await trio.sleep(delay)
+            try:
+                ended = await self.store.sweep(SWEEP_BATCH)
+            except StoreError as exc:
+                delay = min(delay * 2, max(self.sweep_interval, SWEEP_BACKOFF_MAX))
+                log.warning("session sweep failed: %s (next in %.1f s)", exc, delay)
+                continue
+            delay = self.sweep_interval
+            for session_id, user in ended:
+                self._publish_end(session_id, user, "expired")
 
 
 async def spawn_session_service(

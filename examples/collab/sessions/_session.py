@@ -73,27 +73,34 @@ class Session(trouper.Actor):
         self.store = store  # the service's: same node, same process
         self.owner = owner
         self.generation = 0
+        self.timer: trouper.Timer | None = None
 
     async def on_start(self) -> None:
         self._arm()
 
     def _arm(self) -> None:
-        # A new timer per heartbeat; the generation makes an older one that
-        # already fired harmless.
+        # One timer per session: the last one is cancelled (a client that
+        # heartbeats every millisecond must not fill the node's timer heap),
+        # and the generation makes one that already fired harmless.
+        if self.timer is not None:
+            self.timer.cancel()
         self.generation += 1
-        self.ctx.send_after(self.record.ttl, _Expire(self.generation))
+        self.timer = self.ctx.send_after(self.record.ttl, _Expire(self.generation))
 
     async def _end(self, reason: str) -> None:
+        user = await self.store.remove(self.record.id)
+        if user is not None:
+            self.ctx.node.publish(SESSION_EVENTS, SessionEnded(self.record.id, user, reason))
+        self.ctx.stop()
+
+    async def _expire(self) -> None:
         try:
-            user = await self.store.remove(self.record.id)
+            await self._end("expired")
         except StoreError as exc:
             # The record keeps its TTL in the store: it expires there, and
             # the sweep announces it.
             log.warning("session %s: could not remove it (%s); the sweep will", self.record.id, exc)
-            user = None
-        if user is not None:
-            self.ctx.node.publish(SESSION_EVENTS, SessionEnded(self.record.id, user, reason))
-        self.ctx.stop()
+            self.ctx.stop()
 
     async def _write(self, record: SessionRecord) -> SessionReply:
         try:
@@ -107,7 +114,7 @@ class Session(trouper.Actor):
         if outcome == "taken":  # a node that could not see this actor took it over
             self.ctx.stop()
             return SessionReply(error="moved", message="the session moved to another node")
-        await self._end("expired")  # its record expired before its timer fired
+        await self._expire()  # its record expired before its timer fired
         return SessionReply(error="gone", message=f"session {self.record.id!r} has expired")
 
     @trouper.handler
@@ -128,10 +135,13 @@ class Session(trouper.Actor):
 
     @trouper.handler
     async def delete(self, msg: DeleteSession) -> SessionReply:
-        await self._end("deleted")
+        try:
+            await self._end("deleted")
+        except StoreError as exc:  # not deleted: the session goes on, the caller may retry
+            return _store_failed(exc)
         return SessionReply(self.record)
 
     @trouper.handler
     async def expire(self, msg: _Expire) -> None:
         if msg.generation == self.generation:
-            await self._end("expired")
+            await self._expire()
