@@ -166,6 +166,13 @@ clean:
 bench-chat: $(STAMP)
 	$(BIN)/python -m benchmarks.chat
 
+# The collaborative editor (issue 15): Yjs fan-out latency of 50 editors against
+# pycrdt-websocket's own server, memory per open document, recovery of 100,000 updates
+# (sqlite and PostgreSQL). JSON lines on stdout; BENCH_COLLAB_ARGS=--quick shrinks it.
+.PHONY: bench-collab
+bench-collab: $(STAMP) postgres
+	$(BIN)/python -m benchmarks.collab $(BENCH_COLLAB_ARGS)
+
 # Transports on an impaired link: two nodes in two network namespaces joined by a userspace
 # packet forwarder (loss x RTT grid, tcp vs quic); rewrites docs/transport-impairment.md.
 # Needs root: without it, it says why and exits 0. BENCH_NET_ARGS=--quick runs one cell.
