@@ -3,6 +3,7 @@ and that no store call blocks the Trio loop."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -108,6 +109,12 @@ async def test_nothing_blocks_the_loop(store_url: str) -> None:
         nonlocal ticks
         while True:
             ticks += 1
+            # Let go of the GIL for a moment: a task that only checkpoints
+            # holds it between forced switches (5 ms each), and the store's
+            # worker thread needs it a few times per call, so a hot spinner
+            # made 100 calls take over 10 s in some runs (bimodal, seen
+            # under pytest 9). The loop still ticks only if it is free.
+            time.sleep(0)  # noqa: ASYNC251 (a zero sleep: it only drops the GIL)
             await trio.lowlevel.checkpoint()
 
     with trio.fail_after(10):
