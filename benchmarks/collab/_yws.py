@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import re
 
+from pycrdt import write_var_uint
+
 from benchmarks.chat._lean import mask_frame
 
 __all__ = ["TOKEN", "FrameReader", "mask_frame", "parse_sync", "sync_message", "token"]
@@ -37,18 +39,9 @@ def token(editor: int, seq: int) -> str:
     return f"<{editor}:{seq}>"
 
 
-def _varuint(num: int) -> bytes:
-    out = bytearray()
-    while num > 127:
-        out.append(0x80 | (num & 0x7F))
-        num >>= 7
-    out.append(num)
-    return bytes(out)
-
-
 def sync_message(sub: int, payload: bytes) -> bytes:
     """A Yjs sync message: type 0, ``sub``, then the var-length ``payload``."""
-    return bytes((SYNC, sub)) + _varuint(len(payload)) + payload
+    return bytes((SYNC, sub)) + write_var_uint(len(payload)) + payload
 
 
 def _read_varuint(data: bytes, at: int) -> tuple[int, int]:

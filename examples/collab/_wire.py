@@ -21,6 +21,7 @@ exactly what pycrdt's ``create_*_message`` helpers write.
 import json
 
 import attrs
+from pycrdt import write_var_uint
 
 #: Close codes (RFC 6455) for a refused frame.
 UNSUPPORTED = 1003  # a message type the edge does not speak, or a text frame
@@ -187,17 +188,8 @@ def parse(frame: bytes) -> Message:
     raise WireError(UNSUPPORTED, f"unknown message type {kind}")
 
 
-def varuint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def _sync(step: int, payload: bytes) -> bytes:
-    return bytes((SYNC, step)) + varuint(len(payload)) + payload
+    return bytes((SYNC, step)) + write_var_uint(len(payload)) + payload
 
 
 def encode_sync_step1(state_vector: bytes) -> bytes:
@@ -213,7 +205,7 @@ def encode_update(update: bytes) -> bytes:
 
 
 def encode_awareness(update: bytes) -> bytes:
-    return bytes((AWARENESS,)) + varuint(len(update)) + update
+    return bytes((AWARENESS,)) + write_var_uint(len(update)) + update
 
 
 def encode_query_awareness() -> bytes:

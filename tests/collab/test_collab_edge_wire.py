@@ -10,6 +10,7 @@ import pytest
 from examples.collab import _wire
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pycrdt import write_var_uint
 
 
 def _doc_with(texts: list[str]) -> pycrdt.Doc:
@@ -77,9 +78,9 @@ def test_garbage_is_refused_cleanly(frame: bytes) -> None:
 
 
 def _awareness(entries: list[tuple[int, int, bytes]]) -> bytes:
-    body = _wire.varuint(len(entries))
+    body = write_var_uint(len(entries))
     for client, clock, state in entries:
-        body += _wire.varuint(client) + _wire.varuint(clock) + _wire.varuint(len(state)) + state
+        body += write_var_uint(client) + write_var_uint(clock) + write_var_uint(len(state)) + state
     return _wire.encode_awareness(body)
 
 

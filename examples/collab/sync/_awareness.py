@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pycrdt import write_var_uint
+
 #: Clients with an awareness state in one document: a page has one; a hostile
 #: client inventing client ids cannot grow the table beyond this.
 MAX_AWARENESS_STATES = 256
@@ -61,15 +63,6 @@ def _read_uint(data: bytes, pos: int) -> tuple[int, int]:
     return value, pos
 
 
-def _write_uint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def decode(update: bytes, max_state_bytes: int = MAX_AWARENESS_STATE_BYTES) -> list[Entry]:
     """The entries of an awareness update (origin left empty)."""
     count, pos = _read_uint(update, 0)
@@ -99,11 +92,11 @@ def decode(update: bytes, max_state_bytes: int = MAX_AWARENESS_STATE_BYTES) -> l
 
 
 def encode(entries: list[Entry]) -> bytes:
-    out = bytearray(_write_uint(len(entries)))
+    out = bytearray(write_var_uint(len(entries)))
     for entry in entries:
         text = entry.state.encode()
-        out += _write_uint(entry.client) + _write_uint(entry.clock)
-        out += _write_uint(len(text)) + text
+        out += write_var_uint(entry.client) + write_var_uint(entry.clock)
+        out += write_var_uint(len(text)) + text
     return bytes(out)
 
 

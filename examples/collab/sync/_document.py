@@ -113,7 +113,7 @@ class DocumentActor(HistoryHandlers, LockHandlers, trouper.PersistentActor):
         doc_id: str,
         store_url: str | None = None,
         passivate_after: float | None = PASSIVATE_AFTER,
-        snapshot_every: int = SNAPSHOT_EVERY,
+        snapshot_every: int | None = SNAPSHOT_EVERY,
     ) -> None:
         self.doc_id = doc_id
         self.persistence_id = f"doc/{doc_id}"

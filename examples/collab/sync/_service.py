@@ -195,7 +195,7 @@ async def spawn_state_sync(
     *,
     store_url: str | None = None,
     passivate_after: float | None = PASSIVATE_AFTER,
-    snapshot_every: int = SNAPSHOT_EVERY,
+    snapshot_every: int | None = SNAPSHOT_EVERY,
     max_documents: int = MAX_DOCUMENTS_PER_NODE,
     claim_timeout: float = CLAIM_TIMEOUT,
 ) -> trouper.ActorRef:
