@@ -136,4 +136,5 @@ async def test_kill_9_of_the_owner_mid_editing_loses_and_duplicates_nothing(
             stats = response.raise_for_status().json()
             # one live hub (the survivor's) subscribes now; the text's state is stored
             assert stats["subscribers"] == 1, stats
+            assert stats["node"] == survivor.info["node"], stats
             assert stats["version"] >= 1 and stats["size"] >= len(text), stats

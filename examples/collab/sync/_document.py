@@ -331,7 +331,9 @@ class DocumentActor(HistoryHandlers, LockHandlers, trouper.PersistentActor):
         rate = round(self.rate.rate(now), 3)
         editors = len(self.awareness)
         version = self.last_sequence_nr
-        return DocStats(self.doc_id, editors, len(self.subs), rate, size, version, len(live))
+        live_locks = len(live)
+        node = self.ctx.node.id
+        return DocStats(self.doc_id, editors, len(self.subs), rate, size, version, live_locks, node)
 
     @trouper.handler
     async def delete(self, msg: DeleteDocument) -> None:

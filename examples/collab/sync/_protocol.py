@@ -71,6 +71,7 @@ class DocStats(msgspec.Struct, frozen=True):
     size: int  # bytes of the encoded state
     version: int  # the last persisted sequence number
     locks: int  # live leases
+    node: str = ""  # the id of the node the document runs on (where to look after a failover)
 
 
 @trouper.message(name="collab-sync:SaveSnapshot")
