@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from collab_edge_helpers import STEP, collab_process
+from collab_edge_helpers import FAST_FAILURE_FLAGS, STEP, collab_process
 from examples.collab.client import open_client
 from test_collab_browser import CHROMIUM, FLAGS, STEP_TIMEOUT_MS, _require_browser, _text
 
-FAST_FAILURE = ["--heartbeat-interval", "0.2", "--acceptable-pause", "1.0", "--down-after", "2.5"]
 BEFORE = "typed on a. "
 AFTER = "typed on b. "
 
@@ -56,7 +55,7 @@ async def test_a_page_fails_over_to_the_other_node(tmp_path: Path) -> None:
     cookie.write_text("collab-page-failover\n")
     cookie.chmod(0o600)
     common = ["--cookie-file", str(cookie), "--store", f"sqlite:///{tmp_path}/collab.db"]
-    common += FAST_FAILURE
+    common += FAST_FAILURE_FLAGS
     with trio.fail_after(STEP * 6):
         async with collab_process(tmp_path, "a", "--listen", "tcp://127.0.0.1:0", *common) as a:
             seed = a.info["addresses"][0]

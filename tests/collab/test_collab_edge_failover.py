@@ -13,10 +13,8 @@ with two node processes sharing one sqlite store:
 from pathlib import Path
 
 import trio
-from collab_edge_helpers import STEP, collab_process
+from collab_edge_helpers import FAST_FAILURE_FLAGS, STEP, collab_process
 from examples.collab.client import open_client
-
-FAST_FAILURE = ["--heartbeat-interval", "0.2", "--acceptable-pause", "1.0", "--down-after", "2.5"]
 
 
 async def test_kill_9_of_the_owner_mid_edit(tmp_path: Path) -> None:
@@ -24,7 +22,7 @@ async def test_kill_9_of_the_owner_mid_edit(tmp_path: Path) -> None:
     cookie.write_text("collab-failover-cookie\n")
     cookie.chmod(0o600)
     store = f"sqlite:///{tmp_path}/collab.db"
-    common = ["--cookie-file", str(cookie), "--store", store, *FAST_FAILURE]
+    common = ["--cookie-file", str(cookie), "--store", store, *FAST_FAILURE_FLAGS]
     with trio.fail_after(STEP * 5):
         async with collab_process(tmp_path, "a", "--listen", "tcp://127.0.0.1:0", *common) as a:
             seed = a.info["addresses"][0]

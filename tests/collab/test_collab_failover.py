@@ -21,11 +21,11 @@ import trio
 from collab_bench_helpers import (
     COOKIE,
     FAST_FAILURE,
-    CollabNode,
     Typist,
     collab_node,
     token_counts,
 )
+from collab_edge_helpers import CollabProcess
 from examples.collab.client import open_client
 
 import trouper
@@ -50,7 +50,7 @@ async def wait_until_converged(clients: list, expected: set[str], limit: float) 
     raise AssertionError(f"no convergence within {limit} s; missing per client: {missing}")
 
 
-async def owner_of(observer: trouper.Node, nodes: list[CollabNode], doc: str) -> CollabNode:
+async def owner_of(observer: trouper.Node, nodes: list[CollabProcess], doc: str) -> CollabProcess:
     """The node that runs the document: its actor's name, looked up cluster-wide."""
     ref = await observer.lookup(f"doc:{doc}", timeout=10)
     (node,) = [n for n in nodes if n.node_id == ref.node_id]
