@@ -251,3 +251,36 @@ async def test_an_error_of_the_block_comes_out_as_itself(clock: trio.testing.Moc
         async with pool_of(factory):
             raise KeyError("the block's own")
     assert factory.live == 0  # drained and closed on the way out
+
+
+async def test_cancelling_the_pool_with_a_member_out_does_not_stall_its_exit(
+    clock: trio.testing.MockClock,
+) -> None:
+    # The pool's owner and a holder are cancelled together (an actor stopping
+    # with its store in use): the pool's task closes every member first, and
+    # the holder gives its member back only after that. The exit must not
+    # wait out the drain timeout for a return that was already accounted for.
+    factory = Factory()
+    holding = trio.Event()
+
+    async def holder(pool: ResourcePool[int]) -> None:
+        async with pool.checkout():
+            holding.set()
+            try:
+                await trio.sleep_forever()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await trio.sleep(0.5)  # the return comes after the pool's close
+
+    async def owner() -> None:
+        async with pool_of(factory, drain_timeout=30.0) as pool:
+            nursery.start_soon(holder, pool)
+            await trio.sleep_forever()
+
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(owner)
+        await holding.wait()
+        nursery.cancel_scope.cancel()
+    assert sorted(factory.closed) == [1, 2]
+    assert trio.current_time() - start < 5.0, "the exit waited for the drain timeout"

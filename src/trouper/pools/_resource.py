@@ -298,6 +298,7 @@ class ResourcePool(Generic[T]):
             member.reclaimed = True
             self._active.discard(member)
             self._spawn_close(member)
+            self._returns.unpark_all()  # a drain waiting for it stops waiting
 
     def _check_idle(self, now: float) -> None:
         if self._check is None or self._nursery is None:
@@ -346,6 +347,9 @@ class ResourcePool(Generic[T]):
         members = [*self._idle, *self._active]
         self._idle.clear()
         self._active.clear()
+        # Those members are reclaimed: their holders' returns are no-ops now,
+        # so a drain parked for them must look again, not wait out its timeout.
+        self._returns.unpark_all()
         async with trio.open_nursery() as nursery:
             for member in members:
                 member.reclaimed = True
