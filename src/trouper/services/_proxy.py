@@ -279,6 +279,8 @@ class ServiceProxy:
                     if breaker.state != "closed" or breaker in unsettled:
                         breaker.success(now)  # resets its count of failures in a row
                         unsettled.discard(breaker)
+                    if method.returns is not None and ref.node_id != node.id:
+                        return method.typed(result, self._state.resolve)
                     return result
             finally:
                 self._balancer.finished(ref)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dis
 import inspect
+import logging
+import types
 import typing
 from collections.abc import Callable, Collection, Coroutine, Iterable, Sequence
 from contextvars import ContextVar
@@ -32,6 +34,8 @@ S = TypeVar("S")
 R = TypeVar("R")
 P = ParamSpec("P")
 C = TypeVar("C", bound=type[Actor])
+
+log = logging.getLogger("trouper")
 
 _RPC_MARK = "__trouper_rpc__"
 _TABLE = "__trouper_rpc_table__"
@@ -102,6 +106,7 @@ class Method:
         "name",
         "params",
         "qualname",
+        "returns",
         "roles",
         "suspends",
     )
@@ -143,6 +148,10 @@ class Method:
                 defaults[p.name] = p.default
                 fields.append((p.name, ann, p.default))
         _register(hints.get("return"))
+        #: What a reply from another node is converted to: the wire keeps
+        #: only the top-level type, so ``-> list[Item]`` arrives as a list
+        #: of dicts. None when the wire's value is already what is declared.
+        self.returns = None if self.is_stream else _typed_return(hints.get("return"))
         self.params = tuple(params)
         self.has_refs = any(_mentions_ref(f[1], set()) for f in fields)
         self.defaults = defaults
@@ -181,6 +190,19 @@ class Method:
             return _encoder.encode(values)
         except (TypeError, OverflowError, msgspec.EncodeError) as exc:
             raise InvalidArgument(f"{self.qualname}: cannot encode the arguments: {exc}") from None
+
+    def typed(self, value: Any, resolve: Resolve) -> Any:
+        """A reply from another node as its declared return type (``returns``).
+        A reply that does not fit the annotation is returned as the wire
+        carried it, as a call on the same node would return it unchecked."""
+        token = _resolver.set(resolve)
+        try:
+            return msgspec.convert(value, self.returns, dec_hook=_decode_ref)
+        except (msgspec.ValidationError, ValueError, TypeError) as exc:
+            log.warning("%s: its reply does not fit its return annotation: %s", self.qualname, exc)
+            return value
+        finally:
+            _resolver.reset(token)
 
     def unpack(self, data: bytes, resolve: Resolve | None = None) -> tuple[Any, ...]:
         """The arguments, decoded with the method's types; ``InvalidArgument``
@@ -277,6 +299,34 @@ def _mentions_ref(ann: Any, seen: set[int]) -> bool:
             return True
         return any(_mentions_ref(h, seen) for h in hints.values())
     return False
+
+
+#: Types that decode as themselves inside containers.
+_PLAIN = frozenset({str, int, float, bool, type(None), bytes, list, dict, Any})
+
+
+def _loses_type(ann: Any) -> bool:
+    """Does a value of type ``ann`` come off the wire as something else
+    (a Struct or a ref inside a container as a dict or a list, a tuple as a list)?"""
+    origin = typing.get_origin(ann)
+    if origin is None:
+        return ann not in _PLAIN
+    if origin in (list, dict, typing.Union, types.UnionType):
+        return any(_loses_type(arg) for arg in typing.get_args(ann))
+    return True  # tuple, set, Literal...: converting them is exact anyway
+
+
+def _typed_return(ann: Any) -> Any:
+    """``ann`` if a remote reply must be converted to it, else None. A bare
+    class needs nothing (a registered type is decoded as itself), nor does
+    a type msgspec cannot convert to."""
+    if typing.get_origin(ann) is None or not _loses_type(ann):
+        return None
+    try:
+        msgspec.msgpack.Decoder(ann)
+    except TypeError:
+        return None
+    return ann
 
 
 def _register(ann: Any) -> None:
