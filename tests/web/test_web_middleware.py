@@ -126,6 +126,37 @@ async def test_cors_preflight_and_simple_requests() -> None:
         CORS(origins=["*"], credentials=True)
 
 
+async def test_cors_asks_allow_about_origins_it_does_not_list() -> None:
+    # Origins that change at run time (a cluster's gateways): the hook
+    # decides for those not listed; a listed one never reaches it.
+    asked: list[str] = []
+    live = {"http://127.0.0.1:8001"}
+
+    async def allow(origin: str) -> bool:
+        asked.append(origin)
+        return origin in live
+
+    policy = CORS(origins=["https://app.example"], allow=allow)
+    with trio.fail_after(10):
+        async with serve(cors=policy) as client:
+            preflight = {"access-control-request-method": "POST"}
+            ok = await client.options(
+                "/me", headers={**preflight, "origin": "http://127.0.0.1:8001"}
+            )
+            assert ok.status_code == 204
+            assert ok.headers["access-control-allow-origin"] == "http://127.0.0.1:8001"
+            simple = await client.get("/open", headers={"origin": "http://127.0.0.1:8001"})
+            assert simple.headers["access-control-allow-origin"] == "http://127.0.0.1:8001"
+            live.clear()  # that gateway left the cluster
+            gone = await client.options(
+                "/me", headers={**preflight, "origin": "http://127.0.0.1:8001"}
+            )
+            assert gone.status_code == 403
+            listed = await client.get("/open", headers={"origin": "https://app.example"})
+            assert listed.headers["access-control-allow-origin"] == "https://app.example"
+    assert asked == ["http://127.0.0.1:8001"] * 3
+
+
 async def test_jwt_hs256_claims_expiry_and_roles() -> None:
     with trio.fail_after(10):
         async with serve(auth=JWTAuth(secret=SECRET)) as client:

@@ -134,7 +134,11 @@ class CORS:
     """Which browser origins may call the gateway's routes.
 
     ``origins``: exact origins (``"https://app.example"``), or ``"*"`` for
-    any (never with ``credentials``). A preflight (``OPTIONS`` with
+    any (never with ``credentials``). ``allow``, when given, is asked about
+    an origin not in ``origins`` (``await allow(origin)``: True lets it in),
+    for a set of origins that changes at run time, such as a cluster's own
+    gateways; it is called for every such request, so it must be cheap and
+    bound what it keeps. A preflight (``OPTIONS`` with
     ``Access-Control-Request-Method``) from an allowed origin is answered
     204 here; from another origin, 403. A simple request from another origin
     is served without CORS headers, so the browser hides the answer.
@@ -150,6 +154,7 @@ class CORS:
     expose: tuple[str, ...] = attrs.field(default=("x-request-id",), converter=_names)
     credentials: bool = False
     max_age: int = 600
+    allow: Callable[[str], Awaitable[bool]] | None = None
 
     def __attrs_post_init__(self) -> None:
         from .._errors import ConfigurationError
@@ -179,6 +184,8 @@ class Cors:
         if origin is None:
             return await call_next(request)
         allowed = self.any or origin in self.origins
+        if not allowed and self.policy.allow is not None:
+            allowed = await self.policy.allow(origin)
         wanted = request.header("access-control-request-method")
         if request.method == "OPTIONS" and wanted is not None:
             if not allowed or wanted.upper() not in self.policy.methods:
