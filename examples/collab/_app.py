@@ -20,10 +20,10 @@ import attrs
 import trio
 
 import trouper
-from trouper.web import GatewayHandle, Routes, WebGateway, start_gateway
+from trouper.web import CORS, GatewayHandle, Routes, WebGateway, start_gateway
 
 from ._edge import KEEPALIVE_INTERVAL, MAX_MESSAGE_BYTES, CollabSession, EdgeSettings
-from ._gateways import GatewayAnnouncer, add_gateway_routes
+from ._gateways import GatewayAnnouncer, GatewayOrigins, add_gateway_routes
 from ._hub import HUB_REGISTRY_NAME, MAX_HUBS_PER_NODE, MAX_SESSIONS_PER_HUB, HubRegistry
 
 log = logging.getLogger("examples.collab")
@@ -76,6 +76,7 @@ async def start_edge(
         sessions=settings.sessions,
         session_ttl=settings.session_ttl,
     )
+    origins = GatewayOrigins(node)
     config = WebGateway(
         host=settings.host,
         port=settings.port,
@@ -85,11 +86,13 @@ async def start_edge(
         session=CollabSession,
         session_args=(edge,),
         routes=routes,
+        # A page whose node died calls the node its WebSocket moved to.
+        cors=CORS(origins=(), allow=origins),
         title="trouper collab",
     )
     gateway = await start_gateway(node, config)
     # Pages learn every node's address from it (GET /api/gateways) to fail over.
-    await node.spawn(GatewayAnnouncer, gateway.url)
+    await node.spawn(GatewayAnnouncer, gateway.url, origins)
     return gateway
 
 

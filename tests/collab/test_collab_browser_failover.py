@@ -6,12 +6,15 @@ Chromium page loaded from node a learns both gateways (``GET
 /api/gateways``), types, and then a dies. The page's WebSocket moves to b by
 itself (after two closes in a row), the document comes back on b from the
 store, the page types on, and a Python client on b reads the page's text:
-everything typed, each piece once.
+everything typed, each piece once. The sidebar follows the WebSocket: its
+statistics come from b (a cross-origin call b lets in, as a gateway of the
+same cluster), and a document created from it opens on b.
 """
 
 from pathlib import Path
 from typing import Any
 
+import httpx
 import trio
 from collab_edge_helpers import FAST_FAILURE_FLAGS, STEP, collab_process
 from examples.collab.client import open_client
@@ -21,7 +24,9 @@ BEFORE = "typed on a. "
 AFTER = "typed on b. "
 
 
-def _edit_across_the_kill(url_a: str, url_b: str, kill: Any, read_b: Any) -> tuple[str, str]:
+def _edit_across_the_kill(
+    url_a: str, url_b: str, node_b: str, kill: Any, read_b: Any
+) -> tuple[str, str]:
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=STEP_TIMEOUT_MS * 2)
@@ -44,9 +49,29 @@ def _edit_across_the_kill(url_a: str, url_b: str, kill: Any, read_b: Any) -> tup
             page.keyboard.press("Control+End")
             page.keyboard.type(AFTER)
             # The page stays open until b has what it typed (a closed page sends nothing).
-            return _text(page), read_b()
+            seen, final = _text(page), read_b()
+            # The sidebar calls b now: a is dead, and b serves the statistics.
+            expect(page.locator("#stats")).to_contain_text(f"on node {node_b}")
+            page.fill("#new-doc", "after-failover")
+            page.click("#create-doc")  # a JSON POST: b answers the CORS preflight
+            expect(page.locator("#doc-title")).to_have_text("after-failover")
+            expect(page.locator("#status")).to_have_text("connected")
+            expect(page.locator("#server")).to_have_text(url_b)
+            expect(page.locator("#docs")).to_contain_text("after-failover")
+            expect(page.locator("#error")).to_have_text("")
+            return seen, final
         finally:
             browser.close()
+
+
+async def _lets_in(gateway: str, origin: str) -> None:
+    """Until ``gateway`` answers ``origin``'s cross-origin calls."""
+    async with httpx.AsyncClient() as http:
+        while True:
+            answer = await http.get(f"{gateway}/api/gateways", headers={"origin": origin})
+            if answer.headers.get("access-control-allow-origin") == origin:
+                return
+            await trio.sleep(0.2)  # another process's registry: no event to wait on
 
 
 async def test_a_page_fails_over_to_the_other_node(tmp_path: Path) -> None:
@@ -61,6 +86,7 @@ async def test_a_page_fails_over_to_the_other_node(tmp_path: Path) -> None:
             seed = a.info["addresses"][0]
             async with collab_process(tmp_path, "b", "--seed", seed, *common) as b:
                 url_a, url_b = a.info["http"], b.info["http"]
+                await _lets_in(url_b, url_a)  # b knows a's gateway before a dies
 
                 def kill() -> None:
                     a.process.kill()
@@ -76,7 +102,13 @@ async def test_a_page_fails_over_to_the_other_node(tmp_path: Path) -> None:
                     return trio.from_thread.run(read)
 
                 seen, final = await trio.to_thread.run_sync(
-                    _edit_across_the_kill, url_a, url_b, kill, read_b, abandon_on_cancel=True
+                    _edit_across_the_kill,
+                    url_a,
+                    url_b,
+                    b.node_id,
+                    kill,
+                    read_b,
+                    abandon_on_cancel=True,
                 )
                 assert seen == final, (seen, final)
                 assert final.count(BEFORE) == 1 and final.count(AFTER) == 1, final

@@ -55,13 +55,21 @@ function showError(text) {
   $("error").textContent = text || "";
 }
 
+// The sidebar calls the node the WebSocket edits through: the page's own
+// node, or after a failover the gateway it moved to (the cluster's gateways
+// let each other in as CORS origins).
+function apiBase() {
+  const url = state.provider ? state.provider.serverUrl.replace(/^ws/, "http") : "";
+  return url === location.origin ? "" : url;
+}
+
 async function api(method, path, body) {
   const init = { method, headers: {} };
   if (body !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const answer = await fetch(path, init);
+  const answer = await fetch(apiBase() + path, init);
   const text = await answer.text();
   const data = text ? JSON.parse(text) : null;
   if (!answer.ok) {
@@ -120,10 +128,10 @@ function setStatus(text) {
 // page's node is up). After FAILOVER_AFTER closes in a row without a connection,
 // the WebSocket moves to the next gateway; the document goes on there (its
 // owner is re-created from the store if it was on the node that died). The
-// sidebar's HTTP calls stay on the node that served the page.
+// sidebar's HTTP calls follow it (apiBase), and reload once it is connected.
 const FAILOVER_AFTER = 2;
 const GATEWAYS_EVERY_MS = 15000;
-const gateways = { urls: [], closes: 0 };
+const gateways = { urls: [], closes: 0, moved: false };
 state.gateways = gateways; // for tests and the console
 
 async function refreshGateways() {
@@ -141,10 +149,12 @@ function failOver(provider) {
   gateways.closes = 0;
   const here = gateways.urls.indexOf(provider.serverUrl);
   provider.serverUrl = gateways.urls[(here + 1) % gateways.urls.length];
+  gateways.moved = true;
   $("server").textContent = provider.serverUrl.replace(/^ws/, "http");
 }
 
 function open(docId) {
+  const server = state.provider ? state.provider.serverUrl : null;
   if (state.provider) {
     state.provider.destroy();
     state.view.destroy();
@@ -155,15 +165,26 @@ function open(docId) {
   const ydoc = new Y.Doc();
   const ytext = ydoc.getText("content");
   const scheme = location.protocol === "https:" ? "wss" : "ws";
+  // After a failover, another document opens on the gateway moved to.
+  const base = server || `${scheme}://${location.host}`;
   // y-websocket builds serverUrl/roomname?params: /ws?doc=..&user=..
-  const provider = new WebsocketProvider(`${scheme}://${location.host}`, "ws", ydoc, {
+  const provider = new WebsocketProvider(base, "ws", ydoc, {
     params: { doc: docId, user: state.user },
     disableBc: true, // every tab goes through the server, as a second browser would
   });
   const [color, light] = colourOf(state.user);
   provider.awareness.setLocalStateField("user", { name: state.user, color, colorLight: light });
   provider.on("status", ({ status }) => {
-    if (status === "connected") gateways.closes = 0;
+    if (status === "connected") {
+      gateways.closes = 0;
+      if (gateways.moved) {
+        gateways.moved = false;
+        refreshGateways();
+        refreshDocs();
+        refreshHistory();
+        refreshStats();
+      }
+    }
     setStatus(status);
   });
   provider.on("connection-close", () => failOver(provider));
@@ -263,8 +284,9 @@ async function refreshStats() {
     const s = await api("GET", `/api/docs/${encodeURIComponent(docId)}/stats`);
     if (docId !== state.docId || !s) return;
     const rate = Number(s.updates_per_second || 0).toFixed(1);
+    const where = s.node ? ` · on node ${s.node}` : "";
     $("stats").textContent =
-      `version ${s.version} · ${s.size} bytes · ${s.editors} editing · ${rate} updates/s`;
+      `version ${s.version} · ${s.size} bytes · ${s.editors} editing · ${rate} updates/s${where}`;
   } catch (err) {
     $("stats").textContent = "";
   }
