@@ -6,10 +6,10 @@ document's ``DocumentActor`` wherever it runs.
 - On connect: the document is opened through this node's directory
   (``OpenDocument`` to ``collab-docs``), the session joins this node's hub
   of the document (``_hub``: it will push the other editors' updates and
-  awareness), and is sent every known awareness state. The client's
-  SyncStep1 is answered with a SyncStep2 (only what it lacks) followed by
-  the server's own SyncStep1 (the document's state vector), so the client
-  then sends what the server lacks: both directions in one round trip.
+  awareness), and is sent the server's SyncStep1 (the document's state
+  vector: the client answers with what the server lacks), then every known
+  awareness state, as y-websocket's server does. The client's own SyncStep1
+  is answered with a SyncStep2: only what it lacks.
 - A SyncStep2 or Update from the client is ``ApplyUpdate(origin=<this
   connection>)``, one at a time and in order; the next frame is read only
   once the owner acknowledged (stored) the previous one. When the owner died
@@ -49,6 +49,8 @@ from .sync._messages import (
     ApplyUpdate,
     DropOrigin,
     GetAwareness,
+    Joined,
+    JoinState,
     OpenDocument,
     SyncReply,
     SyncRequest,
@@ -160,7 +162,7 @@ class CollabSession(WebSocketSession):
             self.registry = await node.lookup(HUB_REGISTRY_NAME)
             hub = await self.registry.ask(JoinHub(self.doc, self.ctx.self_ref, self.origin))
             await hub.ask(WaitSubscribed(), timeout=OPEN_TIMEOUT)
-            awareness = await self._owner_ask(GetAwareness())
+            joined = await self._owner_ask(JoinState())
         except trouper.InvalidArgument as exc:  # a limit, named
             await self._refuse(_wire.POLICY, str(exc))
             return
@@ -168,8 +170,12 @@ class CollabSession(WebSocketSession):
             log.warning("collab: document %s unavailable: %s", self.doc, exc)
             await self._refuse(TRY_AGAIN_LATER, f"document {self.doc!r} unavailable, retry")
             return
-        if isinstance(awareness, bytes) and awareness not in (b"", b"\x00"):
-            self.send_bytes(_wire.encode_awareness(awareness))
+        assert isinstance(joined, Joined)
+        # As y-websocket's server: our SyncStep1 first (the client answers
+        # with what we lack), then everyone's awareness.
+        self.send_bytes(_wire.encode_sync_step1(joined.state_vector))
+        if joined.awareness not in (b"", b"\x00"):
+            self.send_bytes(_wire.encode_awareness(joined.awareness))
         self.ctx.every(self.settings.keepalive_interval, _Keepalive())
         if self.settings.sessions:
             self.session = SessionLink(node, self.user, self.origin, self.settings.session_ttl)
@@ -232,7 +238,6 @@ class CollabSession(WebSocketSession):
             reply = await self._owner_ask(SyncRequest(message.state_vector))
             assert isinstance(reply, SyncReply)
             self.send_bytes(_wire.encode_sync_step2(reply.update))
-            self.send_bytes(_wire.encode_sync_step1(reply.state_vector))
         elif isinstance(message, _wire.SyncStep2 | _wire.SyncUpdate):
             if message.update != _wire.EMPTY_UPDATE:
                 await self._owner_ask(ApplyUpdate(message.update, self.origin))

@@ -1,6 +1,7 @@
 """The server's side of the Yjs protocol, frame by frame, with a raw
-WebSocket: a SyncStep1 is answered by a SyncStep2 (what the client lacks)
-then the server's SyncStep1; an update is sent to the others, not echoed;
+WebSocket: the server's SyncStep1 comes on connect (answered with what it
+lacks, which reaches the others), a SyncStep1 is answered by a SyncStep2
+(what the client lacks); an update is sent to the others, not echoed;
 a query-awareness is answered with every state; a silent connection still
 hears keepalives (y-websocket's client drops one silent for 30 s)."""
 
@@ -36,8 +37,21 @@ async def test_the_exchange_frame_by_frame(tmp_path: Path) -> None:
             ada.text += "server text"
             await ada.synced()
             mine: pycrdt.Doc = pycrdt.Doc()
+            offline = mine.get("offline", type=pycrdt.Text)
+            offline += "made before connecting"
             url = f"{gateway.ws_url}?doc=raw&user=raw"
             async with open_websocket_url(url) as ws:
+                # On connect, before anything is asked: the server's SyncStep1.
+                step1 = await _next(ws)
+                assert isinstance(step1, _wire.SyncStep1)
+                assert step1.state_vector == ada.doc.get_state()
+                # Answered with what it lacks: our offline edit reaches ada.
+                await ws.send_message(_wire.encode_sync_step2(mine.get_update(step1.state_vector)))
+                await ada.wait_for(
+                    lambda: (
+                        str(ada.doc.get("offline", type=pycrdt.Text)) == "made before connecting"
+                    )
+                )
                 await ws.send_message(_wire.encode_sync_step1(mine.get_state()))
                 step2 = await _next(ws)
                 while isinstance(step2, _wire.AwarenessUpdate):  # ada's state, on joining
@@ -45,9 +59,6 @@ async def test_the_exchange_frame_by_frame(tmp_path: Path) -> None:
                 assert isinstance(step2, _wire.SyncStep2)
                 mine.apply_update(step2.update)
                 assert str(mine.get("content", type=pycrdt.Text)) == "server text"
-                step1 = await _next(ws)
-                assert isinstance(step1, _wire.SyncStep1)
-                assert step1.state_vector == ada.doc.get_state()
 
                 # Our update reaches ada, and is not echoed back to us.
                 text = mine.get("content", type=pycrdt.Text)

@@ -54,6 +54,8 @@ from ._messages import (
     DocEvent,
     DropOrigin,
     GetAwareness,
+    Joined,
+    JoinState,
     Subscribe,
     SyncReply,
     SyncRequest,
@@ -290,6 +292,11 @@ class DocumentActor(HistoryHandlers, LockHandlers, trouper.PersistentActor):
     async def get_awareness(self, msg: GetAwareness) -> bytes:
         self._touch()
         return self.awareness.encode_all()
+
+    @trouper.handler
+    async def join_state(self, msg: JoinState) -> Joined:
+        self._touch()
+        return Joined(self.doc.get_state(), self.awareness.encode_all())
 
     # ------------------------------------------------------------ subscribers
 

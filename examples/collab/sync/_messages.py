@@ -111,6 +111,20 @@ class DocEvent(msgspec.Struct, frozen=True):
     state_vector: bytes = b""
 
 
+@trouper.message(name="collab:JoinState")
+class JoinState(msgspec.Struct, frozen=True):
+    """For a connection that just joined: replies with ``Joined``."""
+
+
+@trouper.message(name="collab:Joined")
+class Joined(msgspec.Struct, frozen=True):
+    """The document's state vector (the server's SyncStep1 on connect) and
+    one awareness update holding every known state (b"" when there is none)."""
+
+    state_vector: bytes
+    awareness: bytes
+
+
 @trouper.message(name="collab:GetAwareness")
 class GetAwareness(msgspec.Struct, frozen=True):
     """Replies with one awareness update (bytes) holding every known state,
