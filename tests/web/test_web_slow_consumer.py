@@ -54,6 +54,99 @@ class Torrent(Flood):
     burst = 100
 
 
+class Boulders(WebSocketSession):
+    """Pushes 256 KiB binary frames, 4 every 10 ms (100 MB/s), and notes
+    the most bytes its outbox ever held."""
+
+    def __init__(self, connection: WebSocketConnection, rec: Recorder) -> None:
+        super().__init__(connection)
+        self.rec = rec
+        self.peak = 0
+
+    async def on_connect(self) -> None:
+        self.ctx.start_soon(self.pump)
+
+    async def pump(self) -> None:
+        boulder = b"x" * (256 * 1024)
+        while True:
+            for _ in range(4):
+                self.send_bytes(boulder)
+                self.peak = max(self.peak, self.queued_bytes)
+            await trio.sleep(0.01)
+
+    async def on_stop(self) -> None:
+        self.rec.add("stopping", self.peak, self.queued, self.dropped)
+        await super().on_stop()
+
+
+class OneBoulder(WebSocketSession):
+    """Sends one 2 MiB frame, more than its outbox_bytes, on connect."""
+
+    async def on_connect(self) -> None:
+        assert self.send_bytes(b"y" * (2 * 1024 * 1024))
+
+
+async def test_the_outbox_is_bounded_in_bytes_too() -> None:
+    # 256 KiB frames fill a 1 MiB outbox long before its 10,000 frames: a
+    # client that never reads is held to 1 MiB (plus its kernel buffers),
+    # then cut off as too slow.
+    rec = Recorder()
+    config = WebGateway(
+        session=Boulders,
+        session_args=(rec,),
+        outbox_size=10_000,
+        outbox_bytes=1024 * 1024,
+        slow_consumer_timeout=0.3,
+        close_timeout=0.3,
+    )
+    with trio.fail_after(10):
+        async with trouper.open_node() as node, open_gateway(node, config) as gw:
+            async with open_websocket_url(gw.ws_url, message_queue_size=1):
+                await rec.wait_for(lambda: bool(rec.of("stopping")))
+            [(_, peak, queued, dropped)] = rec.of("stopping")
+            assert 0 < peak <= 1024 * 1024
+            assert dropped > 0 and queued <= 4
+    # One frame larger than outbox_bytes still goes out, alone.
+    config = WebGateway(session=OneBoulder, outbox_bytes=1024 * 1024)
+    with trio.fail_after(10):
+        async with (
+            trouper.open_node() as node,
+            open_gateway(node, config) as gw,
+            open_websocket_url(gw.ws_url, max_message_size=4 * 1024 * 1024) as ws,
+        ):
+            assert await ws.get_message() == b"y" * (2 * 1024 * 1024)
+
+
+class LosslessTorrent(Torrent):
+    close_on_drop = True
+
+
+async def test_close_on_drop_closes_at_the_first_dropped_frame() -> None:
+    # The slow-consumer timeout is a minute: only close_on_drop can close
+    # this session within the test's bound.
+    rec = Recorder()
+    config = WebGateway(
+        session=LosslessTorrent,
+        session_args=(rec,),
+        outbox_size=8,
+        slow_consumer_timeout=60.0,
+        close_timeout=0.3,
+    )
+    with trio.fail_after(10):
+        async with (
+            trouper.open_node() as node,
+            open_gateway(node, config) as gw,
+            open_websocket_url(gw.ws_url, message_queue_size=1) as slow,
+        ):
+            await rec.wait_for(lambda: bool(rec.of("disconnect")))
+            [(_, _, dropped)] = rec.of("stopping")
+            assert dropped >= 1
+            with pytest.raises(ConnectionClosed) as info:
+                while True:
+                    await slow.get_message()
+            assert info.value.reason.code in (1008, 1006)  # the close frame, if it fit
+
+
 async def test_slow_consumer_is_disconnected_and_nobody_else_slows_down() -> None:
     rec = Recorder()
     config = WebGateway(

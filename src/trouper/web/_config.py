@@ -102,8 +102,10 @@ class WebGateway:
     is an actor of class ``session`` (created as ``session(connection,
     *session_args)``) under ``/system/web``.
 
-    A session's outbox holds ``outbox_size`` messages; a client that leaves it
-    full for ``slow_consumer_timeout`` seconds is disconnected (code 1008,
+    A session's outbox holds ``outbox_size`` messages and ``outbox_bytes``
+    bytes of payload (one larger message still goes into an empty outbox);
+    a client that leaves it full for ``slow_consumer_timeout`` seconds is
+    disconnected (code 1008,
     reason ``consumer-too-slow``). A client frame larger than
     ``max_message_size`` bytes closes the connection with code 1009. At most
     ``inbox_size`` received frames wait for the session at a time (then the
@@ -142,6 +144,7 @@ class WebGateway:
     static_dir: Path | None = attrs.field(default=None, converter=_to_path)
     ws_path: str = attrs.field(default="/ws", validator=_check_path)
     outbox_size: int = attrs.field(default=256, validator=_check_positive)
+    outbox_bytes: int = attrs.field(default=16 * 1024 * 1024, validator=_check_positive)
     slow_consumer_timeout: float = attrs.field(default=5.0, validator=_check_positive)
     max_message_size: int = attrs.field(default=64 * 1024, validator=_check_positive)
     session: type[WebSocketSession] = attrs.field(

@@ -87,7 +87,15 @@ class WebSocketSession(Actor):
     ``await super().on_stop()`` (without it the socket still closes, but
     without flushing the outbox). An exception in a hook fails this session
     only: its socket closes with code 1011.
+
+    ``close_on_drop = True`` (a class attribute) closes the session as too
+    slow (1008 ``consumer-too-slow``, its outbox discarded) as soon as one
+    frame is dropped, instead of after ``slow_consumer_timeout`` and only if
+    the client never catches up: for protocols where a lost frame leaves the
+    client wrong until it reconnects and syncs (a CRDT's updates).
     """
+
+    close_on_drop = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # A failure in any handler of a session closes its socket with 1011:
@@ -102,7 +110,9 @@ class WebSocketSession(Actor):
         config = connection.config
         self._outbox, self._outbox_out = trio.open_memory_channel[Outgoing](config.outbox_size)
         self._outbox_size = config.outbox_size
+        self._outbox_bytes = config.outbox_bytes
         self._queued = 0  # frames in the outbox and in the writer's hands
+        self._queued_bytes = 0  # and their payloads' size
         self._inflight = trio.Semaphore(config.inbox_size)
         self._accepted = trio.Event()
         self._writer_done = trio.Event()
@@ -129,6 +139,11 @@ class WebSocketSession(Actor):
     def queued(self) -> int:
         """Frames queued or being written now (never more than ``outbox_size``)."""
         return self._queued
+
+    @property
+    def queued_bytes(self) -> int:
+        """Their payloads' size (over ``outbox_bytes`` only by one large frame)."""
+        return self._queued_bytes
 
     async def on_connect(self) -> None:
         """The WebSocket was accepted (runs in the actor's task)."""
@@ -204,16 +219,24 @@ class WebSocketSession(Actor):
                 return True
             if written == OWING:
                 frame = FLUSH  # the writer task sends the rest of the frame
+        size = frame.size
         try:
-            if self._queued >= self._outbox_size:
+            # A frame over outbox_bytes on its own still goes into an empty
+            # outbox: a large message is slow, not refused.
+            if self._queued >= self._outbox_size or (
+                self._queued and self._queued_bytes + size > self._outbox_bytes
+            ):
                 raise trio.WouldBlock
             self._outbox.send_nowait(frame)
             self._queued += 1
+            self._queued_bytes += size
         except trio.WouldBlock:
             self.dropped += 1
             if self._full_since is None:
                 self._full_since = trio.current_time()
-                timeout = self.connection.config.slow_consumer_timeout
+                timeout = (
+                    0.0 if self.close_on_drop else self.connection.config.slow_consumer_timeout
+                )
                 self.ctx.send_after(timeout, WsSlowCheck(self._slow_token))
             return False
         return True
@@ -226,10 +249,11 @@ class WebSocketSession(Actor):
     def _discard_outbox(self) -> None:
         while True:
             try:
-                self._outbox_out.receive_nowait()
+                frame = self._outbox_out.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
                 return
             self._queued -= 1
+            self._queued_bytes -= frame.size
 
     @handler
     async def _trouper_ws_open(self, msg: WsOpen) -> None:
@@ -298,7 +322,7 @@ class WebSocketSession(Actor):
     async def _writer(self) -> None:
         conn = self.connection
         socket = conn.socket
-        half = conn.config.outbox_size // 2
+        half, half_bytes = conn.config.outbox_size // 2, conn.config.outbox_bytes // 2
         try:
             await self._accepted.wait()
             async for frame in self._outbox_out:
@@ -306,7 +330,7 @@ class WebSocketSession(Actor):
                     break
                 if socket is None:
                     await conn.send(frame.event())
-                    sent = 1
+                    sent, size = 1, frame.size
                 else:  # everything queued, in one write
                     batch = [frame]
                     while True:
@@ -315,10 +339,12 @@ class WebSocketSession(Actor):
                         except (trio.WouldBlock, trio.EndOfChannel):
                             break
                     await socket.send_frames(batch)
-                    sent = len(batch)
+                    sent, size = len(batch), sum(f.size for f in batch)
                 self._queued -= sent
+                self._queued_bytes -= size
                 conn.gateway.metrics.frames_sent += sent
-                if self._full_since is not None and self._queued <= half:
+                drained = self._queued <= half and self._queued_bytes <= half_bytes
+                if self._full_since is not None and drained and not self.close_on_drop:
                     self._full_since = None  # drained: the client keeps up after all
                     self._slow_token += 1
             code, reason = self._close_request or (CLOSE_NORMAL, "")

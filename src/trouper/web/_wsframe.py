@@ -302,6 +302,16 @@ class Outgoing:
         frame._wire = wire
         return frame
 
+    @property
+    def size(self) -> int:
+        """What the frame counts against a session's ``outbox_bytes``: its
+        payload's length (characters of a text frame)."""
+        if self.text is not None:
+            return len(self.text)
+        if self.data is not None:
+            return len(self.data)
+        return len(self._wire or b"")
+
     def wire(self) -> bytes:
         """The encoded (unmasked, server-side) frame, encoded on first use."""
         wire = self._wire
