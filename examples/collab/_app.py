@@ -52,6 +52,9 @@ class CollabSettings:
     #: Seconds between the keepalives sent to each connection.
     keepalive_interval: float = KEEPALIVE_INTERVAL
     max_message_size: int = MAX_MESSAGE_BYTES
+    #: Bytes queued for one client that does not keep up (then dropped, and
+    #: after the gateway's slow-consumer timeout the connection is closed).
+    outbox_bytes: int = 16 * 1024 * 1024
     max_hubs: int = MAX_HUBS_PER_NODE
     max_sessions_per_hub: int = MAX_SESSIONS_PER_HUB
     static_dir: Path = STATIC
@@ -83,6 +86,7 @@ async def start_edge(
         static_dir=settings.static_dir,
         ws_path="/ws",
         max_message_size=settings.max_message_size,
+        outbox_bytes=settings.outbox_bytes,
         session=CollabSession,
         session_args=(edge,),
         routes=routes,

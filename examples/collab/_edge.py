@@ -131,6 +131,11 @@ def parse_query(query_string: bytes) -> tuple[str, str]:
 class CollabSession(WebSocketSession):
     """One editor's connection to one document."""
 
+    # A dropped update would leave this client's document wrong without its
+    # knowing: close it at once instead, and it resyncs when it reconnects
+    # (its SyncStep1 brings only what it missed).
+    close_on_drop = True
+
     def __init__(
         self, connection: WebSocketConnection, settings: EdgeSettings = EdgeSettings()
     ) -> None:
