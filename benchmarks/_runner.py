@@ -18,7 +18,7 @@ from benchmarks._registry import Case
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-class SampleError(Exception):
+class SampleError(RuntimeError):
     """A child process failed or printed no value."""
 
 
@@ -125,12 +125,14 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def measure(spec: str, size: int, timeout: float) -> float:
-    """Run one measuring function in a fresh interpreter and return its value."""
-    command = [sys.executable, "-m", "benchmarks._child", spec, str(size)]
+def run_python(argv: list[str], timeout: float, what: str, stderr_lines: int = 1) -> str:
+    """Run ``python ARGV`` to completion in the repository, with the children's
+    environment; its last non-empty stdout line. ``SampleError`` naming ``what``
+    on a timeout, a failure (with the last ``stderr_lines`` of its stderr) or
+    no output."""
     try:
         done = subprocess.run(
-            command,
+            [sys.executable, *argv],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -139,15 +141,23 @@ def measure(spec: str, size: int, timeout: float) -> float:
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        raise SampleError(f"{spec}: no result within {timeout:g}s") from exc
+        raise SampleError(f"{what}: no result within {timeout:g}s") from exc
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     if done.returncode != 0 or not lines:
-        tail = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
-        raise SampleError(f"{spec}: {tail[0]}")
+        tail = done.stderr.strip().splitlines()[-stderr_lines:] or [
+            f"exit status {done.returncode}"
+        ]
+        raise SampleError(f"{what}: " + "\n".join(tail))
+    return lines[-1]
+
+
+def measure(spec: str, size: int, timeout: float) -> float:
+    """Run one measuring function in a fresh interpreter and return its value."""
+    line = run_python(["-m", "benchmarks._child", spec, str(size)], timeout, spec)
     try:
-        return float(json.loads(lines[-1])["value"])
+        return float(json.loads(line)["value"])
     except (ValueError, KeyError, TypeError) as exc:
-        raise SampleError(f"{spec}: unreadable result {lines[-1]!r}") from exc
+        raise SampleError(f"{spec}: unreadable result {line!r}") from exc
 
 
 def _sample(side: Side, size: int, timeout: float) -> str:

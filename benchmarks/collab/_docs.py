@@ -45,6 +45,7 @@ from examples.collab.sync._messages import (
 import trouper
 from benchmarks._runner import REPO_ROOT, child_env, read_line
 from benchmarks.chat._limits import rss_bytes
+from benchmarks.collab._servers import run_child
 
 #: Concurrent writers in the recovery case: each sends its own edits in order,
 #: one ``ApplyUpdate`` at a time (as one client connection does).
@@ -143,19 +144,7 @@ async def open_all(store: str, documents: int, chars: int, traced: bool) -> dict
 
 
 def _child(*argv: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.collab._docs", *argv],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        env=child_env(),
-        timeout=900,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"_docs {argv[0]}: {done.stderr.strip()[-2000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return run_child(["-m", "benchmarks.collab._docs", *argv], 900, f"_docs {argv[0]}")
 
 
 def memory(args: argparse.Namespace) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks._runner import REPO_ROOT, child_env, read_line
+from benchmarks._runner import REPO_ROOT, child_env, read_line, run_python
 from benchmarks.chat._limits import cpu_seconds, rss_bytes
 
 #: How long a server may take to print its JSON line (the trouper node opens its store first).
@@ -100,21 +100,5 @@ def baseline_server() -> Server:
 
 def run_child(argv: list[str], timeout: float, what: str) -> dict[str, Any]:
     """Run ``python ARGV`` to completion; its last stdout line, parsed as JSON."""
-    try:
-        done = subprocess.run(
-            [sys.executable, *argv],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=REPO_ROOT,
-            env=child_env(),
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise RuntimeError(f"{what}: no result within {timeout:g} s") from exc
-    lines = [line for line in done.stdout.splitlines() if line.strip()]
-    if done.returncode != 0 or not lines:
-        tail = "\n".join(done.stderr.strip().splitlines()[-8:])
-        raise RuntimeError(f"{what}: exit status {done.returncode}:\n{tail}")
-    result: dict[str, Any] = json.loads(lines[-1])
+    result: dict[str, Any] = json.loads(run_python(argv, timeout, what, stderr_lines=8))
     return result
