@@ -82,6 +82,28 @@ def mask_frame(payload: bytes, mask: bytes, opcode: int = 0x1) -> bytes:
     return head + mask + body
 
 
+def split_frames(buf: bytes, max_size: int | None = None) -> tuple[list[tuple[int, bytes]], bytes]:
+    """The whole (unmasked, server) frames at the start of ``buf`` as
+    ``(first byte, payload)``, and the bytes after them; ``ValueError`` for a
+    frame over ``max_size``, as soon as its header says so."""
+    frames: list[tuple[int, bytes]] = []
+    at, end = 0, len(buf)
+    while end - at >= 2:
+        first, n = buf[at], buf[at + 1] & 0x7F
+        head = 2
+        if n == 126:
+            head, n = 4, int.from_bytes(buf[at + 2 : at + 4], "big")
+        elif n == 127:
+            head, n = 10, int.from_bytes(buf[at + 2 : at + 10], "big")
+        if max_size is not None and n > max_size:
+            raise ValueError(f"server frame of {n} bytes exceeds {max_size}")
+        if end - at < head + n:
+            break
+        frames.append((first, buf[at + head : at + head + n]))
+        at += head + n
+    return frames, buf[at:]
+
+
 class Lean:
     def __init__(self, argv: list[str]) -> None:
         url = urlsplit(argv[0])
@@ -188,18 +210,8 @@ class Lean:
         conn.buf = self._frames(conn, buf)
 
     def _frames(self, conn: Conn, buf: bytes) -> bytes:
-        at, end = 0, len(buf)
-        while end - at >= 2:
-            first, n = buf[at], buf[at + 1] & 0x7F
-            head = 2
-            if n == 126:
-                head, n = 4, int.from_bytes(buf[at + 2 : at + 4], "big")
-            elif n == 127:
-                head, n = 10, int.from_bytes(buf[at + 2 : at + 10], "big")
-            if end - at < head + n:
-                break
-            payload = buf[at + head : at + head + n]
-            at += head + n
+        frames, rest = split_frames(buf)
+        for first, payload in frames:
             opcode = first & 0x0F
             if opcode == 0x1 and first & 0x80:
                 self._text(conn, payload)
@@ -211,7 +223,7 @@ class Lean:
                 return b""
             elif opcode != 0xA:
                 self.errors += 1  # fragmented or binary: not what the chat sends
-        return buf[at:]
+        return rest
 
     def _send_control(self, conn: Conn, opcode: int, payload: bytes) -> None:
         if conn.sock is not None:

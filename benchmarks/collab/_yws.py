@@ -20,7 +20,7 @@ import re
 
 from pycrdt import write_var_uint
 
-from benchmarks.chat._lean import mask_frame
+from benchmarks.chat._lean import mask_frame, split_frames
 
 __all__ = ["TOKEN", "FrameReader", "mask_frame", "parse_sync", "sync_message", "token"]
 
@@ -79,23 +79,7 @@ class FrameReader:
         self.buf = b""
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
-        buf = self.buf + data if self.buf else data
-        frames: list[tuple[int, bytes]] = []
-        at, end = 0, len(buf)
-        while end - at >= 2:
-            first, n = buf[at], buf[at + 1] & 0x7F
-            head = 2
-            if n == 126:
-                head, n = 4, int.from_bytes(buf[at + 2 : at + 4], "big")
-            elif n == 127:
-                head, n = 10, int.from_bytes(buf[at + 2 : at + 10], "big")
-            if n > MAX_FRAME:
-                raise ValueError(f"server frame of {n} bytes exceeds {MAX_FRAME}")
-            if end - at < head + n:
-                break
-            if not first & 0x80:
-                raise ValueError("fragmented server frame")
-            frames.append((first & 0x0F, buf[at + head : at + head + n]))
-            at += head + n
-        self.buf = buf[at:]
-        return frames
+        frames, self.buf = split_frames(self.buf + data if self.buf else data, MAX_FRAME)
+        if any(not first & 0x80 for first, _ in frames):
+            raise ValueError("fragmented server frame")
+        return [(first & 0x0F, payload) for first, payload in frames]
